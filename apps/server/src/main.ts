@@ -1,0 +1,147 @@
+import pino from 'pino';
+import yargs from 'yargs';
+import { ENGINE_KINDS, type EngineRequest } from '@fastport/native-io';
+import { Server, type FramingOption } from '@fastport/session';
+import { installAppHandlers } from './app-handlers';
+
+export interface ServerCliOptions {
+  engine: EngineRequest;
+  host: string;
+  port: number;
+  threads: number | undefined;
+  framing: 'fastport' | 'large' | 'u32le';
+  maxFrame: number | undefined;
+  mode: 'app' | 'echo';
+  reusePort: boolean;
+  statsInterval: number;
+  grace: number;
+  logLevel: string;
+}
+
+export function parseServerArgs(argv: string[]): ServerCliOptions {
+  const args = yargs(argv)
+    .scriptName('fastport-server')
+    .usage('$0 [options]\n\nA FastPort server: protocol handlers (app) or a framed echo (echo).')
+    .option('engine', {
+      choices: ['auto', ...ENGINE_KINDS] as const,
+      default: 'auto' as const,
+      describe: 'I/O engine; auto picks uring → epoll (Linux), rio → iocp (Windows), else node',
+    })
+    .option('rio', { type: 'boolean', default: false, describe: 'alias of --engine rio (FastPort flag)' })
+    .option('host', { type: 'string', default: '0.0.0.0', describe: 'address to bind' })
+    .option('port', { type: 'number', default: 9000, describe: 'port to listen on (0 = any free port)' })
+    .option('threads', { type: 'number', describe: 'native I/O threads (0 = inline on the JS loop)' })
+    .option('framing', {
+      choices: ['fastport', 'large', 'u32le'] as const,
+      default: 'fastport' as const,
+      describe: 'fastport: u16 BE size+u16 id; large: u32 BE size+u16 id; u32le: u32 LE payload length',
+    })
+    .option('max-frame', { type: 'number', describe: 'largest frame accepted (large/u32le; default 16 MiB)' })
+    .option('mode', {
+      choices: ['app', 'echo'] as const,
+      default: 'app' as const,
+      describe: 'app: ping/echo/benchmark/admin packets; echo: every frame sent back verbatim',
+    })
+    .option('reuse-port', { type: 'boolean', default: false, describe: 'SO_REUSEPORT (several processes, one port)' })
+    .option('stats-interval', { type: 'number', default: 0, describe: 'log stats every N seconds (0 = off)' })
+    .option('grace', { type: 'number', default: 5000, describe: 'ms to flush sessions on SIGINT/SIGTERM' })
+    .option('log-level', { type: 'string', default: 'info', describe: 'pino level: trace|debug|info|warn|error' })
+    .strict()
+    .help()
+    .parseSync();
+  return {
+    engine: args.rio ? 'rio' : args.engine,
+    host: args.host,
+    port: args.port,
+    threads: args.threads,
+    framing: args.framing,
+    maxFrame: args['max-frame'],
+    mode: args.mode,
+    reusePort: args['reuse-port'],
+    statsInterval: args['stats-interval'],
+    grace: args.grace,
+    logLevel: args['log-level'],
+  };
+}
+
+export async function startServer(opts: ServerCliOptions, logger: pino.Logger): Promise<Server> {
+  const framing: FramingOption =
+    opts.maxFrame !== undefined && opts.framing !== 'fastport'
+      ? { preset: opts.framing, maxFrameSize: opts.maxFrame }
+      : opts.framing;
+  const server = new Server({
+    engine: opts.engine,
+    framing,
+    reusePort: opts.reusePort,
+    ...(opts.threads !== undefined ? { ioThreads: opts.threads } : {}),
+  });
+  server.on('error', (err: Error, session?: { id: number }) => logger.error({ err, session: session?.id }, 'handler error'));
+  if (opts.mode === 'echo') {
+    // The echo is written the way a user would write it: one handler call per frame.
+    server.on('frame', (session, frame) => {
+      session.sendFrame(frame.bytes);
+    });
+  } else {
+    installAppHandlers(server, logger, opts);
+  }
+  server.on('close', (session, info) => {
+    if (info.reason !== 'local' && info.reason !== 'peer' && info.reason !== 'shutdown') {
+      logger.debug({ session: session.id, ...info }, 'session closed');
+    }
+  });
+  const address = await server.listen(opts.port, opts.host);
+  logger.info(
+    {
+      engine: server.engine.info.kind,
+      requested: server.engine.info.requested,
+      reason: server.engine.info.reason,
+      ioThreads: server.engine.info.ioThreads,
+      address: address.address,
+      port: address.port,
+      framing: opts.framing,
+      mode: opts.mode,
+    },
+    `fastport-server listening on ${address.address}:${address.port} (engine ${server.engine.info.kind})`,
+  );
+  return server;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const opts = parseServerArgs(argv);
+  const logger = pino({ level: opts.logLevel, base: { app: 'fastport-server', pid: process.pid } });
+  let server: Server;
+  try {
+    server = await startServer(opts, logger);
+  } catch (err) {
+    logger.fatal({ err }, 'failed to start');
+    process.exitCode = 1;
+    return;
+  }
+  let statsTimer: NodeJS.Timeout | undefined;
+  if (opts.statsInterval > 0) {
+    statsTimer = setInterval(() => logger.info({ stats: server.stats() }, 'stats'), opts.statsInterval * 1000);
+    statsTimer.unref();
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    if (statsTimer) clearInterval(statsTimer);
+    logger.info({ signal, sessions: server.sessions.size }, 'stopping: no new connections, flushing sessions');
+    server.close(opts.grace).then(
+      (result) => {
+        logger.info({ ...result, stats: server.stats() }, 'stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

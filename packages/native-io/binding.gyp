@@ -1,0 +1,77 @@
+# FastPort native I/O addon. Build with `node scripts/build-native.js`
+# (it passes --nodedir so node-gyp never downloads headers).
+#
+# Layout (libuv / uSockets style):
+#   src/fastport.h   internal header of the C++ core (no OS types)
+#   src/common/      portable code
+#   src/linux/       Linux only (io_uring through raw syscalls, epoll)
+#   src/win/         Windows only
+#   src/binding.cc   the thin N-API binding (node-addon-api, C++ exceptions off)
+{
+  'variables': {
+    'fastport_version%': '<!(node -p "require(\'./package.json\').version")',
+  },
+  'targets': [
+    {
+      'target_name': 'fastport_native',
+      'sources': [
+        'src/binding.cc',
+        'src/common/errno_name.cc',
+        'src/common/probe_common.cc',
+        'src/common/version.cc',
+      ],
+      'include_dirs': [
+        '<!(node -p "require(\'node-addon-api\').include_dir")',
+        'src',
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        'FASTPORT_VERSION="<(fastport_version)"',
+      ],
+      'cflags': [ '-O2', '-Wall', '-Wextra', '-fno-exceptions' ],
+      'cflags_cc': [ '-std=c++17', '-fno-exceptions', '-fno-rtti' ],
+      'conditions': [
+        ['OS=="linux"', {
+          'sources': [
+            'src/linux/probe_linux.cc',
+            'src/linux/uring_ring.cc',
+          ],
+        }],
+        ['OS=="win"', {
+          'sources': [
+            'src/win/probe_win.cc',
+          ],
+          'defines': [ 'WIN32_LEAN_AND_MEAN', 'NOMINMAX', '_HAS_EXCEPTIONS=0' ],
+          'msvs_settings': {
+            'VCCLCompilerTool': {
+              'ExceptionHandling': 0,
+              'AdditionalOptions': [ '/std:c++17', '/W4', '/O2' ],
+            },
+          },
+        }],
+        ['OS!="linux" and OS!="win"', {
+          'sources': [
+            'src/common/probe_unsupported.cc',
+          ],
+        }],
+        ['OS=="mac"', {
+          'xcode_settings': {
+            'CLANG_CXX_LANGUAGE_STANDARD': 'c++17',
+            'GCC_ENABLE_CPP_EXCEPTIONS': 'NO',
+            'GCC_OPTIMIZATION_LEVEL': '2',
+            'WARNING_CFLAGS': [ '-Wall', '-Wextra' ],
+          },
+        }],
+      ],
+      'configurations': {
+        'Release': {
+          # node's common.gypi asks for -O3; we build at -O2 (appended last, so it wins).
+          'cflags': [ '-O2' ],
+          'cflags_cc': [ '-O2' ],
+        },
+      },
+    },
+  ],
+}

@@ -1,0 +1,93 @@
+import { FastPortError } from './errors';
+import { loadNative, nativeLoadError } from './native';
+import { NodeEngine } from './node-engine';
+import type { Engine, EngineHandler, EngineKind, EngineOptions, EngineRequest } from './types';
+
+export interface CreateEngineOptions extends EngineOptions {
+  handler: EngineHandler;
+}
+
+export interface EngineAvailability {
+  kind: EngineKind;
+  available: boolean;
+  /** Why it is (un)available, in words a log line can carry. */
+  reason: string;
+}
+
+export type EngineFactory = (handler: EngineHandler, options: EngineOptions, requested: EngineRequest, reason: string) => Engine;
+
+const factories = new Map<EngineKind, EngineFactory>();
+
+/** Native engine modules register themselves here; the node engine is always present. */
+export function registerEngine(kind: EngineKind, factory: EngineFactory): void {
+  factories.set(kind, factory);
+}
+
+function platformOrder(): EngineKind[] {
+  if (process.platform === 'linux') return ['uring', 'epoll', 'node'];
+  if (process.platform === 'win32') return ['rio', 'iocp', 'node'];
+  return ['node'];
+}
+
+export function engineAvailability(kind: EngineKind): EngineAvailability {
+  if (kind === 'node') return { kind, available: true, reason: 'node:net is always available' };
+  const wantPlatform = kind === 'uring' || kind === 'epoll' ? 'linux' : 'win32';
+  if (process.platform !== wantPlatform) {
+    return { kind, available: false, reason: `${kind} runs on ${wantPlatform}, this is ${process.platform}` };
+  }
+  const native = loadNative();
+  if (native === null) {
+    return { kind, available: false, reason: `native addon not loaded: ${nativeLoadError()?.message ?? 'unknown'}` };
+  }
+  if (kind === 'uring') {
+    const uring = native.probe().uring;
+    if (!uring.available) {
+      return { kind, available: false, reason: `io_uring_setup failed: ${uring.error ?? 'unknown error'}` };
+    }
+  }
+  if (!factories.has(kind)) {
+    return { kind, available: false, reason: `this build of @fastport/native-io has no ${kind} engine` };
+  }
+  return { kind, available: true, reason: kind === 'uring' ? 'io_uring available' : `${kind} available` };
+}
+
+/** Every engine with its availability on this machine, in auto's order of preference first. */
+export function listEngines(): EngineAvailability[] {
+  const order = platformOrder();
+  const rest = (['uring', 'epoll', 'rio', 'iocp', 'node'] as EngineKind[]).filter((k) => !order.includes(k));
+  return [...order, ...rest].map(engineAvailability);
+}
+
+/**
+ * Creates the requested engine. `auto` takes the first available engine of the
+ * platform's order and records in `engine.info.reason` why each better one was passed over.
+ */
+export function createEngine(options: CreateEngineOptions): Engine {
+  const { handler, ...engineOptions } = options;
+  const requested: EngineRequest = options.kind ?? 'auto';
+  if (requested !== 'auto') {
+    const availability = engineAvailability(requested);
+    if (!availability.available) {
+      throw new FastPortError('ERR_ENGINE_UNAVAILABLE', `engine '${requested}' is unavailable: ${availability.reason}`);
+    }
+    return instantiate(requested, handler, engineOptions, requested, availability.reason);
+  }
+  const skipped: string[] = [];
+  for (const kind of platformOrder()) {
+    const availability = engineAvailability(kind);
+    if (!availability.available) {
+      skipped.push(`${kind}: ${availability.reason}`);
+      continue;
+    }
+    const reason = skipped.length === 0 ? availability.reason : `${availability.reason}; skipped ${skipped.join('; ')}`;
+    return instantiate(kind, handler, engineOptions, requested, reason);
+  }
+  throw new FastPortError('ERR_ENGINE_UNAVAILABLE', `no engine available: ${skipped.join('; ')}`);
+}
+
+function instantiate(kind: EngineKind, handler: EngineHandler, options: EngineOptions, requested: EngineRequest, reason: string): Engine {
+  if (kind === 'node') return new NodeEngine(handler, options, requested, reason);
+  const factory = factories.get(kind);
+  if (!factory) throw new FastPortError('ERR_ENGINE_UNAVAILABLE', `engine '${kind}' is not registered`);
+  return factory(handler, options, requested, reason);
+}
