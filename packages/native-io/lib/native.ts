@@ -170,7 +170,7 @@ export interface ProbeResult {
 
 /** The addon's exports. */
 export interface NativeBinding {
-  /** What the kernel offers (io_uring, epoll), probed now; a few ms. */
+  /** What the kernel offers (io_uring, epoll), probed now (synchronous, well under 1 ms). */
   probe(): ProbeResult;
   /** The addon's version (package.json version it was built from). */
   version(): string;

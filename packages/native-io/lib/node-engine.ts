@@ -346,8 +346,9 @@ export class NodeEngine implements Engine {
     this.counters.sendSubmissions++;
     conn.inFlight += bytes;
     conn.socket.write(data, (err) => {
-      // A failed write (reset, destroyed socket) stays counted as in flight: never sent.
-      if (!err) this.onWritten(conn, bytes);
+      // A failed write stays counted as in flight: never sent. node:net calls back
+      // with no error for writes cancelled by destroy(), hence the destroyed check.
+      if (!err && !conn.socket.destroyed) this.onWritten(conn, bytes);
     });
     if (conn.shutdownRequested || conn.closeMode === 'graceful') this.endSocket(conn);
   }

@@ -97,11 +97,13 @@ function resolveFrom(request) {
   }
 }
 
+/** node-gyp's entry script: ours (devDependency), else the one npm runs lifecycle scripts with. */
 function nodeGypJs() {
   const js = resolveFrom('node-gyp/bin/node-gyp.js');
   if (js) return js;
-  fail('node-gyp is not installed (devDependency of @fastport/native-io): run pnpm install');
-  return '';
+  const npms = process.env.npm_config_node_gyp;
+  if (npms && npms.endsWith('.js') && fs.existsSync(npms)) return npms;
+  return null;
 }
 
 function childEnv(nodedir) {
@@ -183,7 +185,9 @@ function checkLoads(file) {
 // ------------------------------------------------------------ build
 
 function runNodeGyp(nodedir) {
-  const args = [nodeGypJs(), 'rebuild', DEBUG ? '--debug' : '--release', `--jobs=${os.cpus().length || 1}`];
+  const gyp = nodeGypJs();
+  if (!gyp) return 'node-gyp is not installed (devDependency of @fastport/native-io): run pnpm install';
+  const args = [gyp, 'rebuild', DEBUG ? '--debug' : '--release', `--jobs=${os.cpus().length || 1}`];
   if (nodedir) args.push(`--nodedir=${nodedir}`);
   args.push(VERBOSE ? '--verbose' : '--loglevel=warn');
   log(`node-gyp ${args.slice(1).join(' ')}`);

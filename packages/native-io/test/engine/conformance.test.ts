@@ -23,6 +23,7 @@ import {
   closedPort,
   connectPair,
   eventually,
+  fillUntilStalled,
   firstDifference,
   nextTurn,
   pattern,
@@ -79,6 +80,41 @@ function describeEngine(kind: EngineKind): void {
     };
 
     // -----------------------------------------------------------------------
+    describe('0. engine', () => {
+      test('createEngine returns this engine and says which and why', async () => {
+        const side = new Side(kind, { name: 'engine' });
+        const info = side.engine.info;
+        expect(info.kind).toBe(kind);
+        expect(info.requested).toBe(kind);
+        expect(typeof info.reason).toBe('string');
+        expect(info.reason.length).toBeGreaterThan(0);
+        expect(Number.isInteger(info.ioThreads) && info.ioThreads >= 0).toBe(true);
+        expect(typeof info.features).toBe('object');
+        const st = side.engine.stats();
+        for (const key of ['connections', 'accepted', 'connected', 'closed', 'bytesIn', 'bytesOut', 'pendingBytes'] as const) {
+          expect(st[key]).toBe(0);
+        }
+        expect(st.errors).toEqual({});
+      });
+
+      test('inconsistent limits are rejected when the engine is created', async () => {
+        const make = (o: { maxPendingBytes?: number; highWaterMark?: number; lowWaterMark?: number }): unknown => {
+          try {
+            new Side(kind, { name: 'bad-limits', ...o });
+            return null;
+          } catch (err) {
+            return err;
+          }
+        };
+        for (const bad of [{ lowWaterMark: 10, highWaterMark: 5 }, { highWaterMark: 100, maxPendingBytes: 50 }, { maxPendingBytes: -1 }]) {
+          const err = make(bad);
+          expect(err).toBeInstanceOf(FastPortError);
+          expect((err as FastPortError).code).toBe('ERR_INVALID_ARGUMENT');
+        }
+      });
+    });
+
+    // -----------------------------------------------------------------------
     describe('1. listen', () => {
       test('listen on port 0 resolves with the real bound port', async () => {
         const server = new Side(kind, { name: 'server' });
@@ -121,6 +157,47 @@ function describeEngine(kind: EngineKind): void {
           port: peer.socket.localPort,
           family: 'IPv6',
         });
+      });
+
+      test("dual-stack '::' accepts IPv4 and IPv6 clients; ipv6Only refuses IPv4", async () => {
+        const server = new Side(kind, { name: 'server', echo: true });
+        const dual = await server.listen(0, '::');
+        expect(dual.family).toBe('IPv6');
+        const v4 = await rawConnect(dual.port, '127.0.0.1');
+        const v6 = await rawConnect(dual.port, '::1');
+        await server.waitAccepted(2);
+        const byPort = (p: RawPeer) => server.accepted.map((id) => server.log(id).remote).find((r) => r?.port === p.socket.localPort);
+        // an IPv4 peer of a dual-stack socket may be reported plain or v4-mapped
+        expect(['127.0.0.1', '::ffff:127.0.0.1']).toContain(byPort(v4)?.address);
+        expect(byPort(v6)).toEqual({ address: '::1', port: v6.socket.localPort, family: 'IPv6' });
+        const msg = pattern(1000, 1);
+        v4.socket.write(msg);
+        await waitFor(() => v4.bytes >= msg.length, WAIT_MS, 'IPv4 echo');
+        expect(firstDifference(v4.data(), msg)).toBeNull();
+
+        const only6 = await server.listen(0, '::', { ipv6Only: true });
+        expect(await rawConnectError(only6.port, '127.0.0.1')).toBe('ECONNREFUSED');
+        await rawConnect(only6.port, '::1');
+        await server.waitAccepted(3);
+      });
+
+      test('reusePort: two listeners share a port, or listen says EOPNOTSUPP', async () => {
+        const a = new Side(kind, { name: 'a' });
+        const b = new Side(kind, { name: 'b' });
+        const first = await a.listen(0, '127.0.0.1', { reusePort: true }).then(
+          (info) => info,
+          (err: unknown) => err as FastPortError,
+        );
+        if (first instanceof Error) {
+          expect(first).toBeInstanceOf(FastPortError);
+          expect(first.code).toBe('EOPNOTSUPP');
+          expect(a.engine.info.features['reusePort']).toBe(false);
+          return;
+        }
+        const second = await b.listen(first.port, '127.0.0.1', { reusePort: true });
+        expect(second.port).toBe(first.port);
+        const peers = await Promise.all(Array.from({ length: 8 }, () => rawConnect(first.port)));
+        await waitFor(() => a.accepted.length + b.accepted.length === peers.length, WAIT_MS, 'accepts on the shared port');
       });
 
       test('listen on a port in use rejects with EADDRINUSE', async () => {
@@ -205,6 +282,25 @@ function describeEngine(kind: EngineKind): void {
         expect(c2).not.toBe(s2);
         expect(server.log(c2).events).toEqual(['connect']);
         expect(server.log(s2).events).toEqual(['accept']);
+      });
+
+      test('localAddress binds the source address; setSocketOptions applies to a live connection', async () => {
+        const server = new Side(kind, { name: 'server', echo: true });
+        const l = await server.listen(0, '127.0.0.1');
+        const client = new Side(kind, { name: 'client' });
+        // Linux and Windows route all of 127/8 to loopback; macOS only 127.0.0.1
+        const source = process.platform === 'darwin' ? '127.0.0.1' : '127.0.0.2';
+        const cid = client.connect(l.port, '127.0.0.1', { localAddress: source, noDelay: true, keepAlive: { idleSec: 30 } });
+        await client.waitConnected(cid);
+        await server.waitAccepted(1);
+        const sid = server.accepted[0] as ConnectionId;
+        expect(server.log(sid).remote?.address).toBe(source);
+        expect(client.engine.setSocketOptions(cid, { noDelay: false, keepAlive: true })).toBe(true);
+        expect(server.engine.setSocketOptions(sid, { keepAlive: false })).toBe(true);
+        const msg = pattern(5000, 2);
+        expect(client.engine.send(cid, msg)).toBe(SendStatus.Queued);
+        await client.waitBytes(cid, msg.length);
+        expect(firstDifference(client.received(cid), msg)).toBeNull();
       });
 
       test('connect to a closed port ends in onClose {reason error, code ECONNREFUSED}, never onConnect', async () => {
@@ -788,6 +884,39 @@ function describeEngine(kind: EngineKind): void {
       });
     });
 
+    describe('8b. unsent bytes', () => {
+      test('onClose.unsentBytes reports bytes that never left: abort and destroy with a stalled peer, refused connect', async () => {
+        const raw = await rawServer({ pauseOnConnect: true });
+        const limits = { maxPendingBytes: 256 * 1024, highWaterMark: 128 * 1024, lowWaterMark: 32 * 1024 };
+        const client = new Side(kind, { name: 'client', ...limits });
+        const a = client.connect(raw.port);
+        await client.waitConnected(a);
+        await fillUntilStalled(client, a);
+        const pendingA = client.engine.pendingBytes(a);
+        expect(pendingA).toBeGreaterThan(0);
+        expect(client.engine.connectionStats(a)?.pendingBytes).toBe(pendingA);
+        expect(client.engine.close(a, 'abort')).toBe(true);
+        const infoA = await client.waitClosed(a);
+        expect(infoA.reason).toBe('abort');
+        expect(infoA.unsentBytes).toBe(pendingA);
+
+        const refusedPort = await closedPort();
+        const r = client.connect(refusedPort);
+        const early = pattern(1234, 5);
+        expect(client.engine.send(r, early)).toBe(SendStatus.Queued);
+        const infoR = await client.waitClosed(r);
+        expect(infoR).toMatchObject({ reason: 'error', code: 'ECONNREFUSED', unsentBytes: early.length });
+
+        const d = client.connect(raw.port);
+        await client.waitConnected(d);
+        await fillUntilStalled(client, d);
+        const pendingD = client.engine.pendingBytes(d);
+        expect(pendingD).toBeGreaterThan(0);
+        await client.destroy();
+        expect(client.closeInfo(d)).toMatchObject({ reason: 'destroy', unsentBytes: pendingD });
+      });
+    });
+
     // -----------------------------------------------------------------------
     describe('9. peer reset', () => {
       test('peer RST mid-stream: onClose(error, ECONNRESET), no crash, other connections unaffected', async () => {
@@ -980,7 +1109,7 @@ function describeEngine(kind: EngineKind): void {
               }
               return true;
             },
-            25_000,
+            14_000,
             `${N} echoes`,
           );
           expect(sendFailures).toEqual([]);
@@ -991,11 +1120,11 @@ function describeEngine(kind: EngineKind): void {
           expect(client.engine.stats().connected).toBe(N);
           for (const id of server.accepted) expect(server.log(id).remote?.address).toBe('127.0.0.1');
           for (const id of index.keys()) expect(client.engine.close(id)).toBe(true);
-          await waitFor(() => client.openIds().length === 0 && server.openIds().length === 0, 15_000, 'all closed');
+          await waitFor(() => client.openIds().length === 0 && server.openIds().length === 0, 5_000, 'all closed');
           expect(server.engine.stats().connections).toBe(0);
           expect(client.engine.stats().closed).toBe(N);
         },
-        45_000,
+        TEST_TIMEOUT_MS,
       );
     });
   });

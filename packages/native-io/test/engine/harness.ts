@@ -483,6 +483,34 @@ export async function connectPair(pair: Pair): Promise<{ cid: ConnectionId; sid:
   return { cid, sid: pair.server.accepted[before] as ConnectionId };
 }
 
+/**
+ * Sends chunks on `id` (one tick per round, until a send is refused) until the
+ * queue stops draining: the peer does not read and the kernel buffers are full.
+ * Returns the accepted chunks in order. The short wait only picks the moment to
+ * stop filling; callers assert on what the engine reports afterwards.
+ */
+export async function fillUntilStalled(side: Side, id: ConnectionId, chunkSize = 16 * 1024, maxRounds = 2000): Promise<Buffer[]> {
+  const accepted: Buffer[] = [];
+  let seq = 0;
+  for (let round = 0; round < maxRounds; round++) {
+    const drainsBefore = side.log(id).drains;
+    let refused = false;
+    for (let i = 0; i < 64 && !refused; i++) {
+      const chunk = sequencedChunk(chunkSize, seq++);
+      const status = side.engine.send(id, chunk);
+      if (status === SendStatus.Closed) throw new Error(`fillUntilStalled: connection ${id} closed`);
+      if (status === SendStatus.Refused) refused = true;
+      else accepted.push(chunk);
+    }
+    if (!refused) {
+      await nextTurn();
+      continue;
+    }
+    if (!(await eventually(() => side.log(id).drains > drainsBefore, 100))) return accepted;
+  }
+  throw new Error(`fillUntilStalled: connection ${id} never stalled in ${maxRounds} rounds`);
+}
+
 // ---------------------------------------------------------------------------
 // raw node:net peers (an independent implementation on the other end)
 

@@ -1,10 +1,10 @@
 /**
- * `pnpm --filter @fastport/native-io run prebuild` (prebuildify --napi
+ * `pnpm --filter @fastport/native-io run prebuildify` (prebuildify --napi
  * --strip) leaves prebuilds/<platform>-<arch>/*.node, and node-gyp-build
  * loads it when there is no build/: checked in a temp copy of the package
  * (package.json + prebuilds/ only), so the real build/ is never touched.
- * When the prebuild is missing it is made here first (the prebuild script
- * compiles in a staging dir, never in build/).
+ * When the prebuild is missing or older than the sources it is made here
+ * first (the prebuild script compiles in a staging dir, never in build/).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,6 +15,27 @@ import { BUILD_SCRIPT, PKG_ROOT, PKG_VERSION, PREBUILD_DIR, describeRun, probeSc
 
 function prebuildFiles(): string[] {
   return fs.existsSync(PREBUILD_DIR) ? fs.readdirSync(PREBUILD_DIR).filter((f) => f.endsWith('.node')) : [];
+}
+
+function newestSourceMtime(): number {
+  let newest = fs.statSync(path.join(PKG_ROOT, 'binding.gyp')).mtimeMs;
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, fs.statSync(p).mtimeMs);
+    }
+  };
+  walk(path.join(PKG_ROOT, 'src'));
+  return newest;
+}
+
+/** Missing, or older than a source file. */
+function prebuildIsStale(): boolean {
+  const files = prebuildFiles();
+  if (files.length === 0) return true;
+  const oldest = Math.min(...files.map((f) => fs.statSync(path.join(PREBUILD_DIR, f)).mtimeMs));
+  return oldest < newestSourceMtime();
 }
 
 /** Does an ELF file still carry a symbol table (SHT_SYMTAB)? i.e. not stripped. */
@@ -46,10 +67,10 @@ describe('native addon: prebuild (prebuildify --napi --strip)', () => {
   let tmp = '';
 
   beforeAll(() => {
-    if (prebuildFiles().length === 0) {
+    if (prebuildIsStale()) {
       const pnpm = which('pnpm');
       const r = pnpm
-        ? run(pnpm, ['--filter', '@fastport/native-io', 'run', 'prebuild'])
+        ? run(pnpm, ['--filter', '@fastport/native-io', 'run', 'prebuildify'])
         : run(process.execPath, [BUILD_SCRIPT, '--prebuild']);
       if (r.status !== 0) throw new Error(`prebuild failed:\n${describeRun(r)}`);
     }
