@@ -14,7 +14,8 @@ export const DEFAULT_LOW_WATER_MARK = 256 * 1024;
 /** Fills defaults and rejects inconsistent limits up front, not on the first send. */
 export function resolveEngineLimits(options: EngineOptions): EngineLimits {
   const maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
-  const highWaterMark = options.highWaterMark ?? Math.min(DEFAULT_HIGH_WATER_MARK, maxPendingBytes);
+  // Defaults keep high below the limit, so a sender always sees AboveHighWater (and later onDrain) before Refused.
+  const highWaterMark = options.highWaterMark ?? Math.min(DEFAULT_HIGH_WATER_MARK, Math.floor(maxPendingBytes / 2));
   const lowWaterMark = options.lowWaterMark ?? Math.min(DEFAULT_LOW_WATER_MARK, Math.floor(highWaterMark / 4));
   for (const [name, value] of Object.entries({ maxPendingBytes, highWaterMark, lowWaterMark })) {
     if (!Number.isSafeInteger(value) || value < 0) {

@@ -383,6 +383,7 @@ export class NodeEngine implements Engine {
     const pending = this.pendingOf(c);
     if (pending + length > this.limits.maxPendingBytes) {
       this.counters.sendsRefused++;
+      c.aboveHigh = true; // a refused sender is owed an onDrain too
       return SendStatus.Refused;
     }
     this.stage(c, length).set(data, c.stagedBytes);
@@ -399,6 +400,7 @@ export class NodeEngine implements Engine {
     const pending = this.pendingOf(c);
     if (pending + length > this.limits.maxPendingBytes) {
       this.counters.sendsRefused++;
+      c.aboveHigh = true; // a refused sender is owed an onDrain too
       return SendStatus.Refused;
     }
     const staging = this.stage(c, length);

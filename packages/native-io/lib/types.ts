@@ -91,7 +91,7 @@ export const SendStatus = {
   Queued: 0,
   /** Queued, but pending bytes passed the high watermark: slow down, wait for onDrain. */
   AboveHighWater: 1,
-  /** Refused: queuing it would pass maxPendingBytes. Nothing was queued. */
+  /** Refused: queuing it would pass maxPendingBytes. Nothing was queued; onDrain follows once the queue drains to the low watermark. */
   Refused: 2,
   /** The id is not an open connection (closed, closing, or of an older generation). */
   Closed: 3,
@@ -113,7 +113,7 @@ export interface EngineHandler {
   onData(conn: ConnectionId, data: Uint8Array): void;
   /** The peer half-closed (FIN). With allowHalfOpen off the engine closes after flushing. */
   onEnd?(conn: ConnectionId): void;
-  /** Pending bytes fell to the low watermark after having passed the high one. */
+  /** Pending bytes fell to the low watermark after passing the high one or after a Refused send. */
   onDrain?(conn: ConnectionId): void;
   /** The connection is gone; its id is dead from now on. Always the last event of a connection. */
   onClose(conn: ConnectionId, info: CloseInfo): void;
