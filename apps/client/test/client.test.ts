@@ -1,0 +1,73 @@
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Server, type Frame, type Session } from '@fastport/session';
+import { EchoRequest, EchoResponse, PacketId, PingRequest, PingResponse, decodeMessage, encodeMessage } from '@fastport/protocol';
+
+const BIN = path.join(__dirname, '..', 'bin', 'fastport-client');
+
+function run(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+describe('fastport-client', () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    await server?.close(200);
+    server = undefined;
+  });
+
+  async function startServer(): Promise<number> {
+    server = new Server({ engine: 'node' });
+    server.on('frame', (session: Session, frame: Frame) => {
+      if (frame.id === PacketId.PingRequest) {
+        const m = decodeMessage(PingRequest, frame.payload);
+        session.send(encodeMessage(PingResponse, { clientTimeUs: m.clientTimeUs, serverTimeUs: 1, seq: m.seq }), PacketId.PingResponse);
+      } else if (frame.id === PacketId.EchoRequest) {
+        const m = decodeMessage(EchoRequest, frame.payload);
+        session.send(encodeMessage(EchoResponse, { data: m.data, seq: m.seq }), PacketId.EchoResponse);
+      }
+    });
+    return (await server.listen(0, '127.0.0.1')).port;
+  }
+
+  it('pings and echoes from flags, printing replies with RTT', async () => {
+    const port = await startServer();
+    const r = await run(['--port', String(port), '--ping', '3', '--echo', 'hello world', '--json']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; seq?: number; rttMs?: number; data?: string });
+    const pongs = lines.filter((l) => l.kind === 'pong');
+    expect(pongs.map((p) => p.seq)).toEqual([1, 2, 3]);
+    for (const p of pongs) expect(p.rttMs).toBeGreaterThan(0);
+    expect(lines.find((l) => l.kind === 'echo')?.data).toBe('hello world');
+  });
+
+  it('reads commands line by line from stdin', async () => {
+    const port = await startServer();
+    const r = await run(['--port', String(port)], 'ping\necho two words\nquit\n');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/pong seq=1 rttMs=/);
+    expect(r.stdout).toMatch(/echo seq=2 rttMs=[\d.]+ data=two words/);
+  });
+
+  it('fails with a clear message when nothing listens', async () => {
+    const port = await startServer();
+    await server?.close(0);
+    server = undefined;
+    const r = await run(['--port', String(port), '--ping', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: .*/);
+  });
+});

@@ -1,0 +1,89 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
+import { Client, FrameEncoder, type Frame, type Server, type Session } from '@fastport/session';
+import { parseServerArgs, startServer } from '../src/main';
+
+const logger = pino({ level: 'silent' });
+
+function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const tick = () => {
+      if (predicate()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+describe('fastport-server', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+  });
+
+  async function start(argv: string[]): Promise<{ server: Server; port: number }> {
+    const server = await startServer(parseServerArgs([...argv, '--port', '0', '--host', '127.0.0.1']), logger);
+    cleanups.push(() => server.close(500));
+    return { server, port: server.address?.port ?? 0 };
+  }
+
+  async function connect(port: number, framing: 'fastport' | 'u32le' = 'fastport') {
+    const client = new Client({ engine: 'node', framing });
+    cleanups.push(() => client.close(200));
+    const frames: { id: number; payload: Buffer }[] = [];
+    client.on('frame', (_s: Session, f: Frame) => frames.push({ id: f.id, payload: Buffer.from(f.payload) }));
+    const session = await client.connect({ host: '127.0.0.1', port });
+    return { session, frames };
+  }
+
+  it('parses flags: --rio is an alias of --engine rio; defaults', () => {
+    expect(parseServerArgs(['--rio']).engine).toBe('rio');
+    const d = parseServerArgs([]);
+    expect(d).toMatchObject({ engine: 'auto', port: 9000, framing: 'fastport', mode: 'app' });
+    expect(parseServerArgs(['--engine', 'epoll', '--framing', 'u32le', '--mode', 'echo', '--threads', '2'])).toMatchObject({
+      engine: 'epoll',
+      framing: 'u32le',
+      mode: 'echo',
+      threads: 2,
+    });
+  });
+
+  it('app mode answers ping, echo and status; an unknown id gets ErrorResponse', async () => {
+    const { port } = await start(['--engine', 'node']);
+    const { session, frames } = await connect(port);
+    session.send(encodeMessage(PingRequest, { clientTimeUs: 42, seq: 1 }), PacketId.PingRequest);
+    session.send(encodeMessage(EchoRequest, { data: Buffer.from('hello'), seq: 2 }), PacketId.EchoRequest);
+    session.send(encodeMessage(ServerStatusRequest, {}), PacketId.ServerStatusRequest);
+    session.send(Buffer.from([1, 2, 3]), 0x7777);
+    await waitFor(() => frames.length === 4, '4 replies');
+    expect(frames.map((f) => f.id)).toEqual([PacketId.PingResponse, PacketId.EchoResponse, PacketId.ServerStatusResponse, PacketId.ErrorResponse]);
+    expect(PingResponse.decode(frames[0]!.payload)).toMatchObject({ clientTimeUs: 42, seq: 1 });
+    const echo = EchoResponse.decode(frames[1]!.payload);
+    expect(Buffer.from(echo.data).toString()).toBe('hello');
+    expect(ServerStatusResponse.decode(frames[2]!.payload)).toMatchObject({ engineName: 'node', connections: 1 });
+    expect(ErrorResponse.decode(frames[3]!.payload)).toMatchObject({ code: ResultCode.UNKNOWN_PACKET, packetId: 0x7777 });
+  });
+
+  it('app mode answers a garbage payload with DECODE_ERROR and keeps the session', async () => {
+    const { port } = await start(['--engine', 'node']);
+    const { session, frames } = await connect(port);
+    session.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), PacketId.EchoRequest);
+    session.send(encodeMessage(PingRequest, { seq: 9 }), PacketId.PingRequest);
+    await waitFor(() => frames.length === 2, '2 replies');
+    expect(ErrorResponse.decode(frames[0]!.payload).code).toBe(ResultCode.DECODE_ERROR);
+    expect(PingResponse.decode(frames[1]!.payload).seq).toBe(9);
+  });
+
+  it('echo mode sends every u32le frame back verbatim', async () => {
+    const { port } = await start(['--engine', 'node', '--mode', 'echo', '--framing', 'u32le']);
+    const { session, frames } = await connect(port, 'u32le');
+    const sizes = [0, 1, 64, 1000, 70_000];
+    for (const n of sizes) session.send(Buffer.alloc(n, n & 0xff));
+    await waitFor(() => frames.length === sizes.length, 'echoes');
+    frames.forEach((f, i) => expect(f.payload.equals(Buffer.alloc(sizes[i]!, sizes[i]! & 0xff))).toBe(true));
+    expect(new FrameEncoder('u32le').spec.headerSize).toBe(4);
+  });
+});
