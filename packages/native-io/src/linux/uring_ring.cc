@@ -68,6 +68,10 @@ int Ring::init(unsigned entries, io_uring_params* params) {
   sq_mask_ = *at<unsigned>(sq_map_, params->sq_off.ring_mask);
   sq_entries_ = *at<unsigned>(sq_map_, params->sq_off.ring_entries);
   sq_array_ = at<unsigned>(sq_map_, params->sq_off.array);
+  sq_flags_ = at<unsigned>(sq_map_, params->sq_off.flags);
+  // Identity SQ index array: SQE i always sits in slot i, so publishing is
+  // one tail store (no per-SQE array write on the hot path).
+  for (unsigned i = 0; i < sq_entries_; ++i) sq_array_[i] = i;
   sqe_head_ = sqe_tail_ = *sq_tail_;
 
   cq_head_ = at<unsigned>(cq_map_, params->cq_off.head);
@@ -88,7 +92,7 @@ int Ring::destroy() {
   sqes_ = nullptr;
   cq_map_ = nullptr;
   sq_map_ = nullptr;
-  sq_head_ = sq_tail_ = sq_array_ = cq_head_ = cq_tail_ = nullptr;
+  sq_head_ = sq_tail_ = sq_array_ = sq_flags_ = cq_head_ = cq_tail_ = nullptr;
   cqes_ = nullptr;
   keep(fd_.reset());
   return first;
@@ -139,6 +143,43 @@ int Ring::submit_and_wait(unsigned wait_nr, int timeout_ms) {
     if (r < 0) return r;
     submitted += static_cast<unsigned>(r);
     return static_cast<int>(submitted);
+  }
+}
+
+int Ring::enable() { return sys_register(fd_.get(), kRegisterEnableRings, nullptr, 0); }
+
+int Ring::enter(unsigned wait_nr, bool getevents, int timeout_ms) {
+  if (!fd_.valid()) return -EBADF;
+  const unsigned to_submit = sqe_tail_ - sqe_head_;
+  if (to_submit > 0) {
+    // sq_array_ is the identity map (set up in init), so publishing is the tail.
+    sqe_head_ = sqe_tail_;
+    __atomic_store_n(sq_tail_, sqe_tail_, __ATOMIC_RELEASE);
+  }
+  unsigned flags = getevents ? IORING_ENTER_GETEVENTS : 0;
+  KernelTimespec ts{};
+  GeteventsArg arg{};
+  const void* argp = nullptr;
+  size_t argsz = 0;
+  if (getevents && wait_nr > 0 && timeout_ms >= 0 && (features_ & IORING_FEAT_EXT_ARG) != 0) {
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1000000LL;
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = reinterpret_cast<uint64_t>(&ts);
+    argp = &arg;
+    argsz = sizeof(arg);
+    flags |= IORING_ENTER_EXT_ARG;
+  }
+  unsigned left = to_submit;
+  for (;;) {
+    int r = sys_enter(fd_.get(), left, getevents ? wait_nr : 0, flags, argp, argsz);
+    if (r == -EINTR) continue;
+    if (r == -ETIME || r == -EBUSY || r == -EAGAIN) return static_cast<int>(to_submit - left);
+    if (r < 0) return r;
+    left -= static_cast<unsigned>(r) <= left ? static_cast<unsigned>(r) : left;
+    // SUBMIT_ALL or a full submit: done. A partial submit (an SQE failed to
+    // prepare without SUBMIT_ALL) leaves the rest for the next call.
+    return static_cast<int>(to_submit - left);
   }
 }
 

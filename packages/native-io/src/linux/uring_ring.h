@@ -42,6 +42,45 @@ class Ring {
   // Copies the oldest CQE into *out and consumes it; false if the CQ is empty.
   bool pop_cqe(io_uring_cqe* out);
 
+  // ---- engine fast path (uring_loop) ----
+
+  // SQEs taken with next_sqe() and not yet handed to the kernel.
+  unsigned sq_pending() const { return sqe_tail_ - sqe_head_; }
+  unsigned sq_entries() const { return sq_entries_; }
+  unsigned cq_entries() const { return cq_mask_ + 1; }
+
+  // Publishes the pending SQEs and calls io_uring_enter once: submit them
+  // and, with `getevents`, run deferred task work (DEFER_TASKRUN) and wait
+  // for `wait_nr` CQEs (0 = no wait; timeout_ms < 0 = no bound). Returns the
+  // number submitted or -errno; EINTR is retried, ETIME/EBUSY/EAGAIN count
+  // as "nothing more now" (0 or what was submitted).
+  int enter(unsigned wait_nr, bool getevents, int timeout_ms);
+
+  // Visits every ready CQE in place (no copy) and consumes them with one
+  // release store. Returns how many were visited. `fn` may take SQEs but
+  // must not reap the CQ.
+  template <typename Fn>
+  unsigned drain_cqes(Fn&& fn) {
+    if (cqes_ == nullptr) return 0;
+    unsigned head = *cq_head_;
+    const unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+    const unsigned n = tail - head;
+    for (; head != tail; ++head) fn(cqes_[head & cq_mask_]);
+    __atomic_store_n(cq_head_, tail, __ATOMIC_RELEASE);
+    return n;
+  }
+  unsigned cq_ready() const {
+    if (cqes_ == nullptr) return 0;
+    return __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE) - *cq_head_;
+  }
+  // IORING_SQ_* flags the kernel sets (TASKRUN with COOP_TASKRUN|TASKRUN_FLAG,
+  // CQ_OVERFLOW when the CQ overflowed and entries wait in the kernel).
+  unsigned sq_flags() const { return sq_flags_ ? __atomic_load_n(sq_flags_, __ATOMIC_ACQUIRE) : 0; }
+  // IORING_REGISTER_ENABLE_RINGS for a ring made with IORING_SETUP_R_DISABLED:
+  // with SINGLE_ISSUER the calling thread becomes the ring's only submitter.
+  int enable();
+  int register_op(unsigned opcode, const void* arg, unsigned nr) { return sys_register(fd_.get(), opcode, arg, nr); }
+
  private:
   UniqueFd fd_;
   uint32_t features_ = 0;
@@ -58,6 +97,7 @@ class Ring {
   unsigned sq_mask_ = 0;
   unsigned sq_entries_ = 0;
   unsigned* sq_array_ = nullptr;
+  unsigned* sq_flags_ = nullptr;
   unsigned sqe_head_ = 0;  // SQEs handed out but not yet published
   unsigned sqe_tail_ = 0;
 

@@ -51,6 +51,9 @@
 #ifndef IORING_SETUP_DEFER_TASKRUN
 #define IORING_SETUP_DEFER_TASKRUN (1U << 13)
 #endif
+#ifndef IORING_SETUP_R_DISABLED
+#define IORING_SETUP_R_DISABLED (1U << 6)
+#endif
 #ifndef IORING_SETUP_NO_SQARRAY
 #define IORING_SETUP_NO_SQARRAY (1U << 16)
 #endif
@@ -142,6 +145,36 @@
 #ifndef IORING_OFF_SQES
 #define IORING_OFF_SQES 0x10000000ULL
 #endif
+#ifndef IORING_CQE_BUFFER_SHIFT
+#define IORING_CQE_BUFFER_SHIFT 16
+#endif
+#ifndef IORING_CQE_F_SOCK_NONEMPTY
+#define IORING_CQE_F_SOCK_NONEMPTY (1U << 2)
+#endif
+#ifndef IORING_SQ_NEED_WAKEUP
+#define IORING_SQ_NEED_WAKEUP (1U << 0)
+#endif
+#ifndef IORING_SQ_CQ_OVERFLOW
+#define IORING_SQ_CQ_OVERFLOW (1U << 1)
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 2)
+#endif
+#ifndef IORING_ASYNC_CANCEL_ALL
+#define IORING_ASYNC_CANCEL_ALL (1U << 0)
+#endif
+#ifndef IORING_ASYNC_CANCEL_FD
+#define IORING_ASYNC_CANCEL_FD (1U << 1)
+#endif
+#ifndef IORING_ASYNC_CANCEL_ANY
+#define IORING_ASYNC_CANCEL_ANY (1U << 2)
+#endif
+#ifndef IORING_RECVSEND_POLL_FIRST
+#define IORING_RECVSEND_POLL_FIRST (1U << 0)
+#endif
+#ifndef IORING_POLL_ADD_MULTI
+#define IORING_POLL_ADD_MULTI (1U << 0)
+#endif
 #ifndef IO_URING_OP_SUPPORTED
 #define IO_URING_OP_SUPPORTED (1U << 0)
 #endif
@@ -151,14 +184,30 @@ namespace uring {
 
 // ------------------------------------------------------------ enum values (ABI)
 // io_uring_register() opcodes.
+constexpr unsigned kRegisterEventfd = 4;
+constexpr unsigned kUnregisterEventfd = 5;
 constexpr unsigned kRegisterProbe = 8;
+constexpr unsigned kRegisterEnableRings = 12;
 constexpr unsigned kRegisterPbufRing = 22;
 constexpr unsigned kUnregisterPbufRing = 23;
 
 // Flags of IORING_REGISTER_PBUF_RING.
 constexpr uint16_t kPbufRingIncremental = 2;  // IOU_PBUF_RING_INC (6.12)
 
-// SQE opcodes are in common/uring_tables.h (kOps, kOpAccept, ...).
+// SQE opcodes (enum io_uring_op, kernel ABI; the names are in
+// common/uring_tables.h). Spelled as numbers so an old header still builds.
+constexpr uint8_t kOpNop = 0;
+constexpr uint8_t kOpPollAdd = 6;
+constexpr uint8_t kOpSendmsg = 9;
+constexpr uint8_t kOpAcceptOp = 13;
+constexpr uint8_t kOpAsyncCancelOp = 14;
+constexpr uint8_t kOpConnect = 16;
+constexpr uint8_t kOpClose = 19;
+constexpr uint8_t kOpRead = 22;
+constexpr uint8_t kOpSend = 26;
+constexpr uint8_t kOpRecvOp = 27;
+constexpr uint8_t kOpProvideBuffers = 31;
+constexpr uint8_t kOpShutdown = 34;
 
 // ------------------------------------------------------------ structs newer than 5.7
 // struct io_uring_buf_reg (5.19); the tail of it changed names over time
