@@ -37,6 +37,12 @@
           'sources': [
             'src/linux/probe_linux.cc',
             'src/linux/uring_ring.cc',
+            'src/linux/uring_loop.cc',
+            'src/linux/uring_backend.cc',
+            'src/linux/sockets_posix.cc',
+            'src/linux/epoll_loop.cc',
+            'src/common/engine_core.cc',
+            'src/engine_napi.cc',
           ],
         }],
         ['OS=="win"', {

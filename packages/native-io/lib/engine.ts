@@ -1,5 +1,6 @@
 import { FastPortError } from './errors';
 import { loadNative, nativeLoadError } from './native';
+import { registerNativeEngines } from './native-engine';
 import { NodeEngine } from './node-engine';
 import type { Engine, EngineHandler, EngineKind, EngineOptions, EngineRequest } from './types';
 
@@ -91,3 +92,6 @@ function instantiate(kind: EngineKind, handler: EngineHandler, options: EngineOp
   if (!factory) throw new FastPortError('ERR_ENGINE_UNAVAILABLE', `engine '${kind}' is not registered`);
   return factory(handler, options, requested, reason);
 }
+
+// The native engines (epoll, uring) this build of the addon has register on import.
+registerNativeEngines(registerEngine);

@@ -4,6 +4,7 @@ export { ConnectionTable, makeConnectionId, slotOf, generationOf, SLOT_BITS } fr
 export { resolveEngineLimits, DEFAULT_MAX_PENDING_BYTES, DEFAULT_HIGH_WATER_MARK, DEFAULT_LOW_WATER_MARK } from './limits';
 export type { EngineLimits } from './limits';
 export { NodeEngine } from './node-engine';
+export { NativeEngine } from './native-engine';
 export { createEngine, engineAvailability, listEngines, registerEngine } from './engine';
 export type { CreateEngineOptions, EngineAvailability, EngineFactory } from './engine';
 export { loadNative, nativeLoadError } from './native';

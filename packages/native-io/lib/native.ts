@@ -176,6 +176,10 @@ export interface NativeBinding {
   version(): string;
   /** N-API version the addon was built against. */
   readonly NAPI_VERSION: number;
+  /** The native engine class (Linux builds; see lib/native-engine.ts). */
+  readonly NativeEngine?: import('./native-engine').NativeEngineConstructor;
+  /** Event backends this build has ('epoll', and 'uring' once linux/uring_loop.cc is built). */
+  readonly backends?: readonly string[];
 }
 
 interface NodeGypBuild {

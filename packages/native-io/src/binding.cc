@@ -8,6 +8,10 @@
 
 #include "fastport.h"
 
+namespace fastport {
+void InitEngine(Napi::Env env, Napi::Object exports);
+}
+
 namespace {
 
 Napi::Object FlagsObject(Napi::Env env, const std::vector<fastport::NamedFlag>& flags) {
@@ -75,6 +79,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("NAPI_VERSION", Napi::Number::New(env, NAPI_VERSION));
+#if defined(__linux__)
+  fastport::InitEngine(env, exports);
+#endif
   return exports;
 }
 

@@ -12,6 +12,9 @@ interface PendingConnect {
 /** Makes outbound sessions; one Client (one engine) can hold many of them. */
 export class Client extends SessionHost {
   private readonly pending = new Map<ConnectionId, PendingConnect>();
+  private closing: Promise<void> | undefined;
+  /** @internal Set by a ReconnectingClient: which resumable sessions wait for a new connection. */
+  detachPolicy: ((session: Session) => boolean) | undefined;
 
   constructor(options: ClientOptions = {}) {
     super(options, 'client');
@@ -20,9 +23,29 @@ export class Client extends SessionHost {
   /** Resolves with the session once connected; rejects with the connect error's code. */
   connect(options: ConnectOptions): Promise<Session> {
     return new Promise<Session>((resolve, reject) => {
+      if (this.closing !== undefined) {
+        reject(new FastPortError('ERR_ENGINE_DESTROYED', 'client closed'));
+        return;
+      }
       const conn = this.engine.connect(options);
       this.pending.set(conn, { resolve, reject });
     });
+  }
+
+  /** @internal Moves the connection of a new session under a resumable one (ReconnectingClient). */
+  adoptConnection(logical: Session, provisional: Session): void {
+    this.adopt(logical, provisional, false);
+  }
+
+  /** @internal Ends a resumable session that has no connection. */
+  endDetached(session: Session, info: SessionCloseInfo): void {
+    this.finalizeDetached(session, info);
+  }
+
+  protected override shouldDetach(session: Session, info: SessionCloseInfo): boolean {
+    if (this.closing !== undefined) return false;
+    if (this.detachPolicy !== undefined && session.rel !== null) return this.detachPolicy(session);
+    return super.shouldDetach(session, info);
   }
 
   protected override onOutboundOpen(session: Session): void {
@@ -39,9 +62,18 @@ export class Client extends SessionHost {
     waiter.reject(new FastPortError(info.code ?? 'ECONNABORTED', info.message ?? `connect failed (${info.reason})`));
   }
 
-  /** Closes every session and releases the engine. */
-  async close(graceMs = 1000): Promise<void> {
+  /** Closes every session (resumable ones end for good) and releases the engine after up to `graceMs`. */
+  close(graceMs = 1000): Promise<void> {
+    if (this.closing === undefined) this.closing = this.runClose(graceMs);
+    return this.closing;
+  }
+
+  private async runClose(graceMs: number): Promise<void> {
+    for (const session of [...this.detached]) {
+      if (session.connectionId === 0) this.finalizeDetached(session, { reason: 'client-close', unsentBytes: 0 });
+    }
     for (const session of [...this.sessions]) session.close('client-close');
+    this.releaseHost();
     await this.engine.destroy(graceMs);
   }
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
+  FastPortError,
   createEngine,
   toFastPortError,
   type AddressInfo,
@@ -10,13 +11,34 @@ import {
   type EngineOptions,
   type EngineRequest,
   type EngineStats,
-  type FastPortError,
   type ListenerId,
   type SocketOptions,
 } from '@fastport/native-io';
+import {
+  ControlFrameId,
+  CONTROL_ID_FIRST,
+  CONTROL_ID_LAST,
+  U64_UNKNOWN,
+  decodeAck,
+  decodeGoAway,
+  decodeNonce,
+  decodeResumeOk,
+  decodeResumeRefused,
+  decodeResumeRequest,
+  encodeResumeRefused,
+  type ResumeRequest,
+} from './control';
 import { FrameDecoder, FrameEncoder, resolveFrameSpec, type Frame, type FrameSpec, type FramingOption } from './framing';
-import { Session, type BackpressurePolicy, type SessionCloseInfo, type SessionHostLink } from './session';
+import { resolveHeartbeat, type HeartbeatOptions } from './heartbeat';
+import { MemoryBudget, type BudgetMember, type MemoryBudgetOptions, type MemoryBudgetStats } from './memory-budget';
+import type { ResolvedReplay } from './reliable';
+import { Session, type BackpressurePolicy, type SessionCloseInfo, type SessionHostLink, type SessionTiming } from './session';
 import { SessionManager } from './session-manager';
+
+export const DEFAULT_MAX_PENDING_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_CONTROL_RESERVE_BYTES = 64 * 1024;
+export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 export interface SessionHostOptions {
   /** Engine to run on. Default 'auto'. */
@@ -25,54 +47,127 @@ export interface SessionHostOptions {
   ioThreads?: number;
   /** Frame format. Default 'fastport' (u16 BE size incl. header + u16 BE id). */
   framing?: FramingOption;
-  /** Per-session limit of queued, unsent bytes. Default 10 MiB. */
+  /** Per-session limit of queued, unsent bytes for application sends. Default 10 MiB. */
   maxPendingBytes?: number;
-  /** Default 1 MiB. */
+  /** Default 1 MiB (or maxPendingBytes if lower). */
   highWaterMark?: number;
-  /** Default 256 KiB. */
+  /** Default 256 KiB (or highWaterMark / 4 if lower). */
   lowWaterMark?: number;
-  /** What a send past maxPendingBytes does. Default 'reject' (throws ERR_BACKPRESSURE). */
+  /** What a send past maxPendingBytes (or the memory budget) does. Default 'reject' (throws ERR_BACKPRESSURE). */
   backpressure?: BackpressurePolicy;
   /** Keep a session writable after the peer's FIN. Default false. */
   allowHalfOpen?: boolean;
-  /** Socket options for every connection. Default { noDelay: true }. */
+  /** Socket options for every connection (TCP_NODELAY, keepalive, TCP_USER_TIMEOUT, buffers). Default { noDelay: true }. */
   socket?: SocketOptions;
+  /**
+   * Session control frames (ids 0xFF00–0xFF0F: heartbeat, GOAWAY, resume, ack).
+   * Default true on framings with a packet id of 2+ bytes; unavailable on
+   * framings without one (u32le). When false those ids reach the application.
+   */
+  controlFrames?: boolean;
+  /**
+   * Bytes above maxPendingBytes that only control frames may use (the
+   * priority lane: a full application queue never blocks a heartbeat, ack or
+   * GOAWAY). The engine's limit is maxPendingBytes + this. Default 64 KiB.
+   */
+  controlReserveBytes?: number;
+  /** Drive heartbeats on every session of this host (either side may). Default off. */
+  heartbeat?: HeartbeatOptions | boolean;
+  /** Close a session after this long without an application frame in or out ('idle-timeout'). Default 0 = off. */
+  idleTimeoutMs?: number;
+  /** Close (or, for a resumable session, rotate) a connection this old ('max-lifetime'). Default 0 = off. */
+  maxLifetimeMs?: number;
+  /** Close a session whose frame stays incomplete this long ('frame-timeout': slowloris). Default 30,000; 0 = off. */
+  frameTimeoutMs?: number;
+  /** How long a GOAWAY close waits for the peer before forcing it. Default 5,000 ms. */
+  closeTimeoutMs?: number;
+  /** Refuse connections past this many sessions on the host (reset at once, counted). Default 0 = unlimited. */
+  maxSessions?: number;
+  /** Memory budget for reassembly + send queues + replay buffers. Default MemoryBudget.shared (1 GiB, process-wide); false = none. */
+  memoryBudget?: MemoryBudget | MemoryBudgetOptions | false;
 }
 
 export interface HostStats {
   engine: EngineStats;
   sessions: number;
+  /** Resumable sessions waiting for a new connection. */
+  detached: number;
   sessionsTotal: number;
   framesIn: number;
   framesOut: number;
   bytesIn: number;
   bytesOut: number;
   dropped: number;
+  controlIn: number;
+  controlOut: number;
   framingErrors: number;
   handlerErrors: number;
+  /** Connections reset at accept because maxSessions was reached. */
+  refusedConnections: number;
   closeReasons: Record<string, number>;
+  memory: MemoryBudgetStats | null;
 }
 
-interface SessionSlot {
+/** @internal One connection's decoding state. */
+export interface SessionSlot {
+  conn: ConnectionId;
   session: Session;
   decoder: FrameDecoder;
+  /** Reassembly bytes charged to the memory budget. */
+  reserved: number;
+  closing: boolean;
   onFrame: (frame: Frame) => void;
   onError: (err: FastPortError) => void;
 }
 
+/** Bytes a decoder holds for an incomplete frame (the buffer it allocated for it, once the header is known). */
+function reassemblyBytes(d: FrameDecoder): number {
+  const pending = (d as unknown as { pending?: Uint8Array | null }).pending;
+  const held = d.bufferedBytes;
+  return pending != null && pending.byteLength > held ? pending.byteLength : held;
+}
+
+function positiveInt(name: string, v: number | undefined, dflt: number, allowZero = true): number {
+  const value = v ?? dflt;
+  if (!Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new FastPortError('ERR_INVALID_ARGUMENT', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer (got ${String(v)})`);
+  }
+  return value;
+}
+
 /**
- * Owns an engine and the sessions on it; Server and Client are its two faces.
- * Events: 'session' (session), 'frame' (session, frame), 'close' (session, info), 'error' (err, session?).
+ * Owns an engine and the sessions on it; Server and Client are its faces.
+ * Events: 'session' (session), 'frame' (session, frame), 'close' (session, info), 'error' (err, session?),
+ * and, relayed from sessions: 'liveness' (session, state, prev), 'goaway' (session, goaway),
+ * 'detach' (session, info), 'resume' (session, info), 'resume-failed' (session, info), 'lost' (session, lost).
  * The 'frame' frame is valid only during the listener call: copy what you keep.
  */
-export class SessionHost extends EventEmitter implements SessionHostLink {
+export class SessionHost extends EventEmitter implements SessionHostLink, BudgetMember {
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
   readonly frameSpec: FrameSpec;
   readonly policy: BackpressurePolicy;
   readonly headerScratch: Uint8Array;
   readonly sessions = new SessionManager();
+  readonly userMaxPending: number;
+  readonly sizeCheckThreshold: number;
+  readonly controlEnabled: boolean;
+  readonly budget: MemoryBudget | null;
+  readonly timing: SessionTiming;
+  replay: ResolvedReplay | null = null;
   protected readonly slots = new Map<ConnectionId, SessionSlot>();
+  protected readonly detached = new Set<Session>();
+  protected readonly allowHalfOpen: boolean;
+  private readonly maxSessions: number;
+  private readonly refused = new Set<ConnectionId>();
+  /** Called when a connection closes (after the session saw it): used by shutdown to collect outcomes. */
+  protected readonly transportWatchers = new Map<ConnectionId, (info: SessionCloseInfo, raw: CloseInfo) => void>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepPeriod = 0;
+  private lastRecount = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private ackQueue: Session[] = [];
+  private released = false;
   private readonly totals = {
     sessionsTotal: 0,
     framesIn: 0,
@@ -80,10 +175,13 @@ export class SessionHost extends EventEmitter implements SessionHostLink {
     bytesIn: 0,
     bytesOut: 0,
     dropped: 0,
+    controlIn: 0,
+    controlOut: 0,
     framingErrors: 0,
     handlerErrors: 0,
+    refusedConnections: 0,
   };
-  private readonly closeReasons: Record<string, number> = {};
+  protected readonly closeReasons: Record<string, number> = {};
 
   constructor(options: SessionHostOptions, side: 'server' | 'client') {
     super();
@@ -91,14 +189,66 @@ export class SessionHost extends EventEmitter implements SessionHostLink {
     this.encoder = new FrameEncoder(this.frameSpec);
     this.headerScratch = new Uint8Array(this.frameSpec.headerSize);
     this.policy = options.backpressure ?? 'reject';
-    const engineOptions: EngineOptions = { kind: options.engine ?? 'auto' };
+    const idWidth = this.frameSpec.idWidth ?? 0;
+    this.controlEnabled = (options.controlFrames ?? true) && idWidth >= 2;
+    this.allowHalfOpen = options.allowHalfOpen ?? false;
+
+    const userMax = positiveInt('maxPendingBytes', options.maxPendingBytes, DEFAULT_MAX_PENDING_BYTES);
+    const high = positiveInt('highWaterMark', options.highWaterMark, Math.min(1024 * 1024, userMax));
+    const low = positiveInt('lowWaterMark', options.lowWaterMark, Math.min(256 * 1024, Math.floor(high / 4)));
+    if (!(low <= high && high <= userMax)) {
+      throw new FastPortError('ERR_INVALID_ARGUMENT', `need lowWaterMark <= highWaterMark <= maxPendingBytes, got ${low}, ${high}, ${userMax}`);
+    }
+    const reserve = this.controlEnabled ? positiveInt('controlReserveBytes', options.controlReserveBytes, DEFAULT_CONTROL_RESERVE_BYTES) : 0;
+    this.userMaxPending = userMax;
+    this.sizeCheckThreshold = userMax - high;
+
+    if (options.heartbeat && !this.controlEnabled) throw SessionHost.controlError('heartbeat', this.frameSpec, true);
+    this.timing = {
+      heartbeat: options.heartbeat ? resolveHeartbeat(options.heartbeat) : null,
+      idleTimeoutMs: positiveInt('idleTimeoutMs', options.idleTimeoutMs, 0),
+      maxLifetimeMs: positiveInt('maxLifetimeMs', options.maxLifetimeMs, 0),
+      frameTimeoutMs: positiveInt('frameTimeoutMs', options.frameTimeoutMs, DEFAULT_FRAME_TIMEOUT_MS),
+      closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, false),
+    };
+    this.maxSessions = positiveInt('maxSessions', options.maxSessions, 0);
+
+    const mb = options.memoryBudget;
+    this.budget = mb === false ? null : mb instanceof MemoryBudget ? mb : mb === undefined ? MemoryBudget.shared : new MemoryBudget(mb);
+    this.budget?.register(this);
+
+    const engineOptions: EngineOptions = {
+      kind: options.engine ?? 'auto',
+      maxPendingBytes: userMax + reserve,
+      highWaterMark: high,
+      lowWaterMark: low,
+    };
     if (options.ioThreads !== undefined) engineOptions.ioThreads = options.ioThreads;
-    if (options.maxPendingBytes !== undefined) engineOptions.maxPendingBytes = options.maxPendingBytes;
-    if (options.highWaterMark !== undefined) engineOptions.highWaterMark = options.highWaterMark;
-    if (options.lowWaterMark !== undefined) engineOptions.lowWaterMark = options.lowWaterMark;
     if (options.allowHalfOpen !== undefined) engineOptions.allowHalfOpen = options.allowHalfOpen;
     if (options.socket !== undefined) engineOptions.socket = options.socket;
-    this.engine = createEngine({ ...engineOptions, handler: this.makeHandler(side) });
+    try {
+      this.engine = createEngine({ ...engineOptions, handler: this.makeHandler(side) });
+    } catch (err) {
+      this.budget?.unregister(this);
+      throw err;
+    }
+  }
+
+  protected needsControl(feature: string): FastPortError {
+    return SessionHost.controlError(feature, this.frameSpec, true);
+  }
+
+  /** The error for a feature that needs control frames on a framing (or setting) without them. */
+  static controlError(feature: string, spec: FrameSpec, disabled: boolean): FastPortError {
+    const why =
+      spec.idWidth === undefined
+        ? 'this framing has no packet id field (u32le has none): use fastport, large, or a custom spec with a 2- or 4-byte id'
+        : spec.idWidth < 2
+          ? 'this framing has a 1-byte packet id; control frames need ids 0xFF00-0xFF0F (2+ bytes)'
+          : disabled
+            ? 'controlFrames is false'
+            : 'control frames are unavailable';
+    return new FastPortError('ERR_INVALID_ARGUMENT', `${feature} needs session control frames, and ${why}`);
   }
 
   onSessionSent(frames: number, bytes: number): void {
@@ -110,98 +260,413 @@ export class SessionHost extends EventEmitter implements SessionHostLink {
     this.totals.dropped++;
   }
 
+  onControlSent(): void {
+    this.totals.controlOut++;
+  }
+
   stats(): HostStats {
     return {
       engine: this.engine.stats(),
       sessions: this.sessions.size,
+      detached: this.detached.size,
       ...this.totals,
       closeReasons: { ...this.closeReasons },
+      memory: this.budget?.stats() ?? null,
     };
   }
+
+  /** Bytes this host holds now (send queues, reassembly, replay buffers): what the memory budget counts. */
+  memoryUsage(): number {
+    let total = 0;
+    const engine = this.engine;
+    for (const slot of this.slots.values()) {
+      const r = slot.closing ? 0 : reassemblyBytes(slot.decoder);
+      slot.reserved = r;
+      total += engine.pendingBytes(slot.conn) + r;
+      const rel = slot.session.rel;
+      if (rel !== null && slot.session.connectionId === slot.conn) total += rel.out.bytes;
+    }
+    for (const s of this.detached) if (s.connectionId === 0 && s.rel !== null) total += s.rel.out.bytes;
+    return total;
+  }
+
+  // ---- SessionHostLink ---------------------------------------------------------
+
+  closeTransport(_session: Session, conn: ConnectionId, mode: 'graceful' | 'abort'): void {
+    const slot = this.slots.get(conn);
+    if (slot !== undefined) this.stopReading(slot);
+    this.engine.close(conn, mode);
+  }
+
+  /** Input of a closing connection is discarded: free what its decoder holds now, not at the close. */
+  private stopReading(slot: SessionSlot): void {
+    slot.closing = true;
+    slot.decoder.reset();
+    if (slot.reserved > 0) {
+      this.budget?.release(slot.reserved);
+      slot.reserved = 0;
+    }
+  }
+
+  finalizeDetached(session: Session, info: SessionCloseInfo): void {
+    if (session.state === 'closed') return;
+    this.closeReasons[info.reason] = (this.closeReasons[info.reason] ?? 0) + 1;
+    this.finalize(session, info);
+  }
+
+  scheduleAck(session: Session): void {
+    this.ackQueue.push(session);
+    if (this.ackTimer === undefined) {
+      this.ackTimer = setTimeout(() => this.flushAcks(), this.replay?.ackDelayMs ?? 50);
+      this.ackTimer.unref();
+    }
+  }
+
+  relay(event: string, session: Session, ...args: unknown[]): void {
+    if (this.listenerCount(event) > 0) this.emit(event, session, ...args);
+  }
+
+  private flushAcks(): void {
+    this.ackTimer = undefined;
+    const queue = this.ackQueue;
+    this.ackQueue = [];
+    for (const s of queue) {
+      const rel = s.rel;
+      if (rel === null) continue;
+      rel.ackScheduled = false;
+      if (rel.received !== rel.ackedSent) s.sendAck();
+    }
+  }
+
+  // ---- hooks for Server / Client -------------------------------------------------
 
   /** Hook for the outbound side: a connect finished. */
   protected onOutboundOpen(_session: Session): void {}
   /** Hook for the outbound side: a connection closed before or after it opened. */
   protected onOutboundClose(_conn: ConnectionId, _info: SessionCloseInfo, _session: Session | undefined): void {}
+  /** A new accepted connection: announce it now (Server with resume waits for the first frame). */
+  protected onAcceptSession(session: Session): void {
+    this.announce(session);
+  }
+  /** Should a resumable session whose connection closed wait for a resume (true) or end (false)? */
+  protected shouldDetach(session: Session, _info: SessionCloseInfo): boolean {
+    return session.rel !== null && !session.rel.final;
+  }
+  /** A logical session ended for good. */
+  protected onSessionFinal(_session: Session): void {}
+  /** Extra sweep work (Server: resume windows, hello timeouts of unannounced sessions). */
+  protected sweepDetached(now: number): void {
+    for (const s of this.detached) s.expireReplay(now);
+  }
+  /** Periods (ms) the sweep must resolve; the sweep runs at a quarter of the smallest (5..1000 ms). */
+  protected sweepIntervals(): number[] {
+    const t = this.timing;
+    const out = [t.frameTimeoutMs, t.idleTimeoutMs, t.maxLifetimeMs, t.closeTimeoutMs];
+    if (t.heartbeat !== null) out.push(t.heartbeat.intervalMs, t.heartbeat.fastIntervalMs);
+    if (this.replay !== null) out.push(this.replay.maxReplayAgeMs);
+    return out.filter((v) => v > 0);
+  }
+
+  /** RESUME_REQUEST on a host that does not resume sessions. */
+  protected onResumeRequest(_slot: SessionSlot, session: Session, _req: ResumeRequest): void {
+    session.sendControl(
+      ControlFrameId.ResumeRefused,
+      encodeResumeRefused({
+        reason: 'resume-disabled',
+        received: U64_UNKNOWN,
+        lostFrom: 1,
+        lostTo: 0,
+        peerLostFrom: 1,
+        peerLostTo: 0,
+        message: 'this peer does not resume sessions',
+      }),
+    );
+    if (session.awaitingHello) this.announce(session);
+  }
 
   protected reportError(err: Error, session?: Session): void {
     if (this.listenerCount('error') > 0) this.emit('error', err, session);
     else process.emitWarning(`FastPort: ${err.message}`, { code: 'FASTPORT_UNHANDLED' });
   }
 
+  /** Makes a session visible: adds it to `sessions` and emits 'session'. */
+  protected announce(session: Session): void {
+    if (session.announced) return;
+    session.announced = true;
+    session.awaitingHello = false;
+    this.sessions.add(session);
+    this.emit('session', session);
+  }
+
+  /**
+   * Moves the connection of `provisional` under `logical` (a resume): the
+   * provisional session disappears without events.
+   */
+  protected adopt(logical: Session, provisional: Session, open: boolean): void {
+    const conn = provisional.connectionId;
+    const slot = this.slots.get(conn);
+    if (slot === undefined) return;
+    if (provisional.announced) this.sessions.delete(provisional);
+    provisional.announced = false;
+    provisional.state = 'closed';
+    provisional.connectionId = 0;
+    this.detached.delete(logical);
+    slot.session = logical;
+    logical.attachTransport(conn, provisional.remote, open);
+    if (!this.sessions.get(logical.id)) this.sessions.add(logical);
+    logical.announced = true;
+  }
+
+  protected finalize(session: Session, info: SessionCloseInfo): void {
+    this.detached.delete(session);
+    this.sessions.delete(session);
+    this.onSessionFinal(session);
+    if (session.rel !== null) session.reportUnacknowledged(info.reason);
+    session.finish(info);
+    if (session.announced) this.emit('close', session, info);
+  }
+
+  /** Stops timers and leaves the memory budget; the engine is destroyed by the caller. */
+  protected releaseHost(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.budget?.unregister(this);
+  }
+
+  protected ensureSweep(): void {
+    if (this.sweepTimer !== undefined || this.released) return;
+    const intervals = this.sweepIntervals();
+    if (intervals.length === 0) return;
+    const period = Math.max(5, Math.min(1000, Math.floor(Math.min(...intervals) / 4)));
+    this.sweepPeriod = period;
+    this.sweepTimer = setInterval(() => this.sweep(), period);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const slot of this.slots.values()) {
+      const s = slot.session;
+      if (s.connectionId !== slot.conn) continue;
+      if (s.awaitingHello && now >= s.helloDeadline) this.announce(s);
+      s.tick(now, slot.closing ? 0 : slot.decoder.bufferedBytes);
+    }
+    if (this.detached.size > 0) this.sweepDetached(now);
+    if (this.budget !== null && now - this.lastRecount >= Math.max(250, this.sweepPeriod)) {
+      this.lastRecount = now;
+      this.budget.recount();
+    }
+  }
+
+  // ---- engine events -------------------------------------------------------------
+
   private openSession(conn: ConnectionId, remote: AddressInfo, side: 'server' | 'client'): Session {
     const session = new Session(this, conn, remote, side);
-    const decoder = new FrameDecoder(this.frameSpec);
     const slot: SessionSlot = {
+      conn,
       session,
-      decoder,
-      onFrame: (frame: Frame) => {
-        session.counters.framesIn++;
-        this.totals.framesIn++;
-        try {
-          this.emit('frame', session, frame);
-        } catch (err) {
-          this.totals.handlerErrors++;
-          this.reportError(toFastPortError(err), session);
-        }
-      },
+      decoder: new FrameDecoder(this.frameSpec),
+      reserved: 0,
+      closing: false,
+      onFrame: (frame: Frame) => this.onFrame(slot, frame),
       onError: (err: FastPortError) => {
         this.totals.framingErrors++;
-        session.closeWith('graceful', { reason: 'framing', code: err.code, message: err.message });
+        slot.session.closeWith('graceful', { reason: 'framing', code: err.code, message: err.message });
       },
     };
     this.slots.set(conn, slot);
-    this.sessions.add(session);
     this.totals.sessionsTotal++;
+    this.ensureSweep();
     return session;
+  }
+
+  private onFrame(slot: SessionSlot, frame: Frame): void {
+    const session = slot.session;
+    const id = frame.id;
+    if (this.controlEnabled && id >= CONTROL_ID_FIRST && id <= CONTROL_ID_LAST) {
+      this.onControlFrame(slot, session, frame);
+      return;
+    }
+    if (session.awaitingHello) this.announce(session);
+    session.counters.framesIn++;
+    this.totals.framesIn++;
+    const rel = session.rel;
+    if (rel !== null) {
+      if (rel.handshake === 'pending') {
+        this.malformed(session, 'application frame before the resume handshake finished');
+        return;
+      }
+      session.afterReliableDelivery(frame.bytes.byteLength);
+    }
+    try {
+      this.emit('frame', session, frame);
+    } catch (err) {
+      this.totals.handlerErrors++;
+      this.reportError(toFastPortError(err), session);
+    }
+    if (rel !== null && session.rel === rel) session.maybeAck();
+  }
+
+  private malformed(session: Session, message: string): void {
+    session.closeWith('abort', { reason: 'control-malformed', code: 'ERR_FRAME_MALFORMED', message });
+  }
+
+  private onControlFrame(slot: SessionSlot, session: Session, frame: Frame): void {
+    session.peerControl = true;
+    session.counters.controlIn++;
+    this.totals.controlIn++;
+    const p = frame.payload;
+    switch (frame.id) {
+      case ControlFrameId.Ping: {
+        if (decodeNonce(p) < 0) return this.malformed(session, 'PING shorter than 4 bytes');
+        session.sendControl(ControlFrameId.Pong, p.subarray(0, 4));
+        return;
+      }
+      case ControlFrameId.Pong: {
+        const nonce = decodeNonce(p);
+        if (nonce < 0) return this.malformed(session, 'PONG shorter than 4 bytes');
+        session.onPong(nonce, Date.now());
+        return;
+      }
+      case ControlFrameId.GoAway: {
+        const g = decodeGoAway(p);
+        if (g === null) return this.malformed(session, 'GOAWAY malformed');
+        session.onGoAway(g);
+        if (this.allowHalfOpen && session.state === 'closing') session.closeWith('graceful', { reason: 'peer-goaway' });
+        return;
+      }
+      case ControlFrameId.Ack: {
+        const n = decodeAck(p);
+        if (n < 0) return this.malformed(session, 'ACK shorter than 8 bytes');
+        if (!session.onAck(n)) return this.malformed(session, `ACK of ${n} frames, more than were sent`);
+        return;
+      }
+      case ControlFrameId.ResumeRequest: {
+        const req = decodeResumeRequest(p);
+        if (req === null) return this.malformed(session, 'RESUME_REQUEST malformed');
+        this.onResumeRequest(slot, session, req);
+        return;
+      }
+      case ControlFrameId.ResumeOk: {
+        const ok = decodeResumeOk(p);
+        if (ok === null) return this.malformed(session, 'RESUME_OK malformed');
+        const err = session.onResumeOk(ok);
+        if (err !== undefined) this.malformed(session, err);
+        return;
+      }
+      case ControlFrameId.ResumeRefused: {
+        const r = decodeResumeRefused(p);
+        if (r === null) return this.malformed(session, 'RESUME_REFUSED malformed');
+        if (session.rel === null || session.rel.handshake !== 'pending') return this.malformed(session, 'RESUME_REFUSED without a pending request');
+        session.onResumeRefused(r);
+        return;
+      }
+      default:
+        return; // reserved ids: ignored, for later versions
+    }
   }
 
   private makeHandler(side: 'server' | 'client'): EngineHandler {
     return {
       onAccept: (conn, _listener: ListenerId, remote) => {
+        if (this.maxSessions > 0 && this.slots.size >= this.maxSessions) {
+          this.refused.add(conn);
+          this.totals.refusedConnections++;
+          this.engine.close(conn, 'abort');
+          return;
+        }
         const session = this.openSession(conn, remote, side);
-        this.emit('session', session);
+        this.onAcceptSession(session);
       },
       onConnect: (conn, remote) => {
         const session = this.openSession(conn, remote, side);
         this.onOutboundOpen(session);
-        this.emit('session', session);
+        this.announce(session);
       },
       onData: (conn, data) => {
         const slot = this.slots.get(conn);
         if (slot === undefined) return;
-        slot.session.counters.bytesIn += data.byteLength;
+        const session = slot.session;
+        session.counters.bytesIn += data.byteLength;
         this.totals.bytesIn += data.byteLength;
-        if (slot.session.state !== 'open') return;
+        if (slot.closing) return;
         slot.decoder.push(data, slot.onFrame, slot.onError);
+        const budget = this.budget;
+        if (budget !== null) {
+          const now = reassemblyBytes(slot.decoder);
+          const before = slot.reserved;
+          if (now > before) {
+            if (budget.reserve(now - before)) slot.reserved = now;
+            else {
+              this.stopReading(slot);
+              slot.session.closeWith('abort', {
+                reason: 'memory-budget',
+                code: 'ENOBUFS',
+                message: `reassembling a ${now}-byte frame would pass the memory budget of ${budget.limitBytes} bytes`,
+              });
+            }
+          } else if (now < before) {
+            budget.release(before - now);
+            slot.reserved = now;
+          }
+        }
       },
       onEnd: (conn) => {
-        this.slots.get(conn)?.session.emit('end');
+        const slot = this.slots.get(conn);
+        if (slot === undefined) return;
+        const session = slot.session;
+        if (session.connectionId !== conn) return;
+        // The peer finished sending: our final ack covers everything it sent.
+        if (session.rel !== null) session.sendAck();
+        session.emit('end');
+        if (this.allowHalfOpen && session.state === 'closing') session.closeWith('graceful', { reason: session.pendingCloseReason?.reason ?? 'peer' });
       },
       onDrain: (conn) => {
-        this.slots.get(conn)?.session.emit('drain');
+        const slot = this.slots.get(conn);
+        if (slot === undefined || slot.session.connectionId !== conn) return;
+        const session = slot.session;
+        session.handleDrain();
       },
       onClose: (conn, info: CloseInfo) => {
+        if (this.refused.delete(conn)) {
+          this.closeReasons['max-sessions'] = (this.closeReasons['max-sessions'] ?? 0) + 1;
+          return;
+        }
         const slot = this.slots.get(conn);
-        const own = slot?.session.pendingCloseReason;
+        const own = slot !== undefined && slot.session.connectionId === conn ? slot.session.pendingCloseReason : undefined;
         const closeInfo: SessionCloseInfo = { reason: own?.reason ?? info.reason, unsentBytes: info.unsentBytes };
         const code = own?.code ?? info.code;
         const message = own?.message ?? info.message;
         if (code !== undefined) closeInfo.code = code;
         if (message !== undefined) closeInfo.message = message;
-        this.closeReasons[closeInfo.reason] = (this.closeReasons[closeInfo.reason] ?? 0) + 1;
         if (slot === undefined) {
+          this.closeReasons[closeInfo.reason] = (this.closeReasons[closeInfo.reason] ?? 0) + 1;
           this.onOutboundClose(conn, closeInfo, undefined);
           return;
         }
         this.slots.delete(conn);
+        if (this.budget !== null && slot.reserved > 0) this.budget.release(slot.reserved);
+        slot.reserved = 0;
+        const watcher = this.transportWatchers.get(conn);
+        if (watcher !== undefined) {
+          this.transportWatchers.delete(conn);
+          watcher(closeInfo, info);
+        }
         const session = slot.session;
-        this.sessions.delete(session);
-        session.state = 'closed';
-        session.closeInfo = closeInfo;
+        if (session.connectionId !== conn) return; // an old connection of a resumed session
+        this.closeReasons[closeInfo.reason] = (this.closeReasons[closeInfo.reason] ?? 0) + 1;
+        if (session.state !== 'closed' && this.shouldDetach(session, closeInfo)) {
+          this.detached.add(session);
+          session.detachTransport(closeInfo);
+          this.onOutboundClose(conn, closeInfo, session);
+          return;
+        }
         this.onOutboundClose(conn, closeInfo, session);
-        session.emit('close', closeInfo);
-        this.emit('close', session, closeInfo);
+        this.finalize(session, closeInfo);
       },
     };
   }

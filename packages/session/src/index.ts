@@ -1,5 +1,5 @@
 export * from './framing';
-export { Session } from './session';
+export { Session, newToken } from './session';
 export type {
   BackpressurePolicy,
   SendResult,
@@ -7,11 +7,45 @@ export type {
   Liveness,
   SessionCloseInfo,
   SessionCounters,
+  ResumeState,
+  ResumeInfo,
+  ResumeFailedInfo,
 } from './session';
 export { SessionManager } from './session-manager';
-export { SessionHost } from './host';
+export {
+  SessionHost,
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_CONTROL_RESERVE_BYTES,
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+} from './host';
 export type { SessionHostOptions, HostStats } from './host';
-export { Server } from './server';
-export type { ServerOptions, ServerCloseResult } from './server';
+export {
+  Server,
+  DEFAULT_RESUME_WINDOW_MS,
+  DEFAULT_HELLO_TIMEOUT_MS,
+  DEFAULT_MAX_DETACHED,
+  DEFAULT_SHUTDOWN_DEADLINE_MS,
+} from './server';
+export type {
+  ServerOptions,
+  ServerCloseResult,
+  ServerResumeOptions,
+  ShutdownOptions,
+  ShutdownOutcome,
+  ShutdownReport,
+  SessionShutdownOutcome,
+} from './server';
 export { Client } from './client';
 export type { ClientOptions } from './client';
+export { ReconnectingClient } from './reconnecting-client';
+export type { ReconnectingClientOptions, ClientResumeOptions, ConnectInfo } from './reconnecting-client';
+export { backoffDelay, resolveBackoff, DEFAULT_BACKOFF } from './backoff';
+export type { BackoffOptions, ResolvedBackoff } from './backoff';
+export { HeartbeatMonitor, resolveHeartbeat, DEFAULT_HEARTBEAT } from './heartbeat';
+export type { HeartbeatOptions, ResolvedHeartbeat, HeartbeatEvent } from './heartbeat';
+export { MemoryBudget, DEFAULT_MEMORY_LIMIT } from './memory-budget';
+export type { MemoryBudgetOptions, MemoryBudgetStats, BudgetMember } from './memory-budget';
+export { OutboundLog, resolveReplay, DEFAULT_REPLAY } from './reliable';
+export type { ReplayOptions, ResolvedReplay, LostMessages, LogEntry } from './reliable';
+export * from './control';

@@ -1,5 +1,33 @@
-import { type ListenerInfo, type ListenOptions } from '@fastport/native-io';
-import { SessionHost, type SessionHostOptions } from './host';
+import { FastPortError, type CloseInfo, type ListenerInfo, type ListenOptions } from '@fastport/native-io';
+import {
+  ControlFrameId,
+  RESUME_PROTOCOL_VERSION,
+  U64_UNKNOWN,
+  encodeResumeOk,
+  encodeResumeRefused,
+  isZeroToken,
+  tokenToHex,
+  type ResumeRefused,
+  type ResumeRefusedReason,
+  type ResumeRequest,
+} from './control';
+import { resolveFrameSpec } from './framing';
+import { SessionHost, type SessionHostOptions, type SessionSlot } from './host';
+import { resolveReplay, type ReplayOptions } from './reliable';
+import { newToken, type ResumeInfo, type Session, type SessionCloseInfo } from './session';
+
+export interface ServerResumeOptions extends ReplayOptions {
+  /** How long a session that lost its connection waits for its client to resume it. Default 60,000 ms. */
+  resumeWindowMs?: number;
+  /**
+   * With resume on, a new connection is announced ('session') once its first
+   * frame shows whether it resumes; a connection silent this long is
+   * announced as a plain session. Default 5,000 ms.
+   */
+  helloTimeoutMs?: number;
+  /** Most sessions kept waiting for a resume; past it a lost connection ends its session. Default 10,000. */
+  maxDetached?: number;
+}
 
 export interface ServerOptions extends SessionHostOptions {
   /** Default '0.0.0.0'. */
@@ -11,27 +39,118 @@ export interface ServerOptions extends SessionHostOptions {
   /** SO_REUSEPORT, to spread one port over processes. Default false. */
   reusePort?: boolean;
   ipv6Only?: boolean;
+  /** Resume sessions of clients that ask (ReconnectingClient). Default off. */
+  resume?: boolean | ServerResumeOptions;
 }
 
 export interface ServerCloseResult {
-  /** Sessions that closed within the grace period, queues flushed. */
+  /** Sessions that closed within the grace period. */
   flushed: number;
   /** Sessions reset when the grace period ran out. */
   aborted: number;
 }
 
-/** Accepts connections and turns each into a Session. See SessionHost for events. */
+export interface ShutdownOptions {
+  /** Time for the whole stop; what is not finished by then is reset. Default 5,000 ms. */
+  deadlineMs?: number;
+  /** Send GOAWAY to peers that speak the session protocol. Default true. */
+  goaway?: boolean;
+  /** GOAWAY tells clients they may reconnect (to a restarted server). Default true. */
+  reconnect?: boolean;
+  /** Text carried by the GOAWAY. Default 'server shutting down'. */
+  message?: string;
+}
+
+/**
+ * Per-session outcome of a shutdown: 'flushed' — everything queued went out
+ * and the connection closed gracefully; 'timed-out' — reset at the deadline
+ * with `bytesLeft` never sent; 'failed' — the connection broke on its own
+ * (reset by the peer...) before it could finish.
+ */
+export type ShutdownOutcome = 'flushed' | 'timed-out' | 'failed';
+
+export interface SessionShutdownOutcome {
+  id: number;
+  remote: string;
+  outcome: ShutdownOutcome;
+  bytesLeft: number;
+  /** The close reason the session reported. */
+  reason: string;
+  /** A GOAWAY was sent (the peer speaks the session protocol). */
+  goaway: boolean;
+}
+
+export interface ShutdownReport {
+  flushed: number;
+  timedOut: number;
+  failed: number;
+  sessions: SessionShutdownOutcome[];
+  /** Resumable sessions that were waiting for a resume and ended. */
+  detachedClosed: number;
+  durationMs: number;
+}
+
+export const DEFAULT_RESUME_WINDOW_MS = 60_000;
+export const DEFAULT_HELLO_TIMEOUT_MS = 5_000;
+export const DEFAULT_MAX_DETACHED = 10_000;
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5_000;
+
+/**
+ * Accepts connections and turns each into a Session. See SessionHost for events;
+ * also 'listening' (info), 'shutdown' (phase), 'closed' ().
+ */
 export class Server extends SessionHost {
   private readonly options: ServerOptions;
   private listener: ListenerInfo | undefined;
+  private readonly resumeWindowMs: number;
+  private readonly helloTimeoutMs: number;
+  private readonly maxDetached: number;
+  private readonly resumeEnabled: boolean;
+  /** token (hex) → resumable session. */
+  private readonly registry = new Map<string, Session>();
+  private stopping = false;
+  private shutdownPromise: Promise<ShutdownReport> | undefined;
 
   constructor(options: ServerOptions = {}) {
-    super(options, 'server');
+    super(Server.validate(options), 'server');
     this.options = options;
+    const r = options.resume;
+    this.resumeEnabled = r !== undefined && r !== false;
+    const ro: ServerResumeOptions = typeof r === 'object' ? r : {};
+    if (this.resumeEnabled) this.replay = resolveReplay(ro, 'resume');
+    this.resumeWindowMs = ro.resumeWindowMs ?? DEFAULT_RESUME_WINDOW_MS;
+    this.helloTimeoutMs = ro.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+    this.maxDetached = ro.maxDetached ?? DEFAULT_MAX_DETACHED;
+  }
+
+  /** Checks the resume options before an engine exists (a bad option must not leak one). */
+  private static validate(options: ServerOptions): ServerOptions {
+    const r = options.resume;
+    if (r === undefined || r === false) return options;
+    const spec = resolveFrameSpec(options.framing ?? 'fastport');
+    if ((spec.idWidth ?? 0) < 2 || options.controlFrames === false) {
+      throw SessionHost.controlError('resume', spec, options.controlFrames === false);
+    }
+    const ro: ServerResumeOptions = typeof r === 'object' ? r : {};
+    resolveReplay(ro, 'resume');
+    const limits = {
+      resumeWindowMs: ro.resumeWindowMs ?? DEFAULT_RESUME_WINDOW_MS,
+      helloTimeoutMs: ro.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
+      maxDetached: ro.maxDetached ?? DEFAULT_MAX_DETACHED,
+    };
+    for (const [name, v] of Object.entries(limits)) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new FastPortError('ERR_INVALID_ARGUMENT', `resume.${name} must be a positive integer (got ${String(v)})`);
+    }
+    return options;
   }
 
   get address(): ListenerInfo | undefined {
     return this.listener;
+  }
+
+  /** True once shutdown() (or close()) started. */
+  get isStopping(): boolean {
+    return this.stopping;
   }
 
   async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0'): Promise<ListenerInfo> {
@@ -45,40 +164,284 @@ export class Server extends SessionHost {
   }
 
   /** Stops accepting, lets sessions flush for up to `graceMs`, resets the rest, releases the engine. */
-  async close(graceMs = 5000): Promise<ServerCloseResult> {
+  async close(graceMs = DEFAULT_SHUTDOWN_DEADLINE_MS): Promise<ServerCloseResult> {
+    const report = await this.shutdown({ deadlineMs: graceMs });
+    return { flushed: report.flushed + report.failed, aborted: report.timedOut };
+  }
+
+  /**
+   * Graceful stop in layers: (1) stop accepting; (2) GOAWAY to every peer
+   * that speaks the session protocol — it acks what it got, stops sending and
+   * half-closes, then we send our final ack; plain peers get a graceful close
+   * (flush, FIN) at once; (3) queues flush while peers finish, up to the
+   * deadline; (4) half-close and close; (5) what is left at the deadline is
+   * reset. Returns each session's outcome. Idempotent (returns the same promise).
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<ShutdownReport> {
+    if (this.shutdownPromise === undefined) this.shutdownPromise = this.runShutdown(options);
+    return this.shutdownPromise;
+  }
+
+  private async runShutdown(o: ShutdownOptions): Promise<ShutdownReport> {
+    const started = Date.now();
+    const deadlineMs = o.deadlineMs ?? DEFAULT_SHUTDOWN_DEADLINE_MS;
+    const deadline = started + deadlineMs;
+    this.stopping = true;
+
+    // 1. Stop accepting.
     if (this.listener !== undefined) {
       await this.engine.closeListener(this.listener.id);
       this.listener = undefined;
     }
-    let flushed = 0;
-    let aborted = 0;
-    const pending = [...this.sessions];
-    const closed = pending.map(
-      (session) =>
+    this.emit('shutdown', 'stopped-accepting');
+
+    // Sessions waiting for a resume cannot be resumed by this process any more.
+    let detachedClosed = 0;
+    for (const s of [...this.detached]) {
+      if (s.connectionId !== 0) continue;
+      if (s.rel !== null) s.rel.final = true;
+      this.finalizeDetached(s, { reason: 'shutdown', unsentBytes: 0 });
+      detachedClosed++;
+    }
+
+    // 2. GOAWAY or graceful close, per connection.
+    const outcomes: SessionShutdownOutcome[] = [];
+    const waits: Promise<void>[] = [];
+    const open = new Map<number, SessionShutdownOutcome>();
+    for (const slot of [...this.slots.values()]) {
+      const session = slot.session;
+      const conn = slot.conn;
+      const record: SessionShutdownOutcome = {
+        id: session.id,
+        remote: `${session.remote.address}:${session.remote.port}`,
+        outcome: 'flushed',
+        bytesLeft: 0,
+        reason: '',
+        goaway: false,
+      };
+      outcomes.push(record);
+      open.set(conn, record);
+      waits.push(
         new Promise<void>((resolve) => {
-          if (session.state === 'closed') return resolve();
-          session.once('close', () => resolve());
+          this.transportWatchers.set(conn, (info: SessionCloseInfo, raw?: CloseInfo) => {
+            open.delete(conn);
+            record.reason = info.reason;
+            record.bytesLeft = Math.max(record.bytesLeft, info.unsentBytes);
+            const engineReason = raw?.reason ?? info.reason;
+            if (engineReason === 'abort' || engineReason === 'destroy') record.outcome = 'timed-out';
+            else if (engineReason === 'error' || info.unsentBytes > 0) record.outcome = 'failed';
+            else if (record.outcome !== 'timed-out') record.outcome = 'flushed';
+            resolve();
+          });
         }),
-    );
-    for (const session of pending) session.close('shutdown');
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      Promise.all(closed).then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), graceMs);
-      }),
-    ]);
-    if (timer) clearTimeout(timer);
-    for (const session of pending) {
-      if (session.state === 'closed') flushed++;
-      else {
-        aborted++;
-        session.abort('shutdown-timeout');
+      );
+      if (session.connectionId !== conn) {
+        this.engine.close(conn, 'abort'); // an old connection of a resumed session
+        continue;
+      }
+      if (session.rel !== null) session.rel.final = true;
+      if (o.goaway !== false) {
+        record.goaway = session.goAwayAndClose(
+          { reason: 'shutdown', reconnect: o.reconnect ?? true, resume: false, message: o.message ?? 'server shutting down' },
+          'shutdown',
+          deadlineMs,
+        );
+      } else {
+        session.closeWith('graceful', { reason: 'shutdown' });
       }
     }
-    if (timedOut) await Promise.all(closed);
+    this.emit('shutdown', 'draining');
+
+    // 3 + 4. Flush and half-close while the peers finish, up to the deadline.
+    const all = Promise.all(waits);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+
+    // 5. Force what is left.
+    if (timedOut) {
+      this.emit('shutdown', 'forcing');
+      for (const [conn, record] of open) {
+        record.outcome = 'timed-out';
+        record.bytesLeft = Math.max(record.bytesLeft, this.engine.pendingBytes(conn));
+        const slot = this.slots.get(conn);
+        if (slot !== undefined && slot.session.connectionId === conn) {
+          slot.session.pendingCloseReason = { reason: 'shutdown-timeout', message: `not finished within ${deadlineMs} ms` };
+          slot.session.closeWith('abort', { reason: 'shutdown-timeout' });
+        }
+        else this.engine.close(conn, 'abort');
+      }
+      await all;
+    }
+    this.releaseHost();
     await this.engine.destroy();
+    this.emit('shutdown', 'closed');
     this.emit('closed');
-    return { flushed, aborted };
+    let flushed = 0;
+    let timedOutCount = 0;
+    let failed = 0;
+    for (const r of outcomes) {
+      if (r.outcome === 'flushed') flushed++;
+      else if (r.outcome === 'timed-out') timedOutCount++;
+      else failed++;
+    }
+    return { flushed, timedOut: timedOutCount, failed, sessions: outcomes, detachedClosed, durationMs: Date.now() - started };
+  }
+
+  // ---- resume -----------------------------------------------------------------
+
+  protected override onAcceptSession(session: Session): void {
+    if (!this.resumeEnabled) {
+      this.announce(session);
+      return;
+    }
+    session.awaitingHello = true;
+    session.helloDeadline = Date.now() + this.helloTimeoutMs;
+  }
+
+  protected override sweepIntervals(): number[] {
+    const out = super.sweepIntervals();
+    if (this.resumeEnabled) out.push(this.resumeWindowMs, this.helloTimeoutMs);
+    return out;
+  }
+
+  protected override sweepDetached(now: number): void {
+    super.sweepDetached(now);
+    for (const s of [...this.detached]) {
+      const rel = s.rel;
+      if (rel === null || s.connectionId !== 0) continue;
+      if (now - rel.detachedAt >= this.resumeWindowMs) {
+        rel.final = true;
+        this.finalizeDetached(s, { reason: 'resume-timeout', message: `not resumed within ${this.resumeWindowMs} ms`, unsentBytes: 0 });
+      }
+    }
+  }
+
+  protected override shouldDetach(session: Session, info: SessionCloseInfo): boolean {
+    if (!super.shouldDetach(session, info) || this.stopping || !this.resumeEnabled) return false;
+    return this.detached.size < this.maxDetached;
+  }
+
+  protected override onSessionFinal(session: Session): void {
+    const rel = session.rel;
+    if (rel === null) return;
+    const key = tokenToHex(rel.token);
+    if (this.registry.get(key) === session) this.registry.delete(key);
+  }
+
+  protected override onResumeRequest(slot: SessionSlot, session: Session, req: ResumeRequest): void {
+    if (!this.resumeEnabled) {
+      super.onResumeRequest(slot, session, req);
+      return;
+    }
+    const refuse = (r: Partial<ResumeRefused> & { reason: ResumeRefusedReason; message: string }) => {
+      session.sendControl(
+        ControlFrameId.ResumeRefused,
+        encodeResumeRefused({
+          received: U64_UNKNOWN,
+          lostFrom: 1,
+          lostTo: 0,
+          peerLostFrom: 1,
+          peerLostTo: 0,
+          ...r,
+        }),
+      );
+    };
+    if (!session.awaitingHello || session.rel !== null || this.stopping) {
+      refuse({ reason: 'protocol', message: this.stopping ? 'server shutting down' : 'RESUME_REQUEST must be the first frame of a connection' });
+      return;
+    }
+    if (req.version !== RESUME_PROTOCOL_VERSION) {
+      refuse({ reason: 'protocol', message: `resume protocol version ${req.version} unsupported (this server speaks ${RESUME_PROTOCOL_VERSION})` });
+      return;
+    }
+
+    if (isZeroToken(req.token)) {
+      // A new resumable session.
+      const token = newToken();
+      session.makeReliable(token, 0);
+      session.rel!.handshake = 'done';
+      this.registry.set(tokenToHex(token), session);
+      session.sendControl(ControlFrameId.ResumeOk, encodeResumeOk({ resumed: false, token, received: 0, sessionId: session.id }));
+      this.announce(session);
+      return;
+    }
+
+    const key = tokenToHex(req.token);
+    const old = this.registry.get(key);
+    if (old === undefined || old.state === 'closed' || old.rel === null) {
+      refuse({ reason: 'unknown-token', message: 'no session with this token (expired, closed, or the server restarted)' });
+      return;
+    }
+    const rel = old.rel;
+    const out = rel.out;
+    if (req.received >= out.writeSeq && req.received !== 0) {
+      refuse({ reason: 'protocol', message: `client claims ${req.received} frames, only ${out.writeSeq - 1} were sent` });
+      return;
+    }
+    let refusal: (Partial<ResumeRefused> & { reason: ResumeRefusedReason; message: string }) | undefined;
+    if (req.received < out.evictedThrough) {
+      refusal = {
+        reason: out.evictedBy ?? 'replay-overflow',
+        message: `frames ${req.received + 1}..${out.evictedThrough} were dropped from the replay buffer (${out.evictedBy === 'replay-expired' ? 'age' : 'byte'} bound) before the client got them`,
+        lostFrom: req.received + 1,
+        lostTo: out.evictedThrough,
+      };
+    } else if (!req.historyUnknown && req.firstAvailable > rel.received + 1) {
+      refusal = {
+        reason: 'peer-replay-overflow',
+        message: `the client can replay from ${req.firstAvailable}, the server needs ${rel.received + 1}`,
+        peerLostFrom: rel.received + 1,
+        peerLostTo: req.firstAvailable - 1,
+      };
+    }
+    if (refusal !== undefined) {
+      refuse({ ...refusal, received: rel.received });
+      // The old session cannot continue: tell its application what is lost, then end it.
+      if (refusal.lostFrom !== undefined && refusal.lostTo !== undefined) {
+        old.reportLost('outbound', refusal.reason, refusal.lostFrom, refusal.lostTo, true, []);
+      }
+      if (refusal.peerLostFrom !== undefined && refusal.peerLostTo !== undefined) {
+        old.reportLost('inbound', refusal.reason, refusal.peerLostFrom, refusal.peerLostTo, true, []);
+      }
+      const notDelivered = out.after(req.received);
+      if (notDelivered.length > 0) {
+        old.reportLost('outbound', refusal.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, true, notDelivered);
+      }
+      const cleared = out.clear();
+      this.budget?.release(cleared);
+      rel.final = true;
+      if (old.connectionId === 0) this.finalizeDetached(old, { reason: 'resume-refused', message: refusal.message, unsentBytes: 0 });
+      else old.closeWith('abort', { reason: 'resume-refused', message: refusal.message });
+      return;
+    }
+
+    // Resume: the old connection (if the server has not noticed it died) is dropped.
+    if (old.connectionId !== 0) {
+      const oldConn = old.connectionId;
+      const oldSlot = this.slots.get(oldConn);
+      if (oldSlot !== undefined) oldSlot.closing = true;
+      old.connectionId = 0;
+      this.engine.close(oldConn, 'abort');
+      this.closeReasons['replaced'] = (this.closeReasons['replaced'] ?? 0) + 1;
+    }
+    const freed = out.ack(req.received);
+    if (freed > 0) this.budget?.release(freed);
+    this.adopt(old, session, true);
+    rel.handshake = 'done';
+    rel.final = false;
+    rel.draining = false;
+    old.sendControl(ControlFrameId.ResumeOk, encodeResumeOk({ resumed: true, token: rel.token, received: rel.received, sessionId: old.id }));
+    out.rewindTo(req.received);
+    const toReplay = out.unwritten;
+    old.counters.replayed += old.flushReliable();
+    const info: ResumeInfo = { resumed: true, peerReceived: req.received, replayed: toReplay, token: key };
+    old.emit('resume', info);
+    this.relay('resume', old, info);
   }
 }

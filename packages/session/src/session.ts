@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   FastPortError,
@@ -6,15 +7,37 @@ import {
   type ConnectionId,
   type Engine,
   type ErrorCode,
+  type SocketOptions,
 } from '@fastport/native-io';
-import type { FrameEncoder } from './framing';
+import {
+  ControlFrameId,
+  TOKEN_BYTES,
+  U64_UNKNOWN,
+  encodeAck,
+  encodeGoAway,
+  encodePing,
+  encodeResumeRequest,
+  isControlId,
+  tokenToHex,
+  type GoAway,
+  type GoAwayReason,
+  type ResumeOk,
+  type ResumeRefused,
+} from './control';
+import type { FrameEncoder, FrameSpec } from './framing';
+import { HeartbeatMonitor, type HeartbeatEvent, type Liveness, type ResolvedHeartbeat } from './heartbeat';
+import type { MemoryBudget } from './memory-budget';
+import { OutboundLog, type LogEntry, type LostMessages, type ResolvedReplay } from './reliable';
+
+export type { Liveness } from './heartbeat';
 
 /** What a session does when a send would pass its pending-bytes limit. */
 export type BackpressurePolicy = 'reject' | 'drop' | 'close';
 
 /**
  * Outcome of `Session.send`:
- * - 'queued': accepted, below the high watermark;
+ * - 'queued': accepted, below the high watermark (or, on a resumable session
+ *   without a connection, kept for replay);
  * - 'high-water': accepted, but pending bytes passed the high watermark (wait for 'drain');
  * - 'dropped': over the limit under policy 'drop' — not sent;
  * - 'closed': the session is closing or closed (or was closed by policy 'close') — not sent.
@@ -22,15 +45,21 @@ export type BackpressurePolicy = 'reject' | 'drop' | 'close';
  */
 export type SendResult = 'queued' | 'high-water' | 'dropped' | 'closed';
 
-/** TCP-level state. Liveness (heartbeats) is tracked separately. */
-export type SessionState = 'open' | 'closing' | 'closed';
-/** Logical liveness from application heartbeats: active → suspect (missed probes) → dead. */
-export type Liveness = 'active' | 'suspect' | 'dead';
+/**
+ * Connection state (liveness from heartbeats is tracked separately):
+ * 'open' — connected, sends go out; 'detached' — a resumable session without
+ * a usable connection (lost, or a resume handshake in progress): sends are kept
+ * for replay; 'closing' — being closed; 'closed' — gone for good.
+ */
+export type SessionState = 'open' | 'detached' | 'closing' | 'closed';
 
 export interface SessionCloseInfo {
   /**
    * 'local' | 'abort' | 'peer' | 'error' | 'destroy' from the engine, or the
-   * session's own reason: 'framing', 'backpressure', or what the user passed to close().
+   * session's own reason: 'framing', 'backpressure', 'memory-budget',
+   * 'heartbeat-timeout', 'idle-timeout', 'max-lifetime', 'frame-timeout',
+   * 'control-malformed', 'max-sessions', 'replaced', 'resume-timeout',
+   * 'resume-refused', 'shutdown', 'shutdown-timeout', or what the user passed to close().
    */
   reason: string;
   code?: ErrorCode;
@@ -42,31 +71,146 @@ export interface SessionCloseInfo {
 export interface SessionCounters {
   bytesIn: number;
   bytesOut: number;
+  /** Application frames (control frames are counted apart). */
   framesIn: number;
   framesOut: number;
   dropped: number;
+  controlIn: number;
+  controlOut: number;
+  /** Control frames the engine refused (the control reserve was full). */
+  controlDropped: number;
+  /** Frames sent again after a resume. */
+  replayed: number;
+}
+
+/** Where a resumable session stands, for persistence (a new process can resume with it). */
+export interface ResumeState {
+  /** 32 hex chars. */
+  token: string;
+  /** Peer frames delivered here (the peer replays after this). */
+  received: number;
+  /** Sequence number our next frame gets. */
+  nextSeq: number;
+  /** Highest of our frames the peer acknowledged. */
+  acked: number;
+  /** Frames held for replay, and how many of them never went out. */
+  unacked: number;
+  unwritten: number;
+  replayBytes: number;
+}
+
+/** 'resume' event payload. */
+export interface ResumeInfo {
+  /** false: a new logical session was established (first connect, or after a refusal). */
+  resumed: boolean;
+  /** Our frames the peer had delivered; we continue (replay) from peerReceived + 1. */
+  peerReceived: number;
+  /** Frames (re)sent on the new connection from the replay buffer. */
+  replayed: number;
+  token: string;
+}
+
+/** 'resume-failed' event payload. */
+export interface ResumeFailedInfo {
+  reason: ResumeRefused['reason'];
+  message: string;
+  /** True when the client carries on with a new session (unsent frames move over to it). */
+  restarted: boolean;
+}
+
+/** Resolved per-host timing options a session reads. */
+export interface SessionTiming {
+  heartbeat: ResolvedHeartbeat | null;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  frameTimeoutMs: number;
+  closeTimeoutMs: number;
 }
 
 /** Internal bridge from a session to the host that owns its engine. */
 export interface SessionHostLink {
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
+  readonly frameSpec: FrameSpec;
   readonly policy: BackpressurePolicy;
   /** Scratch space for one frame header; engines copy on send, so one buffer serves every send. */
   readonly headerScratch: Uint8Array;
+  /** The user-facing pending-bytes limit (the engine's is higher by the control reserve). */
+  readonly userMaxPending: number;
+  /** Sends larger than this need a pending-bytes check even below the high watermark. */
+  readonly sizeCheckThreshold: number;
+  readonly controlEnabled: boolean;
+  readonly budget: MemoryBudget | null;
+  readonly replay: ResolvedReplay | null;
+  readonly timing: SessionTiming;
   onSessionSent(frames: number, bytes: number): void;
   onSessionDropped(): void;
+  onControlSent(): void;
+  /** Closes the connection under the session (marks it closing so input is discarded unless `keepReading`). */
+  closeTransport(session: Session, conn: ConnectionId, mode: 'graceful' | 'abort'): void;
+  /** Ends a session that has no connection. */
+  finalizeDetached(session: Session, info: SessionCloseInfo): void;
+  scheduleAck(session: Session): void;
+  /** Re-emits a session event on the host as (session, ...args). */
+  relay(event: string, session: Session, ...args: unknown[]): void;
+}
+
+/** @internal Reliable-delivery state of a resumable session. */
+export interface ReliableState {
+  token: Uint8Array;
+  out: OutboundLog;
+  /** Peer frames delivered here. */
+  received: number;
+  ackedSent: number;
+  bytesSinceAck: number;
+  ackScheduled: boolean;
+  /** Client side: 'pending' while a RESUME_REQUEST awaits its answer. */
+  handshake: 'none' | 'pending' | 'done';
+  /** The session ends (no resume) when its connection closes. */
+  final: boolean;
+  /** A GOAWAY was received on the current connection: new frames wait for the next one. */
+  draining: boolean;
+  /** Client imported a token without its unacknowledged frames (a new process). */
+  historyUnknown: boolean;
+  detachedAt: number;
+  /** Server session id the peer reported (client side). */
+  peerSessionId: number;
+}
+
+const ZERO_TOKEN = new Uint8Array(TOKEN_BYTES);
+
+function readUint(b: Uint8Array, p: number, width: 1 | 2 | 4, endian: 'be' | 'le'): number {
+  if (width === 1) return b[p]!;
+  if (width === 2) return endian === 'be' ? (b[p]! << 8) | b[p + 1]! : b[p]! | (b[p + 1]! << 8);
+  return endian === 'be'
+    ? ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0
+    : (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 }
 
 /**
- * One connection, server-side (accepted) or client-side (outbound).
- * Events: 'drain' (), 'end' () when the peer half-closed, 'close' (info: SessionCloseInfo).
+ * One logical session. Without resume it is one connection, server-side
+ * (accepted) or client-side (outbound). A resumable session outlives its
+ * connections: `id` stays, `connectionId` changes on each resume.
+ *
+ * Events:
+ * - 'drain' (), 'end' () when the peer half-closed, 'close' (info: SessionCloseInfo);
+ * - 'liveness' (state: Liveness, previous: Liveness);
+ * - 'heartbeat' (event: HeartbeatEvent) — probes, pongs, timeout;
+ * - 'goaway' (goaway: GoAway) — the peer is going away;
+ * - 'detach' (info: SessionCloseInfo) — a resumable session lost its connection;
+ * - 'resume' (info: ResumeInfo), 'resume-failed' (info: ResumeFailedInfo);
+ * - 'lost' (lost: LostMessages) — frames that did not (or may not) reach their peer.
  */
 export class Session<UserData = unknown> extends EventEmitter {
+  /** Stable id: the id of the session's first connection (ids are never reused). */
   readonly id: ConnectionId;
-  readonly remote: AddressInfo;
+  /** The connection under the session now; 0 while detached without one. */
+  connectionId: ConnectionId;
+  remote: AddressInfo;
   readonly side: 'server' | 'client';
   readonly connectedAt: number;
+  /** When the current connection was established. */
+  transportSince: number;
   /** Free for the application: player, user, room... */
   data: UserData | undefined;
   state: SessionState = 'open';
@@ -74,35 +218,89 @@ export class Session<UserData = unknown> extends EventEmitter {
   closeInfo: SessionCloseInfo | undefined;
   /** Reason recorded when the session closes itself; reported in the close info. */
   pendingCloseReason: { reason: string; code?: ErrorCode; message?: string } | undefined;
-  readonly counters: SessionCounters = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, dropped: 0 };
+  readonly counters: SessionCounters = {
+    bytesIn: 0,
+    bytesOut: 0,
+    framesIn: 0,
+    framesOut: 0,
+    dropped: 0,
+    controlIn: 0,
+    controlOut: 0,
+    controlDropped: 0,
+    replayed: 0,
+  };
+  /** The peer has sent control frames (it speaks the session protocol: GOAWAY, PING). */
+  peerControl = false;
+  /** The last GOAWAY the peer sent on this connection. */
+  goAwayReceived: GoAway | undefined;
+
+  /** @internal */ rel: ReliableState | null = null;
+  /** @internal */ hb: HeartbeatMonitor | null = null;
+  /** @internal Server with resume: not announced until its first frame says whether it resumes. */
+  awaitingHello = false;
+  /** @internal */ helloDeadline = 0;
+  /** @internal */ announced = false;
+  /** @internal Set when a graceful reliable close or a shutdown waits for the peer. */
+  closeDeadline = 0;
   private readonly host: SessionHostLink;
+  private aboveHigh = false;
+  private idleFrames = -1;
+  private idleSince = 0;
+  private partialFrames = -1;
+  private partialSince = 0;
 
   constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
     this.id = id;
+    this.connectionId = id;
     this.remote = remote;
     this.side = side;
     this.connectedAt = Date.now();
+    this.transportSince = this.connectedAt;
+    this.startTimers(this.connectedAt);
   }
+
+  // ---- sending ------------------------------------------------------------
 
   /**
    * Frames `payload` with `packetId` (ignored by formats without an id) and queues it.
    * The payload is copied before this returns; writes made in the same tick or
-   * batch go out in one submission.
+   * batch go out in one submission. Ids 0xFF00–0xFF0F are reserved for the
+   * session layer (ERR_INVALID_ARGUMENT) on framings that carry control frames.
    */
   send(payload: Uint8Array, packetId = 0): SendResult {
-    if (this.state !== 'open') return 'closed';
     const host = this.host;
+    if (host.controlEnabled && isControlId(packetId)) {
+      throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${packetId.toString(16)} is reserved for session control frames (0xFF00-0xFF0F)`);
+    }
+    if (this.rel !== null) return this.sendReliable(payload, packetId);
+    if (this.state !== 'open') return 'closed';
     const headerLength = host.encoder.writeHeader(host.headerScratch, payload.byteLength, packetId);
+    const size = headerLength + payload.byteLength;
+    if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
+      return this.overLimit(size, 'backpressure');
+    }
+    if (host.budget !== null && !host.budget.reserve(size)) return this.overLimit(size, 'memory-budget');
     const header = host.headerScratch.subarray(0, headerLength);
-    return this.submit(host.engine.sendv(this.id, [header, payload]), headerLength + payload.byteLength);
+    return this.submit(host.engine.sendv(this.connectionId, [header, payload]), size);
   }
 
-  /** Queues bytes that already are one or more whole frames (relays, echo of `frame.bytes`). */
+  /**
+   * Queues bytes that already are whole frames (relays, echo of `frame.bytes`).
+   * On a resumable session it must be exactly one frame (each frame is one
+   * sequence number).
+   */
   sendFrame(frameBytes: Uint8Array): SendResult {
+    if (this.rel !== null) return this.sendFrameReliable(frameBytes);
     if (this.state !== 'open') return 'closed';
-    return this.submit(this.host.engine.send(this.id, frameBytes), frameBytes.byteLength);
+    const host = this.host;
+    const size = frameBytes.byteLength;
+    if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
+      return this.overLimit(size, 'backpressure');
+    }
+    if (host.budget !== null && !host.budget.reserve(size)) return this.overLimit(size, 'memory-budget');
+    return this.submit(host.engine.send(this.connectionId, frameBytes), size);
   }
 
   private submit(status: SendStatus, bytes: number): SendResult {
@@ -113,65 +311,715 @@ export class Session<UserData = unknown> extends EventEmitter {
         this.host.onSessionSent(1, bytes);
         return 'queued';
       case SendStatus.AboveHighWater:
+        this.aboveHigh = true;
         this.counters.framesOut++;
         this.counters.bytesOut += bytes;
         this.host.onSessionSent(1, bytes);
         return 'high-water';
       case SendStatus.Refused:
-        return this.overLimit(bytes);
+        this.host.budget?.release(bytes);
+        return this.overLimit(bytes, 'backpressure');
       default:
+        this.host.budget?.release(bytes);
         return 'closed';
     }
   }
 
-  private overLimit(bytes: number): SendResult {
+  private overLimit(bytes: number, why: 'backpressure' | 'memory-budget' | 'replay-buffer'): SendResult {
     const policy = this.host.policy;
     if (policy === 'drop') {
       this.counters.dropped++;
       this.host.onSessionDropped();
       return 'dropped';
     }
+    const what =
+      why === 'backpressure'
+        ? `pending bytes would pass the limit of ${this.host.userMaxPending}`
+        : why === 'memory-budget'
+          ? `the process memory budget (${this.host.budget?.limitBytes ?? 0} bytes) is used up`
+          : `the replay buffer would pass ${this.host.replay?.maxReplayBytes ?? 0} bytes`;
     if (policy === 'close') {
       this.closeWith('abort', {
-        reason: 'backpressure',
+        reason: why === 'memory-budget' ? 'memory-budget' : 'backpressure',
         code: 'ERR_BACKPRESSURE',
-        message: `pending bytes would pass the limit (send of ${bytes} bytes refused)`,
+        message: `${what} (send of ${bytes} bytes refused)`,
       });
       return 'closed';
     }
-    throw new FastPortError(
-      'ERR_BACKPRESSURE',
-      `session ${this.id}: send of ${bytes} bytes refused, ${this.pendingBytes} bytes already pending`,
-    );
+    throw new FastPortError('ERR_BACKPRESSURE', `session ${this.id}: send of ${bytes} bytes refused: ${what}`);
+  }
+
+  private sendReliable(payload: Uint8Array, packetId: number): SendResult {
+    if (this.state === 'closing' || this.state === 'closed') return 'closed';
+    const host = this.host;
+    const hs = host.headerScratch.length;
+    const frame = new Uint8Array(hs + payload.byteLength);
+    host.encoder.writeHeader(frame, payload.byteLength, packetId, 0);
+    frame.set(payload, hs);
+    return this.pushReliable(frame, packetId);
+  }
+
+  private sendFrameReliable(frameBytes: Uint8Array): SendResult {
+    if (this.state === 'closing' || this.state === 'closed') return 'closed';
+    const spec = this.host.frameSpec;
+    if (frameBytes.byteLength < spec.headerSize) {
+      throw new FastPortError('ERR_INVALID_ARGUMENT', `sendFrame: ${frameBytes.byteLength} bytes is shorter than a header`);
+    }
+    const declared = readUint(frameBytes, spec.lengthOffset, spec.lengthWidth, spec.lengthEndian) + (spec.lengthIncludesHeader ? 0 : spec.headerSize);
+    if (declared !== frameBytes.byteLength) {
+      throw new FastPortError(
+        'ERR_INVALID_ARGUMENT',
+        `sendFrame on a resumable session takes exactly one frame (header says ${declared} bytes, got ${frameBytes.byteLength})`,
+      );
+    }
+    const id = spec.idOffset === undefined ? 0 : readUint(frameBytes, spec.idOffset, spec.idWidth ?? 2, spec.idEndian ?? 'be');
+    if (this.host.controlEnabled && isControlId(id)) {
+      throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${id.toString(16)} is reserved for session control frames`);
+    }
+    return this.pushReliable(frameBytes.slice(), id);
+  }
+
+  private pushReliable(frame: Uint8Array, id: number): SendResult {
+    const rel = this.rel!;
+    const host = this.host;
+    const limits = host.replay!;
+    const size = frame.byteLength;
+    const out = rel.out;
+    if (out.bytes + size > limits.maxReplayBytes) {
+      const freed = out.evictForBytes(size, limits.maxReplayBytes);
+      if (freed > 0) host.budget?.release(freed);
+      if (out.bytes + size > limits.maxReplayBytes) return this.overLimit(size, 'replay-buffer');
+    }
+    const direct = this.state === 'open' && !rel.draining && out.unwritten === 0;
+    if (direct && (this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
+      return this.overLimit(size, 'backpressure');
+    }
+    // The replay copy (and, once written, the engine's copy) count against the budget.
+    if (host.budget !== null && !host.budget.reserve(direct ? size * 2 : size)) return this.overLimit(size, 'memory-budget');
+    out.append(id, frame, Date.now());
+    if (!direct) {
+      if (this.state === 'open' && !rel.draining) this.flushReliable();
+      return 'queued';
+    }
+    out.writeSeq++;
+    const status = host.engine.send(this.connectionId, frame);
+    if (status === SendStatus.Refused || status === SendStatus.Closed) {
+      // Kept in the replay buffer: it goes out after a drain or on the next connection.
+      out.writeSeq--;
+      return 'queued';
+    }
+    return this.submit(status, size);
+  }
+
+  /** @internal Writes replay-buffer frames the connection has not had yet, as far as the limit allows. */
+  flushReliable(): number {
+    const rel = this.rel;
+    if (rel === null || this.state !== 'open' || rel.draining) return 0;
+    const host = this.host;
+    const out = rel.out;
+    let written = 0;
+    for (let e = out.peekUnwritten(); e !== undefined; e = out.peekUnwritten()) {
+      const size = e.frame.byteLength;
+      if (host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending && host.engine.pendingBytes(this.connectionId) > 0) break;
+      const status = host.engine.send(this.connectionId, e.frame);
+      if (status === SendStatus.Refused || status === SendStatus.Closed) break;
+      out.writeSeq++;
+      written++;
+      if (status === SendStatus.AboveHighWater) this.aboveHigh = true;
+      this.counters.framesOut++;
+      this.counters.bytesOut += size;
+      host.onSessionSent(1, size);
+    }
+    return written;
+  }
+
+  /** @internal Sends a control frame through the reserve lane (never refused for the user's backlog). */
+  sendControl(id: number, payload: Uint8Array): boolean {
+    const conn = this.connectionId;
+    if (conn === 0 || this.state === 'closed') return false;
+    const host = this.host;
+    const headerLength = host.encoder.writeHeader(host.headerScratch, payload.byteLength, id);
+    const status = host.engine.sendv(conn, [host.headerScratch.subarray(0, headerLength), payload]);
+    if (status === SendStatus.Refused) {
+      this.counters.controlDropped++;
+      return false;
+    }
+    if (status === SendStatus.Closed) return false;
+    if (status === SendStatus.AboveHighWater) this.aboveHigh = true;
+    this.counters.controlOut++;
+    this.host.onControlSent();
+    return true;
+  }
+
+  /**
+   * Socket options for this session's connection (TCP_NODELAY, keepalive
+   * idle/interval/count, TCP_USER_TIMEOUT, buffer sizes), passed to the
+   * engine as they are. Host-wide defaults come from the `socket` option.
+   */
+  setSocketOptions(options: SocketOptions): boolean {
+    return this.connectionId !== 0 && this.host.engine.setSocketOptions(this.connectionId, options);
+  }
+
+  /** @internal The engine's queue fell to the low watermark. */
+  handleDrain(): void {
+    this.aboveHigh = false;
+    if (this.rel !== null) this.flushReliable();
+    this.emit('drain');
   }
 
   /** Bytes queued but not yet taken by the kernel. */
   get pendingBytes(): number {
-    return this.host.engine.pendingBytes(this.id);
+    return this.host.engine.pendingBytes(this.connectionId);
   }
 
-  /** Flushes what is queued, then closes. */
+  /** True for sessions that resume after a reconnect (sequence numbers, acks, replay). */
+  get resumable(): boolean {
+    return this.rel !== null;
+  }
+
+  /** The resume token (32 hex chars) of a resumable session. */
+  get token(): string | undefined {
+    return this.rel === null || this.rel.handshake === 'pending' && isZero(this.rel.token) ? undefined : tokenToHex(this.rel.token);
+  }
+
+  /** Where a resumable session stands (to persist it, or to show it). */
+  resumeState(): ResumeState | undefined {
+    const rel = this.rel;
+    if (rel === null) return undefined;
+    return {
+      token: tokenToHex(rel.token),
+      received: rel.received,
+      nextSeq: rel.out.nextSeq,
+      acked: rel.out.ackedThrough,
+      unacked: rel.out.length,
+      unwritten: rel.out.unwritten,
+      replayBytes: rel.out.bytes,
+    };
+  }
+
+  /** Heartbeat figures of the current connection, when this side drives heartbeats. */
+  heartbeatStats(): { probes: number; pongs: number; misses: number; rttMs: number | undefined; liveness: Liveness } | undefined {
+    const hb = this.hb;
+    if (hb === null) return undefined;
+    return { probes: hb.probes, pongs: hb.pongs, misses: hb.misses, rttMs: hb.rttMs, liveness: hb.liveness };
+  }
+
+  /** Sends a PING now (any session with control frames; the answer shows as a 'heartbeat' pong event when this side drives heartbeats). */
+  ping(nonce = 0): boolean {
+    return this.host.controlEnabled && this.state === 'open' && this.sendControl(ControlFrameId.Ping, encodePing(nonce));
+  }
+
+  /**
+   * Tells the peer this side is going away (GOAWAY control frame). Only sent
+   * to peers that spoke the session protocol (a plain peer would see an
+   * unknown packet). Returns whether it was sent.
+   */
+  goAway(g: Partial<GoAway> & { reason: GoAwayReason }): boolean {
+    if (!this.host.controlEnabled || !this.peerControl || this.connectionId === 0) return false;
+    if (this.state === 'closed') return false;
+    return this.sendControl(
+      ControlFrameId.GoAway,
+      encodeGoAway({ reason: g.reason, reconnect: g.reconnect ?? false, resume: g.resume ?? false, deadlineMs: g.deadlineMs ?? 0, message: g.message ?? '' }),
+    );
+  }
+
+  // ---- closing ------------------------------------------------------------
+
+  /**
+   * Flushes what is queued, then closes. A resumable session ends for good:
+   * it tells the peer (GOAWAY) and waits (up to closeTimeoutMs) for the
+   * peer's final ack and FIN, then sends its own final ack and closes, so
+   * nothing is left unacknowledged on either side.
+   */
   close(reason = 'local'): void {
+    const rel = this.rel;
+    if (rel !== null && this.state !== 'closed') {
+      rel.final = true;
+      if (this.connectionId === 0) {
+        this.host.finalizeDetached(this, { reason, unsentBytes: 0 });
+        return;
+      }
+      if (this.state !== 'closing' && this.goAwayAndClose({ reason: 'session-close', message: reason }, reason, this.host.timing.closeTimeoutMs)) return;
+    }
     this.closeWith('graceful', { reason });
   }
 
-  /** Drops the queue and resets the connection. */
+  /**
+   * Layered close: to a peer that speaks the session protocol, sends GOAWAY
+   * (and an ack) and lets the peer finish — it acks, half-closes, and our
+   * side then sends its final ack and closes after flushing; the close is
+   * forced after `deadlineMs`. A plain peer gets a graceful close (flush,
+   * FIN). Returns true when the GOAWAY path was taken.
+   */
+  goAwayAndClose(g: Partial<GoAway> & { reason: GoAwayReason }, reason: string, deadlineMs: number, code?: ErrorCode): boolean {
+    if (this.state === 'closed' || this.state === 'closing') return false;
+    if (this.goAway({ ...g, deadlineMs })) {
+      this.sendAck();
+      if (this.pendingCloseReason === undefined) this.pendingCloseReason = code === undefined ? { reason } : { reason, code };
+      this.state = 'closing';
+      this.closeDeadline = Date.now() + deadlineMs;
+      return true;
+    }
+    this.closeWith('graceful', code === undefined ? { reason } : { reason, code });
+    return false;
+  }
+
+  /** Drops the queue and resets the connection (a resumable session ends for good). */
   abort(reason = 'abort'): void {
+    if (this.rel !== null) this.rel.final = true;
+    if (this.rel !== null && this.connectionId === 0) {
+      this.host.finalizeDetached(this, { reason, unsentBytes: 0 });
+      return;
+    }
     this.closeWith('abort', { reason });
   }
 
   /** Half-close: FIN after the queue is flushed; frames keep arriving until the peer closes. */
   shutdown(): boolean {
-    return this.state === 'open' && this.host.engine.shutdown(this.id);
+    return this.state === 'open' && this.host.engine.shutdown(this.connectionId);
   }
 
-  /** Closes with a recorded reason; the engine's onClose completes it. */
+  /**
+   * Closes the connection with a recorded reason; the engine's onClose
+   * completes it. On a resumable session that is not final, the session
+   * detaches instead of closing (it may be resumed).
+   */
   closeWith(mode: 'graceful' | 'abort', why: { reason: string; code?: ErrorCode; message?: string }): void {
     if (this.state === 'closed') return;
+    if (this.rel !== null && this.connectionId === 0) {
+      if (this.rel.final) {
+        const info: SessionCloseInfo = { reason: why.reason, unsentBytes: 0 };
+        if (why.code !== undefined) info.code = why.code;
+        if (why.message !== undefined) info.message = why.message;
+        this.host.finalizeDetached(this, info);
+      }
+      return;
+    }
     if (this.pendingCloseReason === undefined) this.pendingCloseReason = why;
-    if (this.state === 'open' || mode === 'abort') {
+    if (this.state === 'open' || this.state === 'detached' || mode === 'abort') {
       this.state = 'closing';
-      this.host.engine.close(this.id, mode);
+      this.host.closeTransport(this, this.connectionId, mode);
     }
   }
+
+  // ---- timers (driven by the host's sweep) ------------------------------------
+
+  private startTimers(now: number): void {
+    const hb = this.host.timing.heartbeat;
+    this.hb = hb !== null && this.host.controlEnabled ? new HeartbeatMonitor(hb, now, this.counters.bytesIn) : null;
+    this.idleFrames = -1;
+    this.idleSince = now;
+    this.partialFrames = -1;
+    this.partialSince = now;
+  }
+
+  /** @internal Called by the host sweep for sessions with a connection. */
+  tick(now: number, partialBytes: number): void {
+    if (this.state === 'closing') {
+      if (this.closeDeadline !== 0 && now >= this.closeDeadline) {
+        this.closeDeadline = 0;
+        this.closeWith('abort', { reason: this.pendingCloseReason?.reason ?? 'close-timeout' });
+      }
+      return;
+    }
+    if (this.state === 'closed') return;
+    const t = this.host.timing;
+    if (this.rel !== null && this.rel.handshake === 'pending' && now - this.transportSince >= t.closeTimeoutMs) {
+      // No answer to our RESUME_REQUEST: drop this connection; the reconnecting client tries again.
+      this.closeWith('abort', { reason: 'handshake-timeout', code: 'ETIMEDOUT', message: `no answer to the resume request within ${t.closeTimeoutMs} ms` });
+      return;
+    }
+    const hb = this.hb;
+    if (hb !== null && now >= hb.nextAt) {
+      const r = hb.tick(now, this.counters.bytesIn);
+      if (r.changed !== undefined) this.setLiveness(r.changed);
+      if (r.action === 'dead') {
+        this.emitHeartbeat({ type: 'timeout', misses: hb.misses });
+        this.closeWith('abort', {
+          reason: 'heartbeat-timeout',
+          code: 'ERR_HEARTBEAT_TIMEOUT',
+          message: `no answer to ${hb.misses} heartbeat probes`,
+        });
+        return;
+      }
+      this.sendControl(ControlFrameId.Ping, encodePing(r.nonce));
+      this.emitHeartbeat({ type: 'probe', nonce: r.nonce, misses: hb.misses, liveness: hb.liveness, nextIntervalMs: hb.intervalNowMs });
+    }
+    if (t.idleTimeoutMs > 0) {
+      const frames = this.counters.framesIn + this.counters.framesOut;
+      if (frames !== this.idleFrames) {
+        this.idleFrames = frames;
+        this.idleSince = now;
+      } else if (now - this.idleSince >= t.idleTimeoutMs) {
+        if (this.rel !== null) this.rel.final = true;
+        this.goAwayAndClose(
+          { reason: 'idle-timeout', reconnect: true, message: `no application frame for ${t.idleTimeoutMs} ms` },
+          'idle-timeout',
+          t.closeTimeoutMs,
+          'ERR_IDLE_TIMEOUT',
+        );
+        return;
+      }
+    }
+    if (t.maxLifetimeMs > 0 && now - this.transportSince >= t.maxLifetimeMs && this.state === 'open') {
+      // A resumable session only rotates its connection: the peer may resume on a new one.
+      this.goAwayAndClose(
+        { reason: 'max-lifetime', reconnect: true, resume: this.rel !== null, message: `connection older than ${t.maxLifetimeMs} ms` },
+        'max-lifetime',
+        t.closeTimeoutMs,
+      );
+      return;
+    }
+    if (t.frameTimeoutMs > 0) {
+      const frames = this.counters.framesIn + this.counters.controlIn;
+      if (partialBytes === 0 || frames !== this.partialFrames) {
+        this.partialFrames = frames;
+        this.partialSince = now;
+      } else if (now - this.partialSince >= t.frameTimeoutMs) {
+        this.closeWith('abort', {
+          reason: 'frame-timeout',
+          code: 'ETIMEDOUT',
+          message: `a frame stayed incomplete for ${t.frameTimeoutMs} ms (${partialBytes} bytes received of it)`,
+        });
+        return;
+      }
+    }
+    const rel = this.rel;
+    if (rel !== null) {
+      this.expireReplay(now);
+      if (rel.out.unwritten > 0) this.flushReliable();
+    }
+  }
+
+  /** @internal Age bound of the replay buffer; unsent frames dropped by it are reported lost. */
+  expireReplay(now: number): void {
+    const rel = this.rel;
+    const limits = this.host.replay;
+    if (rel === null || limits === null) return;
+    const before = rel.out.bytes;
+    const unsent = rel.out.evictOlderThan(now - limits.maxReplayAgeMs);
+    if (before !== rel.out.bytes) this.host.budget?.release(before - rel.out.bytes);
+    if (unsent.length > 0) this.reportLost('outbound', 'replay-expired', unsent[0]!.seq, unsent[unsent.length - 1]!.seq, true, unsent);
+  }
+
+  private setLiveness(next: Liveness): void {
+    const prev = this.liveness;
+    if (prev === next) return;
+    this.liveness = next;
+    this.emit('liveness', next, prev);
+    this.host.relay('liveness', this, next, prev);
+  }
+
+  private emitHeartbeat(e: HeartbeatEvent): void {
+    if (this.listenerCount('heartbeat') > 0) this.emit('heartbeat', e);
+  }
+
+  // ---- control frames (called by the host) -------------------------------------
+
+  /** @internal */
+  onPong(nonce: number, now: number): void {
+    const hb = this.hb;
+    if (hb === null) return;
+    const changed = hb.onPong(nonce, now);
+    this.emitHeartbeat({ type: 'pong', nonce, rttMs: nonce === hb.lastNonce ? hb.rttMs : undefined });
+    if (changed !== undefined) this.setLiveness(changed);
+  }
+
+  /**
+   * @internal The peer is going away: ack what we have, stop sending on this
+   * connection and half-close; the peer sends its final ack and closes.
+   * A resumable session keeps taking sends (kept for the next connection):
+   * on the client always (the reconnecting client resumes or starts over),
+   * on the server when the GOAWAY allows a resume.
+   */
+  onGoAway(g: GoAway): void {
+    this.goAwayReceived = g;
+    const rel = this.rel;
+    if (rel !== null) {
+      if (!g.resume) rel.final = true;
+      rel.draining = true;
+      this.sendAck();
+    }
+    this.emit('goaway', g);
+    this.host.relay('goaway', this, g);
+    if (this.state === 'open' || this.state === 'detached') {
+      this.host.engine.shutdown(this.connectionId);
+      this.state = rel !== null && (this.side === 'client' || !rel.final) ? 'detached' : 'closing';
+    }
+  }
+
+  /** @internal Peer acknowledged `n` of our frames. Returns false if the ack is impossible. */
+  onAck(n: number): boolean {
+    const rel = this.rel;
+    if (rel === null) return true;
+    const freed = rel.out.ack(n);
+    if (freed < 0) return false;
+    if (freed > 0) this.host.budget?.release(freed);
+    return true;
+  }
+
+  /** @internal A reliable application frame was delivered. */
+  afterReliableDelivery(bytes: number): void {
+    const rel = this.rel!;
+    rel.received++;
+    rel.bytesSinceAck += bytes;
+  }
+
+  /** @internal Sends the ack now if a threshold is met, else schedules it. */
+  maybeAck(): void {
+    const rel = this.rel;
+    if (rel === null) return;
+    const r = this.host.replay!;
+    if (rel.received - rel.ackedSent >= r.ackEvery || rel.bytesSinceAck >= r.ackEveryBytes) this.sendAck();
+    else if (!rel.ackScheduled && rel.received !== rel.ackedSent) {
+      rel.ackScheduled = true;
+      this.host.scheduleAck(this);
+    }
+  }
+
+  /** @internal */
+  sendAck(): void {
+    const rel = this.rel;
+    if (rel === null || this.connectionId === 0) return;
+    if (this.sendControl(ControlFrameId.Ack, encodeAck(rel.received))) {
+      rel.ackedSent = rel.received;
+      rel.bytesSinceAck = 0;
+    }
+  }
+
+  // ---- resume (used by the host, Server and ReconnectingClient) ------------------
+
+  /** @internal Makes this a resumable session with `token` (zero token: not yet known). */
+  makeReliable(token: Uint8Array, received = 0, historyUnknown = false): void {
+    this.rel = {
+      token: token.slice(),
+      out: new OutboundLog(),
+      received,
+      ackedSent: received,
+      bytesSinceAck: 0,
+      ackScheduled: false,
+      handshake: 'none',
+      final: false,
+      draining: false,
+      historyUnknown,
+      detachedAt: 0,
+      peerSessionId: 0,
+    };
+  }
+
+  /** @internal The connection is gone; a resumable session waits for a new one. */
+  detachTransport(info: SessionCloseInfo): void {
+    this.state = 'detached';
+    this.connectionId = 0;
+    this.hb = null;
+    this.aboveHigh = false;
+    this.closeDeadline = 0;
+    this.pendingCloseReason = undefined;
+    this.goAwayReceived = undefined;
+    if (this.rel !== null) {
+      this.rel.detachedAt = Date.now();
+      this.rel.handshake = 'none';
+      this.rel.draining = false;
+      this.rel.ackScheduled = false;
+    }
+    if (this.liveness !== 'active') this.setLiveness('active');
+    this.emit('detach', info);
+    this.host.relay('detach', this, info);
+  }
+
+  /** @internal A new connection carries this session (server: after RESUME_REQUEST; client: before its handshake). */
+  attachTransport(conn: ConnectionId, remote: AddressInfo, open: boolean): void {
+    this.connectionId = conn;
+    this.remote = remote;
+    this.transportSince = Date.now();
+    this.state = open ? 'open' : 'detached';
+    this.aboveHigh = false;
+    this.pendingCloseReason = undefined;
+    this.goAwayReceived = undefined;
+    this.peerControl = true;
+    this.startTimers(this.transportSince);
+  }
+
+  /** @internal Client: asks the server to resume (or to start) this session. */
+  startClientHandshake(): void {
+    const rel = this.rel!;
+    rel.handshake = 'pending';
+    this.peerControl = true;
+    this.sendControl(
+      ControlFrameId.ResumeRequest,
+      encodeResumeRequest({
+        token: rel.token,
+        historyUnknown: rel.historyUnknown,
+        received: rel.received,
+        firstAvailable: rel.historyUnknown ? 0 : rel.out.firstSeq,
+      }),
+    );
+  }
+
+  /** @internal Client: the server accepted. Returns an error message if the answer is impossible. */
+  onResumeOk(ok: ResumeOk): string | undefined {
+    const rel = this.rel;
+    if (rel === null || rel.handshake !== 'pending') return 'RESUME_OK without a pending request';
+    const asked = !isZero(rel.token);
+    if (asked && !ok.resumed) return 'RESUME_OK for a new session answered a resume request';
+    if (asked && !equalBytes(rel.token, ok.token)) return 'RESUME_OK with another token';
+    const out = rel.out;
+    if (rel.historyUnknown) {
+      // A new process: the server's count decides where our numbering goes on.
+      const carry = out.after(out.writeSeq - 1);
+      const freed = out.bytes;
+      out.continueAfter(ok.received);
+      this.host.budget?.release(freed);
+      for (const e of carry) {
+        out.append(e.id, e.frame, e.at);
+        this.host.budget?.charge(e.frame.byteLength);
+      }
+      rel.historyUnknown = false;
+    } else {
+      if (ok.received >= out.writeSeq) return `server claims ${ok.received} frames, only ${out.writeSeq - 1} were sent`;
+      if (ok.received < out.firstSeq - 1) return `server needs frame ${ok.received + 1}, replay buffer starts at ${out.firstSeq}`;
+      const freed = out.ack(ok.received);
+      if (freed > 0) this.host.budget?.release(freed);
+      out.rewindTo(ok.received);
+    }
+    rel.token = ok.token.slice();
+    rel.handshake = 'done';
+    rel.peerSessionId = ok.sessionId;
+    rel.draining = false;
+    this.state = 'open';
+    const toReplay = out.unwritten;
+    const written = this.flushReliable();
+    if (ok.resumed) this.counters.replayed += written;
+    const info: ResumeInfo = { resumed: ok.resumed, peerReceived: ok.received, replayed: toReplay, token: tokenToHex(rel.token) };
+    this.emit('resume', info);
+    this.host.relay('resume', this, info);
+    return undefined;
+  }
+
+  /**
+   * @internal Client: the server refused. Reports what is lost; unless the
+   * refusal is final, starts over as a new session on the same connection,
+   * moving frames that never went out into it.
+   */
+  onResumeRefused(r: ResumeRefused): void {
+    const rel = this.rel;
+    if (rel === null) return;
+    const restart = r.reason !== 'resume-disabled' && r.reason !== 'protocol';
+    const info: ResumeFailedInfo = { reason: r.reason, message: r.message, restarted: restart };
+    this.emit('resume-failed', info);
+    this.host.relay('resume-failed', this, info);
+    if (r.lostFrom <= r.lostTo && r.lostTo !== U64_UNKNOWN) this.reportLost('inbound', r.reason, r.lostFrom, r.lostTo, true, []);
+    if (r.peerLostFrom <= r.peerLostTo && r.peerLostTo !== U64_UNKNOWN) {
+      this.reportLost('outbound', r.reason, r.peerLostFrom, r.peerLostTo, true, []);
+    }
+    const out = rel.out;
+    const written = out.held().filter((e) => e.seq < out.writeSeq);
+    const unsent = out.after(out.writeSeq - 1);
+    if (written.length > 0) {
+      const known = r.received !== U64_UNKNOWN;
+      const notDelivered = known ? written.filter((e) => e.seq > r.received) : written;
+      if (notDelivered.length > 0) {
+        this.reportLost('outbound', r.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, known, notDelivered);
+      }
+    }
+    if (!restart) {
+      rel.final = true;
+      this.closeWith('graceful', { reason: 'resume-refused', message: `${r.reason}: ${r.message}` });
+      return;
+    }
+    this.host.budget?.release(out.bytes);
+    out.reset(1);
+    for (const e of unsent) {
+      out.append(e.id, e.frame, e.at);
+      this.host.budget?.charge(e.frame.byteLength);
+    }
+    rel.token = ZERO_TOKEN.slice();
+    rel.received = 0;
+    rel.ackedSent = 0;
+    rel.bytesSinceAck = 0;
+    rel.historyUnknown = false;
+    this.startClientHandshake();
+  }
+
+  /**
+   * @internal Server: a fresh logical session starts where this one was
+   * (after a GOAWAY that forbids resuming, on the client): unacknowledged
+   * frames are reported; unsent ones move to the new session.
+   */
+  restartFresh(reason: string): void {
+    const rel = this.rel;
+    if (rel === null) return;
+    const out = rel.out;
+    const written = out.held().filter((e) => e.seq < out.writeSeq);
+    if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
+    const unsent = out.after(out.writeSeq - 1);
+    this.host.budget?.release(out.bytes);
+    out.reset(1);
+    for (const e of unsent) {
+      out.append(e.id, e.frame, e.at);
+      this.host.budget?.charge(e.frame.byteLength);
+    }
+    rel.token = ZERO_TOKEN.slice();
+    rel.received = 0;
+    rel.ackedSent = 0;
+    rel.bytesSinceAck = 0;
+    rel.final = false;
+    rel.historyUnknown = false;
+  }
+
+  /** @internal The logical session ends: everything still unacknowledged is reported. */
+  reportUnacknowledged(reason: string): void {
+    const rel = this.rel;
+    if (rel === null) return;
+    const out = rel.out;
+    const held = out.held();
+    const written = held.filter((e) => e.seq < out.writeSeq);
+    const unsent = held.filter((e) => e.seq >= out.writeSeq);
+    if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
+    if (unsent.length > 0) this.reportLost('outbound', reason, unsent[0]!.seq, unsent[unsent.length - 1]!.seq, true, unsent);
+    const cleared = out.clear();
+    this.host.budget?.release(cleared);
+  }
+
+  /** @internal */
+  reportLost(direction: 'outbound' | 'inbound', reason: string, fromSeq: number, toSeq: number, certain: boolean, entries: LogEntry[]): void {
+    const hs = this.host.frameSpec.headerSize;
+    const lost: LostMessages = {
+      direction,
+      reason,
+      fromSeq,
+      toSeq,
+      count: toSeq - fromSeq + 1,
+      certain,
+      messages: entries.map((e) => ({ seq: e.seq, id: e.id, payload: e.frame.subarray(hs) })),
+    };
+    this.emit('lost', lost);
+    this.host.relay('lost', this, lost);
+  }
+
+  /** @internal Transport closed for good: final state and events (the host emits its own). */
+  finish(info: SessionCloseInfo): void {
+    this.state = 'closed';
+    this.closeInfo = info;
+    this.connectionId = 0;
+    this.hb = null;
+    this.emit('close', info);
+  }
 }
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** 16 random bytes: a new session token. */
+export function newToken(): Uint8Array {
+  return new Uint8Array(randomBytes(TOKEN_BYTES));
+}
+

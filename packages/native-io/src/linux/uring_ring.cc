@@ -150,12 +150,14 @@ int Ring::enable() { return sys_register(fd_.get(), kRegisterEnableRings, nullpt
 
 int Ring::enter(unsigned wait_nr, bool getevents, int timeout_ms) {
   if (!fd_.valid()) return -EBADF;
-  const unsigned to_submit = sqe_tail_ - sqe_head_;
-  if (to_submit > 0) {
+  if (sqe_tail_ != sqe_head_) {
     // sq_array_ is the identity map (set up in init), so publishing is the tail.
     sqe_head_ = sqe_tail_;
     __atomic_store_n(sq_tail_, sqe_tail_, __ATOMIC_RELEASE);
   }
+  // Everything published and not yet consumed by the kernel (including SQEs
+  // a previous partial submit left behind).
+  const unsigned to_submit = sqe_tail_ - __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
   unsigned flags = getevents ? IORING_ENTER_GETEVENTS : 0;
   KernelTimespec ts{};
   GeteventsArg arg{};

@@ -199,6 +199,7 @@ constexpr uint16_t kPbufRingIncremental = 2;  // IOU_PBUF_RING_INC (6.12)
 constexpr uint8_t kOpNop = 0;
 constexpr uint8_t kOpPollAdd = 6;
 constexpr uint8_t kOpSendmsg = 9;
+constexpr uint8_t kOpTimeout = 11;
 constexpr uint8_t kOpAcceptOp = 13;
 constexpr uint8_t kOpAsyncCancelOp = 14;
 constexpr uint8_t kOpConnect = 16;

@@ -39,10 +39,12 @@ describe('native addon: build and load', () => {
     expect(native.loadNative()).toBe(binding);
   });
 
-  it('exports exactly probe, version and NAPI_VERSION', async () => {
+  it('exports exactly probe, version and NAPI_VERSION (plus the engine class and its backends on Linux)', async () => {
     const binding = (await freshLoader()).loadNative();
     expect(binding).not.toBeNull();
-    expect(Object.keys(binding ?? {}).sort()).toEqual(['NAPI_VERSION', 'probe', 'version']);
+    const expected = process.platform === 'linux' ? ['NAPI_VERSION', 'NativeEngine', 'backends', 'probe', 'version'] : ['NAPI_VERSION', 'probe', 'version'];
+    expect(Object.keys(binding ?? {}).sort()).toEqual(expected);
+    if (process.platform === 'linux') expect(binding?.backends).toContain('epoll');
   });
 
   it('reports, without throwing, an addon that is not there', async () => {

@@ -68,6 +68,54 @@ describe.runIf(process.platform === 'linux')('native addon: io_uring refused by 
     expect(out.probe.kernel).toBe(os.release());
   });
 
+  // createEngine({ kind: 'auto' }) in a process where io_uring is refused:
+  // it must pick epoll, say why (the EPERM from io_uring_setup), and work; an
+  // explicit { kind: 'uring' } must fail with ERR_ENGINE_UNAVAILABLE, not crash.
+  function engineScript(): string {
+    const dist = path.join(PKG_ROOT, 'dist', 'index.js');
+    return `
+      const { createEngine } = require(${JSON.stringify(dist)});
+      const net = require('node:net');
+      const out = {};
+      try { createEngine({ kind: 'uring', handler: {} }); out.uring = 'created'; }
+      catch (e) { out.uring = { code: e.code, message: e.message }; }
+      let echoed = '';
+      const engine = createEngine({
+        kind: 'auto',
+        handler: {
+          onAccept() {}, onConnect() {}, onClose() {},
+          onData(conn, data) { engine.send(conn, data); },
+        },
+      });
+      out.kind = engine.info.kind;
+      out.reason = engine.info.reason;
+      engine.listen({ host: '127.0.0.1', port: 0 }).then((l) => {
+        const s = net.connect({ host: '127.0.0.1', port: l.port }, () => s.write('hello under seccomp'));
+        s.on('data', (d) => {
+          echoed += d.toString();
+          if (echoed.length >= 19) {
+            out.echoed = echoed;
+            s.destroy();
+            engine.destroy().then(() => { process.stdout.write(JSON.stringify(out) + '\\n'); });
+          }
+        });
+      });
+    `;
+  }
+
+  it('createEngine auto picks epoll with the EPERM reason, and it echoes; uring alone is refused cleanly', () => {
+    expect(fs.existsSync(path.join(PKG_ROOT, 'dist', 'index.js')), 'dist/ missing: run tsc -p tsconfig.json').toBe(true);
+    const r = run(launcher, [process.execPath, '-e', engineScript()]);
+    expect(r.status, `auto engine selection crashed under seccomp:\n${describeRun(r)}`).toBe(0);
+    const out = JSON.parse(r.stdout) as { kind: string; reason: string; echoed: string; uring: { code: string; message: string } | string };
+    expect(out.kind).toBe('epoll');
+    expect(out.reason).toMatch(/uring: io_uring_setup failed: EPERM/);
+    expect(out.echoed).toBe('hello under seccomp');
+    expect(out.uring).not.toBe('created');
+    expect((out.uring as { code: string }).code).toBe('ERR_ENGINE_UNAVAILABLE');
+    expect((out.uring as { message: string }).message).toMatch(/EPERM/);
+  });
+
   it('reports ENOSYS the same way (a kernel without io_uring)', () => {
     const out = probeUnderSeccomp(os.constants.errno.ENOSYS);
     expect(out.probe.uring.available).toBe(false);

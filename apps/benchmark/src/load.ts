@@ -1,0 +1,388 @@
+/**
+ * One load-generator thread: its own Client (its own engine) and its share of
+ * the connections. Runs inside a worker thread (worker.ts) or inline.
+ *
+ * Phases come from a shared Int32Array written by the coordinator (warmup →
+ * measure → stop): a reply counts when it arrives while the phase is
+ * "measure", the way echo-bench counts, so every thread uses one window.
+ */
+import { performance } from 'node:perf_hooks';
+import { BenchmarkRequest, BenchmarkResponse, PacketId } from '@fastport/protocol';
+import { Client, type Frame, type Session, type SessionCloseInfo } from '@fastport/session';
+import { framingOption, PayloadPattern, RAW_PACKET_ID } from './payload';
+import { Histogram } from './stats';
+import {
+  C_CONNECTED,
+  C_ERRORS,
+  C_MESSAGES,
+  C_MISMATCH,
+  C_SENT,
+  PHASE_MEASURE,
+  PHASE_STOP,
+  type LoadConfig,
+  type ThreadResult,
+} from './types';
+
+/** Send times of requests in flight on one connection, oldest first (replies come back in order). */
+class TimeRing {
+  private buf: Float64Array;
+  private head = 0;
+  size = 0;
+  constructor(capacity: number) {
+    this.buf = new Float64Array(Math.max(2, capacity));
+  }
+  push(t: number): void {
+    if (this.size === this.buf.length) {
+      const grown = new Float64Array(this.buf.length * 2);
+      for (let i = 0; i < this.size; i++) grown[i] = this.buf[(this.head + i) % this.buf.length] as number;
+      this.buf = grown;
+      this.head = 0;
+    }
+    this.buf[(this.head + this.size) % this.buf.length] = t;
+    this.size++;
+  }
+  shift(): number {
+    if (this.size === 0) return NaN;
+    const t = this.buf[this.head] as number;
+    this.head = (this.head + 1) % this.buf.length;
+    this.size--;
+    return t;
+  }
+}
+
+interface Conn {
+  index: number;
+  session: Session;
+  sendSeq: number;
+  recvSeq: number;
+  times: TimeRing;
+  /** connect workload: resolves when the one reply came (or the session closed). */
+  waiter: (() => void) | undefined;
+  done: boolean;
+}
+
+const CONNECT_CONCURRENCY = 256;
+const DRAIN_MS = 2000;
+/** Our own close reasons: a close with one of these is not an error. */
+const OWN_CLOSE = new Set(['bench-done', 'bench-stop', 'abort', 'local', 'destroy', 'client-close']);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class LoadThread {
+  private readonly cfg: LoadConfig;
+  private readonly control: Int32Array;
+  private readonly counters: Float64Array;
+  private readonly client: Client;
+  private readonly pattern: PayloadPattern;
+  private readonly hist = new Histogram();
+  private readonly conns: Conn[] = [];
+  private readonly closedLoop: boolean;
+  private stopping = false;
+  private drainWaiter: (() => void) | undefined;
+  private inflight = 0;
+  private nextSource = 0;
+  // counts
+  private messages = 0;
+  private bytes = 0;
+  private sentInWindow = 0;
+  private verifiedBytes = 0;
+  private verifiedMessages = 0;
+  private errors = 0;
+  private mismatches = 0;
+  private connectFailures = 0;
+  private connectedTotal = 0;
+  private readonly errorCodes: Record<string, number> = {};
+  private loops: Promise<void>[] = [];
+
+  constructor(cfg: LoadConfig, control: Int32Array, counters: Float64Array) {
+    this.cfg = cfg;
+    this.control = control;
+    this.counters = counters;
+    this.closedLoop = cfg.workload === 'rr' || cfg.workload === 'bandwidth';
+    this.pattern = new PayloadPattern(cfg.size);
+    this.client = new Client({
+      engine: cfg.clientEngine,
+      framing: framingOption(cfg.framing, cfg.maxFrame),
+      ...(cfg.clientIoThreads !== undefined ? { ioThreads: cfg.clientIoThreads } : {}),
+      // open loop must never hold requests back: queue whatever the schedule says
+      maxPendingBytes: 1024 * 1024 * 1024,
+      highWaterMark: 512 * 1024 * 1024,
+      lowWaterMark: 256 * 1024 * 1024,
+      backpressure: 'drop',
+    });
+    this.client.on('frame', (session: Session, frame: Frame) => this.onFrame(session, frame));
+    this.client.on('close', (session: Session, info: SessionCloseInfo) => this.onClose(session, info));
+    this.client.on('error', (err: Error) => this.countError((err as { code?: string }).code ?? 'handler'));
+  }
+
+  get engineKind(): string {
+    return this.client.engine.info.kind;
+  }
+
+  get engineReason(): string {
+    return this.client.engine.info.reason;
+  }
+
+  get connectErrors(): Record<string, number> {
+    return { ...this.errorCodes };
+  }
+
+  private phase(): number {
+    return Atomics.load(this.control, 0);
+  }
+
+  private countError(code: string): void {
+    this.errors++;
+    this.errorCodes[code] = (this.errorCodes[code] ?? 0) + 1;
+    this.counters[C_ERRORS] = this.errors;
+  }
+
+  private source(): string | undefined {
+    const s = this.cfg.sources;
+    if (s.length === 0) return undefined;
+    return s[this.nextSource++ % s.length];
+  }
+
+  private async openOne(index: number): Promise<Conn | undefined> {
+    const localAddress = this.source();
+    try {
+      const session = await this.client.connect({
+        host: this.cfg.host,
+        port: this.cfg.port,
+        timeoutMs: 5000,
+        ...(localAddress !== undefined ? { localAddress } : {}),
+      });
+      const conn: Conn = {
+        index,
+        session,
+        sendSeq: 0,
+        recvSeq: 0,
+        times: new TimeRing(this.closedLoop ? this.cfg.depth : 1024),
+        waiter: undefined,
+        done: false,
+      };
+      session.data = conn;
+      this.connectedTotal++;
+      return conn;
+    } catch (err) {
+      this.connectFailures++;
+      this.countError((err as { code?: string }).code ?? 'connect');
+      return undefined;
+    }
+  }
+
+  /** Opens this thread's connections (closed/open loop); connect workload opens them as it goes. */
+  async connect(): Promise<{ connected: number; failed: number }> {
+    if (this.cfg.workload === 'connect') return { connected: 0, failed: 0 };
+    let next = 0;
+    const worker = async () => {
+      while (next < this.cfg.connections) {
+        const i = next++;
+        const conn = await this.openOne(this.cfg.firstConnection + i);
+        if (conn) {
+          this.conns.push(conn);
+          this.counters[C_CONNECTED] = this.conns.length;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, this.cfg.connections) }, worker));
+    return { connected: this.conns.length, failed: this.connectFailures };
+  }
+
+  /** Starts the load. */
+  go(): void {
+    switch (this.cfg.workload) {
+      case 'rr':
+      case 'bandwidth':
+        for (const c of this.conns) for (let d = 0; d < this.cfg.depth; d++) this.send(c, performance.now());
+        break;
+      case 'open':
+        this.pace();
+        break;
+      case 'connect':
+        this.loops = Array.from({ length: this.cfg.connections }, (_, k) => this.connectLoop(k));
+        break;
+    }
+  }
+
+  private send(c: Conn, stamp: number): void {
+    const seq = c.sendSeq;
+    c.sendSeq = (seq + 1) >>> 0;
+    c.times.push(stamp);
+    this.inflight++;
+    let result;
+    if (this.cfg.protocol === 'raw') {
+      result = c.session.send(this.pattern.raw(c.index, seq), RAW_PACKET_ID);
+    } else {
+      const payload = BenchmarkRequest.encode({ seq, clientTimeNs: Math.round(stamp * 1e6), payload: this.pattern.body(seq) }).finish();
+      result = c.session.send(payload, PacketId.BenchmarkRequest);
+    }
+    if (result === 'dropped' || result === 'closed') {
+      c.times.shift();
+      this.inflight--;
+      this.countError(result === 'dropped' ? 'send-dropped' : 'send-closed');
+      return;
+    }
+    this.counters[C_SENT]!++;
+    if (this.phase() === PHASE_MEASURE) this.sentInWindow++;
+  }
+
+  private verify(c: Conn, frame: Frame, seq: number): boolean {
+    if (this.cfg.protocol === 'raw') {
+      if (this.cfg.framing !== 'u32le' && frame.id !== RAW_PACKET_ID) return false;
+      return this.pattern.verifyRaw(frame.payload, c.index, seq);
+    }
+    if (frame.id !== PacketId.BenchmarkResponse) return false;
+    let msg;
+    try {
+      msg = BenchmarkResponse.decode(frame.payload);
+    } catch {
+      return false;
+    }
+    return msg.seq === seq && this.pattern.verifyBody(msg.payload, seq);
+  }
+
+  private onFrame(session: Session, frame: Frame): void {
+    const c = session.data as Conn | undefined;
+    if (c === undefined) return;
+    const now = performance.now();
+    const t0 = c.times.shift();
+    if (Number.isNaN(t0)) {
+      // a reply nobody asked for
+      this.mismatches++;
+      this.counters[C_MISMATCH] = this.mismatches;
+      return;
+    }
+    this.inflight--;
+    const seq = c.recvSeq;
+    c.recvSeq = (seq + 1) >>> 0;
+    if (this.verify(c, frame, seq)) {
+      this.verifiedMessages++;
+      this.verifiedBytes += frame.bytes.byteLength;
+    } else {
+      this.mismatches++;
+      this.counters[C_MISMATCH] = this.mismatches;
+    }
+    this.counters[C_MESSAGES]!++;
+    const phase = this.phase();
+    if (phase === PHASE_MEASURE && this.cfg.workload !== 'connect') {
+      this.messages++;
+      this.bytes += frame.bytes.byteLength;
+      this.hist.record((now - t0) * 1e6);
+    }
+    if (c.waiter !== undefined) {
+      const w = c.waiter;
+      c.waiter = undefined;
+      w();
+      return;
+    }
+    if (this.closedLoop && !this.stopping && phase !== PHASE_STOP) this.send(c, now);
+    else if (this.stopping && this.inflight === 0) this.drainWaiter?.();
+  }
+
+  private onClose(session: Session, info: SessionCloseInfo): void {
+    const c = session.data as Conn | undefined;
+    if (c !== undefined) {
+      this.inflight -= c.times.size;
+      if (c.waiter !== undefined) {
+        const w = c.waiter;
+        c.waiter = undefined;
+        w();
+      }
+    }
+    if (!OWN_CLOSE.has(info.reason) && !(this.stopping && info.reason === 'peer')) {
+      this.countError(info.code ?? `close-${info.reason}`);
+    }
+    if (this.stopping && this.inflight <= 0) this.drainWaiter?.();
+  }
+
+  /** Open loop: requests at fixed intended times, round robin over the connections; RTT counts from the intended time. */
+  private pace(): void {
+    const n = this.conns.length;
+    if (n === 0 || this.cfg.rate <= 0) return;
+    const interval = 1000 / this.cfg.rate;
+    let next = performance.now();
+    let i = 0;
+    const pump = () => {
+      if (this.stopping || this.phase() === PHASE_STOP) return;
+      const now = performance.now();
+      while (next <= now) {
+        const c = this.conns[i++ % n]!;
+        if (c.session.state === 'open') this.send(c, next);
+        next += interval;
+      }
+      const wait = next - performance.now();
+      if (wait > 2) setTimeout(pump, wait - 1);
+      else setImmediate(pump);
+    };
+    pump();
+  }
+
+  /** Connect workload: connect, one echo, close, again; latency is connect() to the echo's arrival. */
+  private async connectLoop(k: number): Promise<void> {
+    let index = this.cfg.firstConnection + k;
+    while (!this.stopping && this.phase() !== PHASE_STOP) {
+      const t0 = performance.now();
+      const c = await this.openOne(index);
+      index = (index + this.cfg.connections) >>> 0; // a new number per connection (only its own echo is checked against it)
+      if (c === undefined) {
+        await sleep(1);
+        continue;
+      }
+      this.counters[C_CONNECTED]!++;
+      const replied = new Promise<void>((resolve) => {
+        c.waiter = resolve;
+      });
+      this.send(c, t0);
+      await replied;
+      const t1 = performance.now();
+      const ok = c.recvSeq === 1;
+      if (ok && this.phase() === PHASE_MEASURE) {
+        this.messages++;
+        this.bytes += this.cfg.size;
+        this.hist.record((t1 - t0) * 1e6);
+      }
+      if (this.cfg.closeMode === 'abort') c.session.abort('bench-done');
+      else c.session.close('bench-done');
+    }
+  }
+
+  /** Stops sending, waits for replies in flight (bounded), closes the client, returns the counts. */
+  async stop(): Promise<ThreadResult> {
+    this.stopping = true;
+    if (this.cfg.workload === 'connect') {
+      await Promise.race([Promise.all(this.loops), sleep(DRAIN_MS)]);
+    } else if (this.inflight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.drainWaiter = resolve;
+        }),
+        sleep(DRAIN_MS),
+      ]);
+    }
+    const unanswered = Math.max(0, this.inflight);
+    const stats = this.client.engine.stats();
+    for (const c of this.conns) if (c.session.state === 'open') c.session.close('bench-stop');
+    await this.client.close(500).catch(() => undefined);
+    return {
+      threadIndex: this.cfg.threadIndex,
+      clientEngine: this.engineKind,
+      clientEngineReason: this.engineReason,
+      messages: this.messages,
+      bytes: this.bytes,
+      sent: this.sentInWindow,
+      verifiedBytes: this.verifiedBytes,
+      verifiedMessages: this.verifiedMessages,
+      errors: this.errors,
+      mismatches: this.mismatches,
+      errorCodes: { ...this.errorCodes },
+      connectFailures: this.connectFailures,
+      connected: this.connectedTotal,
+      unanswered,
+      histogram: this.hist.toData(),
+      engineStats: { events: stats.events, batches: stats.batches, jsCrossings: stats.jsCrossings },
+    };
+  }
+}

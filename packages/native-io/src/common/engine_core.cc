@@ -1,0 +1,856 @@
+// The portable engine core (see engine_core.h and backend.h).
+#include "common/engine_core.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#if !defined(_WIN32)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#endif
+
+namespace fastport {
+
+// ------------------------------------------------------------------ chunks
+
+ChunkPool::~ChunkPool() {
+  for (uint8_t* s : slabs_) std::free(s);
+  for (SendChunk* d : descs_) delete[] d;
+}
+
+SendChunk* ChunkPool::get(Backend* be) {
+  if (free_.empty()) {
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 4096, kChunkSize * kChunksPerSlab) != 0 || mem == nullptr) return nullptr;
+    SendChunk* d = new (std::nothrow) SendChunk[kChunksPerSlab];
+    if (d == nullptr) {
+      std::free(mem);
+      return nullptr;
+    }
+    uint8_t* base = static_cast<uint8_t*>(mem);
+    const uint32_t slab = static_cast<uint32_t>(slabs_.size());
+    slabs_.push_back(base);
+    descs_.push_back(d);
+    free_.reserve(free_.size() + kChunksPerSlab);
+    for (size_t i = kChunksPerSlab; i-- > 0;) {
+      d[i].next = nullptr;
+      d[i].begin = d[i].end = 0;
+      d[i].slab = slab;
+      d[i].reserved = 0;
+      d[i].data = base + i * kChunkSize;
+      free_.push_back(&d[i]);
+    }
+    if (be != nullptr) be->on_send_slab(slab, base, kChunkSize * kChunksPerSlab);
+  }
+  SendChunk* c = free_.back();
+  free_.pop_back();
+  c->next = nullptr;
+  c->begin = c->end = 0;
+  return c;
+}
+
+void ChunkPool::put(SendChunk* c) { free_.push_back(c); }
+
+int core_send_iov(const Conn* c, IoSlice* iov, int max_iov, size_t max_bytes, size_t* bytes) {
+  int n = 0;
+  size_t total = 0;
+  for (SendChunk* k = c->sq_head; k != nullptr && n < max_iov && total < max_bytes; k = k->next) {
+    size_t len = k->end - k->begin;
+    if (len == 0) continue;
+    if (len > max_bytes - total) len = max_bytes - total;
+    iov[n].iov_base = k->data + k->begin;
+    iov[n].iov_len = len;
+    ++n;
+    total += len;
+  }
+  if (bytes != nullptr) *bytes = total;
+  return n;
+}
+
+// ------------------------------------------------------------------ loop
+
+Loop::Loop(EngineCore* engine, uint32_t index, uint32_t nloops) : engine_(engine), index_(index), nloops_(nloops) {}
+
+Loop::~Loop() {
+  stop_thread();
+  shutdown_all();
+  delete be_;
+  be_ = nullptr;
+  for (CoreConn* c : conns_) {
+    if (c != nullptr) drop_queue(c);
+    delete c;
+  }
+  for (CoreListener* l : listeners_) delete l;
+}
+
+int Loop::init(const std::string& backend, size_t recv_bytes, bool inline_mode) {
+  if (backend == "epoll") {
+    be_ = new_epoll_backend();
+  } else if (backend == "uring") {
+    if (&new_uring_backend == nullptr) return -ENOSYS;
+    be_ = new_uring_backend();
+  } else {
+    return -EINVAL;
+  }
+  if (be_ == nullptr) return -ENOMEM;
+  BackendConfig cfg;
+  cfg.loop_index = index_;
+  cfg.inline_mode = inline_mode;
+  cfg.recv_bytes = recv_bytes;
+  cfg.stats = &stats_;
+  int r = be_->init(cfg, this);
+  if (r < 0) {
+    delete be_;
+    be_ = nullptr;
+    return r;
+  }
+  region_ = be_->recv_region();
+  recs_.reserve(1024);
+  return 0;
+}
+
+CoreConn* Loop::lookup(uint32_t slot, uint32_t gen) {
+  const uint32_t local = slot / nloops_;
+  if (slot % nloops_ != index_ || local >= conns_.size()) return nullptr;
+  CoreConn* c = conns_[local];
+  if (c == nullptr || c->gen != gen || c->state == CoreConn::kFree) return nullptr;
+  return c;
+}
+
+CoreConn* Loop::alloc_conn() {
+  uint32_t local;
+  if (!free_slots_.empty()) {
+    local = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    local = static_cast<uint32_t>(conns_.size());
+    if (static_cast<uint64_t>(local) * nloops_ + index_ >= kSlotCount) return nullptr;
+    CoreConn* c = new (std::nothrow) CoreConn();
+    if (c == nullptr) return nullptr;
+    c->slot = local * nloops_ + index_;
+    c->gen = 1;
+    conns_.push_back(c);
+  }
+  CoreConn* c = conns_[local];
+  ++live_;
+  update_busy();
+  return c;
+}
+
+void Loop::free_conn(CoreConn* c) {
+  drop_queue(c);
+  const uint32_t slot = c->slot;
+  const uint32_t gen = c->gen >= kMaxGeneration ? 1 : c->gen + 1;
+  c->~CoreConn();
+  new (c) CoreConn();
+  c->slot = slot;
+  c->gen = gen;
+  free_slots_.push_back(slot / nloops_);
+  --live_;
+  update_busy();
+}
+
+Rec& Loop::push(uint32_t type, const CoreConn* c) {
+  recs_.emplace_back();
+  Rec& r = recs_.back();
+  std::memset(&r, 0, sizeof r);
+  r.w[0] = type;
+  if (c != nullptr) {
+    r.w[1] = c->slot;
+    r.w[2] = c->gen;
+  }
+  return r;
+}
+
+void Loop::defer(CoreConn* c) {
+  if (c->in_deferred) return;
+  c->in_deferred = true;
+  deferred_.push_back(c);
+}
+
+void Loop::note_sent(CoreConn* c, size_t n) {
+  if (n == 0) return;
+  c->sent_accum += n;
+  if (!c->in_sent) {
+    c->in_sent = true;
+    sent_.push_back(c);
+  }
+}
+
+void Loop::emit_sent(CoreConn* c) {
+  c->in_sent = false;
+  if (c->sent_accum == 0) return;
+  Rec& r = push(kRecSent, c);
+  r.w[3] = static_cast<uint32_t>(c->sent_accum & 0xffffffffu);
+  r.w[4] = static_cast<uint32_t>(c->sent_accum >> 32);
+  c->sent_accum = 0;
+}
+
+bool Loop::append_queue(CoreConn* c, const uint8_t* p, size_t n) {
+  while (n > 0) {
+    SendChunk* t = c->sq_tail;
+    if (t == nullptr || t->end == kChunkSize) {
+      SendChunk* k = pool_.get(be_);
+      if (k == nullptr) return false;
+      if (t == nullptr) {
+        c->sq_head = c->sq_tail = k;
+      } else {
+        t->next = k;
+        c->sq_tail = k;
+      }
+      t = k;
+    }
+    size_t room = kChunkSize - t->end;
+    size_t take = n < room ? n : room;
+    std::memcpy(t->data + t->end, p, take);
+    t->end += static_cast<uint32_t>(take);
+    c->queued += take;
+    p += take;
+    n -= take;
+  }
+  return true;
+}
+
+void Loop::drop_queue(CoreConn* c) {
+  SendChunk* k = c->sq_head;
+  while (k != nullptr) {
+    SendChunk* next = k->next;
+    pool_.put(k);
+    k = next;
+  }
+  c->sq_head = c->sq_tail = nullptr;
+  c->queued = 0;
+}
+
+void Loop::start_close(CoreConn* c, CloseMode mode) {
+  if (c->state == CoreConn::kClosing || c->state == CoreConn::kFree) return;
+  c->state = CoreConn::kClosing;
+  c->stage_first = c->stage_last = -1;
+  c->stage_count = 0;
+  c->staged = 0;
+  if (mode == CloseMode::kAbort) drop_queue(c);
+  be_->close(c, mode);  // may call on_closed synchronously
+}
+
+// ------------------------------------------------------------------ commands
+
+void Loop::run_commands(const uint8_t* buf, size_t len) {
+  size_t off = 0;
+  const uint64_t max_pending = engine_->limits().max_pending;
+  while (off + 16 <= len) {
+    uint32_t h[4];
+    std::memcpy(h, buf + off, sizeof h);
+    const uint8_t* payload = buf + off + 16;
+    const size_t n = h[3];
+    const size_t next = off + 16 + ((n + 3) & ~static_cast<size_t>(3));
+    if (next > len) break;  // malformed tail: ignore
+    off = next;
+    CoreConn* c = lookup(h[1], h[2]);
+    if (c == nullptr) continue;
+    switch (h[0]) {
+      case kCmdSend: {
+        if (n == 0 || c->state == CoreConn::kClosing || c->errored || c->close_req || c->shutdown_req) break;
+        if (c->queued + c->staged + n > max_pending) {
+          // The JS mirror never lets this happen; enforce it anyway.
+          on_error(c, ENOBUFS);
+          break;
+        }
+        stage_.push_back(Stage{payload, static_cast<uint32_t>(n), -1});
+        const int32_t idx = static_cast<int32_t>(stage_.size() - 1);
+        if (c->stage_last >= 0) {
+          stage_[c->stage_last].next = idx;
+        } else {
+          c->stage_first = idx;
+        }
+        c->stage_last = idx;
+        c->stage_count++;
+        c->staged += n;
+        if (!c->in_dirty) {
+          c->in_dirty = true;
+          dirty_.push_back(c);
+        }
+        break;
+      }
+      case kCmdShutdown:
+      case kCmdClose:
+        if (h[0] == kCmdShutdown) {
+          c->shutdown_req = true;
+        } else {
+          c->close_req = true;
+        }
+        if (!c->in_dirty) {
+          c->in_dirty = true;
+          dirty_.push_back(c);
+        }
+        break;
+      case kCmdAbort:
+        c->abort_req = true;
+        start_close(c, CloseMode::kAbort);
+        break;
+      case kCmdConnectTimeout:
+        if (c->state == CoreConn::kConnecting) on_error(c, kErrConnectTimeout);
+        break;
+      default:
+        break;
+    }
+  }
+  for (size_t i = 0; i < dirty_.size(); ++i) {
+    CoreConn* c = dirty_[i];
+    if (!c->in_dirty) continue;
+    flush_conn(c);
+  }
+  dirty_.clear();
+  stage_.clear();
+  finish_turn();
+}
+
+bool Loop::send_now(uint32_t slot, uint32_t gen, const uint8_t* p, size_t n) {
+  CoreConn* c = lookup(slot, gen);
+  if (c == nullptr || n == 0 || c->state == CoreConn::kClosing || c->errored || c->close_req || c->shutdown_req) return false;
+  if (c->queued + n > engine_->limits().max_pending) {
+    on_error(c, ENOBUFS);
+    finish_turn();
+    return false;
+  }
+  stage_.push_back(Stage{p, static_cast<uint32_t>(n), -1});
+  const int32_t idx = static_cast<int32_t>(stage_.size() - 1);
+  c->stage_first = c->stage_last = idx;
+  c->stage_count = 1;
+  c->staged = n;
+  flush_conn(c);
+  stage_.clear();
+  finish_turn();
+  return true;
+}
+
+void Loop::flush_conn(CoreConn* c) {
+  c->in_dirty = false;
+  if (c->state == CoreConn::kFree || c->state == CoreConn::kClosing || c->errored) {
+    c->stage_first = c->stage_last = -1;
+    c->stage_count = 0;
+  c->staged = 0;
+    return;
+  }
+  if (c->stage_count > 0) {
+    size_t done = 0;
+    if (c->queued == 0 && c->state == CoreConn::kOpen) {
+      IoSlice iov[64];
+      int cnt = 0;
+      for (int32_t s = c->stage_first; s >= 0 && cnt < 64; s = stage_[s].next) {
+        iov[cnt].iov_base = const_cast<uint8_t*>(stage_[s].p);
+        iov[cnt].iov_len = stage_[s].n;
+        ++cnt;
+      }
+      long r = be_->try_send_direct(c, iov, cnt);
+      if (r < 0) {
+        c->stage_first = c->stage_last = -1;
+        c->stage_count = 0;
+  c->staged = 0;
+        on_error(c, static_cast<int>(-r));
+        return;
+      }
+      done = static_cast<size_t>(r);
+      note_sent(c, done);
+    }
+    bool ok = true;
+    for (int32_t s = c->stage_first; s >= 0 && ok; s = stage_[s].next) {
+      const Stage& st = stage_[s];
+      if (done >= st.n) {
+        done -= st.n;
+        continue;
+      }
+      ok = append_queue(c, st.p + done, st.n - done);
+      done = 0;
+    }
+    c->stage_first = c->stage_last = -1;
+    c->stage_count = 0;
+  c->staged = 0;
+    if (!ok) {
+      on_error(c, ENOMEM);
+      return;
+    }
+    if (c->queued > 0 && c->state == CoreConn::kOpen) be_->send_ready(c);
+  }
+  if (c->queued == 0 && (c->close_req || (c->shutdown_req && !c->shut_done))) defer(c);
+}
+
+void Loop::finish_turn() {
+  for (size_t i = 0; i < deferred_.size(); ++i) {
+    CoreConn* c = deferred_[i];
+    if (!c->in_deferred) continue;
+    c->in_deferred = false;
+    if (c->state == CoreConn::kFree || c->state == CoreConn::kClosing) continue;
+    if (c->errored) {
+      start_close(c, CloseMode::kSilent);
+      continue;
+    }
+    if (c->state != CoreConn::kOpen) continue;
+    if (c->queued > 0) {
+      be_->send_ready(c);  // after connect: bytes queued while connecting
+      continue;
+    }
+    if (c->close_req) {
+      start_close(c, CloseMode::kGraceful);
+    } else if (c->shutdown_req && !c->shut_done) {
+      c->shut_done = true;
+      int r = be_->shutdown_write(c);
+      if (r < 0 && r != -ENOTCONN) on_error(c, -r);
+    }
+  }
+  deferred_.clear();
+  for (size_t i = 0; i < sent_.size(); ++i) {
+    CoreConn* c = sent_[i];
+    if (c->in_sent) emit_sent(c);
+  }
+  sent_.clear();
+  be_->submit();
+}
+
+int Loop::poll_once(int timeout_ms) {
+  int r = be_->poll(timeout_ms);
+  finish_turn();
+  return r;
+}
+
+// ------------------------------------------------------------------ JS-thread entry points
+
+int Loop::listen(const sockaddr* addr, socklen_t len, int backlog, bool reuse_port, bool v6only, const SockOpts& o,
+                 uint32_t listener_id, uint32_t* out_words) {
+  SocketHandle fd = kInvalidSocket;
+  int r = sock_listen(addr, len, backlog, reuse_port, v6only, &fd);
+  if (r < 0) return r;
+  sockaddr_storage ss;
+  socklen_t sl = 0;
+  r = sock_local_name(fd, &ss, &sl);
+  if (r < 0) {
+    sock_close(fd);
+    return r;
+  }
+  // Report the bound address as bound (a v4-mapped bind stays IPv6 here).
+  std::memset(out_words, 0, 6 * sizeof(uint32_t));
+  if (ss.ss_family == AF_INET6) {
+    const sockaddr_in6* v6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    out_words[0] = 6;
+    out_words[1] = ntohs(v6->sin6_port);
+    std::memcpy(&out_words[2], &v6->sin6_addr, 16);
+  } else {
+    sock_addr_words(reinterpret_cast<const sockaddr*>(&ss), out_words);
+  }
+  CoreListener* l = new (std::nothrow) CoreListener();
+  if (l == nullptr) {
+    sock_close(fd);
+    return -ENOMEM;
+  }
+  l->id = listener_id;
+  l->fd = fd;
+  l->opts = o;
+  r = be_->add_listener(l);
+  if (r < 0) {
+    sock_close(fd);
+    delete l;
+    return r;
+  }
+  listeners_.push_back(l);
+  update_busy();
+  return 0;
+}
+
+int Loop::close_listener(uint32_t listener_id) {
+  for (CoreListener* l : listeners_) {
+    if (l->id == listener_id && !l->closing) {
+      l->closing = true;
+      be_->remove_listener(l);  // may call on_listener_closed now
+      return 0;
+    }
+  }
+  return -ENOENT;
+}
+
+int Loop::connect(const sockaddr* remote, socklen_t rlen, const sockaddr* local, socklen_t llen, const SockOpts& o,
+                  uint32_t* slot, uint32_t* gen) {
+  CoreConn* c = alloc_conn();
+  if (c == nullptr) return -EMFILE;
+  *slot = c->slot;
+  *gen = c->gen;
+  c->state = CoreConn::kConnecting;
+  SocketHandle fd = kInvalidSocket;
+  int r = sock_outbound(remote, local, llen, o, &fd);
+  if (r == 0) {
+    c->fd = fd;
+    r = be_->start_connect(c, remote, rlen);
+    if (r < 0) {
+      sock_close(fd);
+      c->fd = kInvalidSocket;
+    }
+  }
+  if (r < 0) {
+    // The outcome arrives as onClose, like any connect failure.
+    c->errored = true;
+    c->err = -r;
+    c->state = CoreConn::kClosing;
+    on_closed(c);
+  }
+  return 0;
+}
+
+int Loop::connect_failed(int err, uint32_t* slot, uint32_t* gen) {
+  CoreConn* c = alloc_conn();
+  if (c == nullptr) return -EMFILE;
+  *slot = c->slot;
+  *gen = c->gen;
+  c->errored = true;
+  c->err = err;
+  c->state = CoreConn::kClosing;
+  on_closed(c);
+  return 0;
+}
+
+int Loop::set_options(uint32_t slot, uint32_t gen, const SockOpts& o) {
+  CoreConn* c = lookup(slot, gen);
+  if (c == nullptr || c->state == CoreConn::kClosing || c->fd == kInvalidSocket) return -ENOTCONN;
+  return sock_apply(c->fd, o);
+}
+
+void Loop::shutdown_all() {
+  if (be_ == nullptr || tearing_down_) return;
+  tearing_down_ = true;
+  std::vector<CoreListener*> ls = listeners_;
+  for (CoreListener* l : ls) {
+    if (!l->closing) {
+      l->closing = true;
+      be_->remove_listener(l);
+    }
+  }
+  for (CoreConn* c : conns_) {
+    if (c != nullptr && (c->state == CoreConn::kOpen || c->state == CoreConn::kConnecting)) {
+      c->abort_req = true;
+      start_close(c, CloseMode::kAbort);
+    }
+  }
+  be_->submit();
+  recs_.clear();
+}
+
+// ------------------------------------------------------------------ CoreSink
+
+Conn* Loop::on_accepted(Listener* lb, SocketHandle fd, const sockaddr* addr, socklen_t addr_len) {
+  CoreListener* l = static_cast<CoreListener*>(lb);
+  if (tearing_down_ || l->closing) {
+    sock_close(fd);
+    return nullptr;
+  }
+  CoreConn* c = alloc_conn();
+  if (c == nullptr) {
+    sock_close(fd);
+    on_listener_error(l, EMFILE);
+    return nullptr;
+  }
+  c->fd = fd;
+  c->state = CoreConn::kOpen;
+  sock_apply(fd, l->opts);  // best effort: an option the kernel refuses does not kill the connection
+  sockaddr_storage ss;
+  socklen_t sl = 0;
+  if (addr == nullptr || addr_len == 0) {
+    if (sock_peer_name(fd, &ss, &sl) == 0) {
+      addr = reinterpret_cast<const sockaddr*>(&ss);
+    } else {
+      addr = nullptr;
+    }
+  }
+  Rec& r = push(kRecAccept, c);
+  r.w[3] = l->id;
+  sock_addr_words(addr, &r.w[4]);
+  return c;
+}
+
+void Loop::on_listener_error(Listener* l, int err) {
+  Rec& r = push(kRecListenerError, nullptr);
+  r.w[3] = l->id;
+  r.w[4] = static_cast<uint32_t>(err);
+}
+
+void Loop::on_listener_closed(Listener* lb) {
+  CoreListener* l = static_cast<CoreListener*>(lb);
+  if (!tearing_down_) {
+    Rec& r = push(kRecListenerClosed, nullptr);
+    r.w[3] = l->id;
+  }
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    if (listeners_[i] == l) {
+      listeners_.erase(listeners_.begin() + static_cast<long>(i));
+      break;
+    }
+  }
+  delete l;
+  update_busy();
+}
+
+void Loop::on_connected(Conn* cb) {
+  CoreConn* c = static_cast<CoreConn*>(cb);
+  if (c->state != CoreConn::kConnecting) return;
+  c->state = CoreConn::kOpen;
+  sockaddr_storage ss;
+  socklen_t sl = 0;
+  Rec& r = push(kRecConnect, c);
+  if (sock_peer_name(c->fd, &ss, &sl) == 0) sock_addr_words(reinterpret_cast<const sockaddr*>(&ss), &r.w[4]);
+  if (c->queued > 0 || c->close_req || c->shutdown_req) defer(c);
+}
+
+void Loop::on_data(Conn* cb, const uint8_t* p, size_t n) {
+  CoreConn* c = static_cast<CoreConn*>(cb);
+  if (c->state != CoreConn::kOpen || n == 0) return;
+  Rec& r = push(kRecData, c);
+  r.w[3] = static_cast<uint32_t>(p - region_.base);
+  r.w[4] = static_cast<uint32_t>(n);
+  r.w[5] = index_;
+  posted_data_ = true;
+}
+
+void Loop::on_peer_fin(Conn* cb) {
+  CoreConn* c = static_cast<CoreConn*>(cb);
+  if (c->peer_fin || c->state != CoreConn::kOpen) return;
+  c->peer_fin = true;
+  push(kRecEnd, c);
+}
+
+void Loop::on_sent(Conn* cb, size_t n) {
+  CoreConn* c = static_cast<CoreConn*>(cb);
+  if (n > c->queued) n = static_cast<size_t>(c->queued);  // never trust past the queue
+  c->queued -= n;
+  note_sent(c, n);
+  while (n > 0 && c->sq_head != nullptr) {
+    SendChunk* h = c->sq_head;
+    size_t avail = h->end - h->begin;
+    size_t take = n < avail ? n : avail;
+    h->begin += static_cast<uint32_t>(take);
+    n -= take;
+    if (h->begin == h->end) {
+      c->sq_head = h->next;
+      if (c->sq_head == nullptr) c->sq_tail = nullptr;
+      pool_.put(h);
+    }
+  }
+  if (c->queued == 0 && (c->close_req || (c->shutdown_req && !c->shut_done))) defer(c);
+}
+
+void Loop::on_error(Conn* cb, int err) {
+  CoreConn* c = static_cast<CoreConn*>(cb);
+  if (c->errored || c->state == CoreConn::kClosing || c->state == CoreConn::kFree) return;
+  c->errored = true;
+  c->err = err;
+  defer(c);
+}
+
+void Loop::on_closed(Conn* cb) {
+  CoreConn* c = static_cast<CoreConn*>(cb);
+  if (c->state == CoreConn::kFree) return;
+  if (!tearing_down_) {
+    if (c->sent_accum > 0) emit_sent(c);
+    Rec& r = push(kRecClose, c);
+    r.w[3] = c->errored ? kCloseError : (c->abort_req ? kCloseAbort : kCloseGraceful);
+    r.w[4] = static_cast<uint32_t>(c->errored ? c->err : 0);
+  }
+  c->fd = kInvalidSocket;
+  free_conn(c);
+}
+
+void Loop::on_wake() {}
+
+// ------------------------------------------------------------------ I/O thread mode
+
+int Loop::start_thread(void (*notify)(void*), void* ctx) {
+  notify_ = notify;
+  notify_ctx_ = ctx;
+  threaded_ = true;
+  thread_ = std::thread([this] { thread_main(); });
+  return 0;
+}
+
+void Loop::stop_thread() {
+  if (!threaded_ || !thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_.store(true);
+  }
+  cv_.notify_all();
+  be_->wake();
+  thread_.join();
+  // Wake anyone still waiting in run_sync (cannot happen from JS, but be safe).
+  std::lock_guard<std::mutex> g(mu_);
+  task_done_ = task_seq_;
+  done_cv_.notify_all();
+}
+
+void Loop::run_sync(const std::function<void()>& fn) {
+  if (!threaded_) {
+    fn();
+    return;
+  }
+  std::unique_lock<std::mutex> lk(mu_);
+  if (stop_.load()) return;
+  const uint64_t my = ++task_seq_;
+  in_tasks_.push_back(&fn);
+  lk.unlock();
+  cv_.notify_all();
+  be_->wake();
+  lk.lock();
+  done_cv_.wait(lk, [&] { return task_done_ >= my; });
+}
+
+void Loop::post_commands(const uint8_t* buf, size_t len) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    in_cmds_.insert(in_cmds_.end(), buf, buf + len);
+  }
+  cv_.notify_all();
+  be_->wake();
+}
+
+uint64_t Loop::take_posted(std::vector<Rec>* out) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!out_recs_.empty()) {
+    out->insert(out->end(), out_recs_.begin(), out_recs_.end());
+    out_recs_.clear();
+  }
+  return posted_seq_;
+}
+
+void Loop::release(uint64_t seq) {
+  if (released_seq_.load() >= seq) return;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    released_seq_.store(seq);
+  }
+  cv_.notify_all();
+  be_->wake();
+}
+
+bool Loop::handle_inbox() {
+  std::vector<const std::function<void()>*> tasks;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    tasks.swap(in_tasks_);
+    work_cmds_.swap(in_cmds_);
+  }
+  bool did = false;
+  if (!tasks.empty()) {
+    for (const std::function<void()>* t : tasks) (*t)();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      task_done_ += tasks.size();
+    }
+    done_cv_.notify_all();
+    did = true;
+  }
+  if (!work_cmds_.empty()) {
+    run_commands(work_cmds_.data(), work_cmds_.size());
+    work_cmds_.clear();
+    did = true;
+  }
+  return did;
+}
+
+void Loop::post_records() {
+  snap_subs_.store(stats_.send_submissions, std::memory_order_relaxed);
+  snap_recvs_.store(stats_.recv_calls, std::memory_order_relaxed);
+  if (recs_.empty()) return;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (out_recs_.empty()) {
+      out_recs_.swap(recs_);
+    } else {
+      out_recs_.insert(out_recs_.end(), recs_.begin(), recs_.end());
+    }
+    if (posted_data_) ++posted_seq_;
+  }
+  recs_.clear();
+  posted_data_ = false;
+  notify_(notify_ctx_);
+}
+
+void Loop::thread_main() {
+  uint64_t consumed_at = 0;  // data sequence up to which recv memory was recycled
+  int last = kPollDone;
+  while (!stop_.load()) {
+    handle_inbox();
+    post_records();
+    // Recycle the receive memory once JS is done with everything posted.
+    uint64_t posted;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      posted = posted_seq_;
+    }
+    const uint64_t released = released_seq_.load();
+    if (released == posted && consumed_at != posted) {
+      be_->recv_consumed();
+      consumed_at = posted;
+    } else if (released == posted && last == kPollMore) {
+      be_->recv_consumed();
+    }
+    if (last == kPollMore && released != posted) {
+      // Receive memory is short and JS still holds some: wait for the release
+      // (or work from JS) instead of spinning on readable sockets.
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] {
+        return stop_.load() || released_seq_.load() == posted_seq_ || !in_tasks_.empty() || !in_cmds_.empty();
+      });
+      last = kPollDone;
+      continue;
+    }
+    last = be_->poll(-1);
+    if (last < 0) last = kPollDone;
+    finish_turn();
+  }
+  post_records();
+}
+
+// ------------------------------------------------------------------ engine
+
+EngineCore::~EngineCore() { destroy(); }
+
+int EngineCore::init(const std::string& backend, uint32_t io_threads, const EngineLimits& limits, size_t recv_bytes) {
+  limits_ = limits;
+  const uint32_t n = io_threads == 0 ? 1 : io_threads;
+  for (uint32_t i = 0; i < n; ++i) {
+    Loop* l = new (std::nothrow) Loop(this, i, n);
+    if (l == nullptr) return -ENOMEM;
+    loops_.push_back(l);
+    int r = l->init(backend, recv_bytes, io_threads == 0);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+void EngineCore::run_commands(const uint8_t* buf, size_t len) {
+  if (!loops_[0]->threaded()) {
+    loops_[0]->run_commands(buf, len);
+    return;
+  }
+  const size_t n = loops_.size();
+  if (route_.size() != n) route_.resize(n);
+  size_t off = 0;
+  while (off + 16 <= len) {
+    uint32_t h[4];
+    std::memcpy(h, buf + off, sizeof h);
+    const size_t next = off + 16 + ((static_cast<size_t>(h[3]) + 3) & ~static_cast<size_t>(3));
+    if (next > len) break;
+    std::vector<uint8_t>& r = route_[h[1] % n];
+    r.insert(r.end(), buf + off, buf + next);
+    off = next;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (route_[i].empty()) continue;
+    loops_[i]->post_commands(route_[i].data(), route_[i].size());
+    route_[i].clear();
+  }
+}
+
+void EngineCore::destroy() {
+  for (Loop* l : loops_) l->stop_thread();
+  for (Loop* l : loops_) delete l;
+  loops_.clear();
+}
+
+}  // namespace fastport

@@ -1,0 +1,285 @@
+// The portable engine core: connections (slot + generation ids), send queues
+// of 64 KiB chunks, the close state machine, the command stream from JS and
+// the event records to JS. One Loop per backend instance; the binding
+// (binding.cc / engine_napi.cc) drives loops and crosses into JS.
+//
+// Wire formats shared with lib/native-engine.ts (keep in sync):
+//
+// Event record: kRecWords uint32 words
+//   w0 type, w1 slot, w2 generation, w3.. arguments:
+//   ACCEPT   w3 listener id, w4 family(4|6), w5 port, w6..w9 address bytes
+//   CONNECT  w4 family, w5 port, w6..w9 address (the remote)
+//   DATA     w3 offset in the loop's receive region, w4 length, w5 loop index
+//   END      -
+//   SENT     w3 bytes (low 32), w4 bytes (high)
+//   CLOSE    w3 kind (0 graceful done, 1 abort, 3 error), w4 errno (kErrConnectTimeout for a timeout)
+//   LERROR   (slot 0) w3 listener id, w4 errno
+//   LCLOSED  (slot 0) w3 listener id
+//
+// Command (JS -> native), 4-byte aligned, in one buffer:
+//   u32 op, u32 slot, u32 generation, u32 length, then `length` payload bytes
+//   (SEND only), padded to 4.
+#ifndef FASTPORT_COMMON_ENGINE_CORE_H_
+#define FASTPORT_COMMON_ENGINE_CORE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/backend.h"
+#include "common/sockets.h"
+
+namespace fastport {
+
+constexpr int kRecWords = 12;
+enum RecType : uint32_t {
+  kRecAccept = 1,
+  kRecConnect = 2,
+  kRecData = 3,
+  kRecEnd = 4,
+  kRecSent = 5,
+  kRecClose = 6,
+  kRecListenerError = 7,
+  kRecListenerClosed = 8,
+};
+enum CmdOp : uint32_t {
+  kCmdSend = 1,
+  kCmdShutdown = 2,
+  kCmdClose = 3,
+  kCmdAbort = 4,
+  kCmdConnectTimeout = 5,
+};
+constexpr uint32_t kCloseGraceful = 0;
+constexpr uint32_t kCloseAbort = 1;
+constexpr uint32_t kCloseError = 3;
+constexpr int kErrConnectTimeout = 1000001;
+constexpr int kErrQueueLimit = 1000002;
+constexpr int kErrNotFoundErrno = 1000003;  // host name did not resolve: 'ENOTFOUND'
+
+constexpr uint32_t kSlotBits = 22;
+constexpr uint32_t kSlotCount = 1u << kSlotBits;
+constexpr uint32_t kMaxGeneration = (1u << 31) - 1;  // 2^(53-22) - 1
+
+struct Rec {
+  uint32_t w[kRecWords];
+};
+
+// Chunk pool: slabs of kChunksPerSlab chunks, never returned before the loop dies.
+class ChunkPool {
+ public:
+  ~ChunkPool();
+  SendChunk* get(Backend* be);  // nullptr when out of memory
+  void put(SendChunk* c);
+  size_t slabs() const { return slabs_.size(); }
+
+ private:
+  std::vector<uint8_t*> slabs_;
+  std::vector<SendChunk*> descs_;  // arrays of kChunksPerSlab descriptors
+  std::vector<SendChunk*> free_;
+};
+
+struct CoreConn : Conn {
+  enum State : uint8_t { kFree = 0, kConnecting = 1, kOpen = 2, kClosing = 3 };
+  State state = kFree;
+  bool close_req = false;      // graceful close once the queue is empty
+  bool shutdown_req = false;   // FIN once the queue is empty
+  bool shut_done = false;
+  bool errored = false;
+  bool abort_req = false;
+  bool in_dirty = false;
+  bool in_sent = false;
+  bool in_deferred = false;
+  bool peer_fin = false;
+  int err = 0;
+  uint64_t sent_accum = 0;
+  int32_t stage_first = -1;
+  int32_t stage_last = -1;
+  uint32_t stage_count = 0;
+  uint64_t staged = 0;
+};
+
+struct CoreListener : Listener {
+  SockOpts opts;
+  bool closing = false;
+};
+
+struct EngineLimits {
+  uint64_t max_pending = 10u << 20;
+};
+
+class EngineCore;
+
+class Loop final : public CoreSink {
+ public:
+  Loop(EngineCore* engine, uint32_t index, uint32_t nloops);
+  ~Loop() override;
+
+  int init(const std::string& backend, size_t recv_bytes, bool inline_mode);
+  Backend* backend() { return be_; }
+  uint32_t index() const { return index_; }
+  RecvRegion region() const { return region_; }
+  LoopStats& stats() { return stats_; }
+
+  // One poll + deferred work. Returns the backend's poll result.
+  int poll_once(int timeout_ms);
+  // Processes a command stream (already routed to this loop).
+  void run_commands(const uint8_t* buf, size_t len);
+  // One large send straight from the caller's memory (valid during the
+  // call): a direct send attempt, the rest copied to the queue. Same rules as
+  // a SEND command (inline mode only). Returns false for a dead id.
+  bool send_now(uint32_t slot, uint32_t gen, const uint8_t* p, size_t n);
+  // Deferred closes/shutdowns, SENT records, backend submit.
+  void finish_turn();
+
+  // Records produced by this loop (FIFO).
+  std::vector<Rec>& records() { return recs_; }
+
+  // JS-thread entry points (inline mode).
+  int listen(const sockaddr* addr, socklen_t len, int backlog, bool reuse_port, bool v6only, const SockOpts& o,
+             uint32_t listener_id, uint32_t* out_words /* family, port, addr[4] */);
+  int close_listener(uint32_t listener_id);
+  int connect(const sockaddr* remote, socklen_t rlen, const sockaddr* local, socklen_t llen, const SockOpts& o,
+              uint32_t* slot, uint32_t* gen);
+  // A connection that failed before it started (resolve error): its CLOSE record is queued.
+  int connect_failed(int err, uint32_t* slot, uint32_t* gen);
+  int set_options(uint32_t slot, uint32_t gen, const SockOpts& o);
+  // Closes everything without records (engine teardown).
+  void shutdown_all();
+  size_t live() const { return live_; }
+  size_t listeners() const { return listeners_.size(); }
+  // Readable from any thread (approximate while the loop runs).
+  size_t busy_count() const { return busy_.load(std::memory_order_relaxed); }
+
+  // ---- I/O thread mode (ioThreads >= 1). Everything above that is not
+  // thread-safe runs on the loop thread: the JS thread reaches it through
+  // run_sync() (listen, connect, options) or post_commands().
+  bool threaded() const { return threaded_; }
+  // Starts the thread; notify(ctx) is called (from the loop thread) whenever
+  // records were posted (uv_async_send).
+  int start_thread(void (*notify)(void*), void* ctx);
+  void stop_thread();
+  // Runs fn on the loop thread and waits for it (inline mode: runs it now).
+  void run_sync(const std::function<void()>& fn);
+  // Appends a command stream (copied) to the loop's inbox and wakes it.
+  void post_commands(const uint8_t* buf, size_t len);
+  // JS thread: moves the posted records to out; returns the posted data sequence seen.
+  uint64_t take_posted(std::vector<Rec>* out);
+  // JS thread: every record up to data sequence `seq` was handed to JS and processed.
+  void release(uint64_t seq);
+  uint64_t stat_submissions() const { return snap_subs_.load(std::memory_order_relaxed); }
+  uint64_t stat_recv_calls() const { return snap_recvs_.load(std::memory_order_relaxed); }
+
+  // CoreSink
+  Conn* on_accepted(Listener* l, SocketHandle fd, const sockaddr* addr, socklen_t addr_len) override;
+  void on_listener_error(Listener* l, int err) override;
+  void on_listener_closed(Listener* l) override;
+  void on_connected(Conn* c) override;
+  void on_data(Conn* c, const uint8_t* p, size_t n) override;
+  void on_peer_fin(Conn* c) override;
+  void on_sent(Conn* c, size_t n) override;
+  void on_error(Conn* c, int err) override;
+  void on_closed(Conn* c) override;
+  void on_wake() override;
+
+  CoreConn* lookup(uint32_t slot, uint32_t gen);
+
+ private:
+  CoreConn* alloc_conn();
+  void free_conn(CoreConn* c);
+  Rec& push(uint32_t type, const CoreConn* c);
+  void defer(CoreConn* c);
+  void note_sent(CoreConn* c, size_t n);
+  void emit_sent(CoreConn* c);
+  bool append_queue(CoreConn* c, const uint8_t* p, size_t n);
+  void drop_queue(CoreConn* c);
+  void flush_conn(CoreConn* c);
+  void start_close(CoreConn* c, CloseMode mode);
+
+  EngineCore* engine_;
+  uint32_t index_;
+  uint32_t nloops_;
+  Backend* be_ = nullptr;
+  RecvRegion region_;
+  LoopStats stats_;
+  ChunkPool pool_;
+  std::vector<CoreConn*> conns_;  // by local slot
+  std::vector<uint32_t> free_slots_;
+  size_t live_ = 0;
+  std::vector<CoreListener*> listeners_;
+  std::vector<Rec> recs_;
+  std::vector<CoreConn*> dirty_;
+  std::vector<CoreConn*> sent_;
+  std::vector<CoreConn*> deferred_;
+  struct Stage {
+    const uint8_t* p;
+    uint32_t n;
+    int32_t next;
+  };
+  std::vector<Stage> stage_;
+  bool tearing_down_ = false;
+
+  void thread_main();
+  bool handle_inbox();  // returns true if anything was done
+  void post_records();
+  void update_busy() { busy_.store(live_ + listeners_.size(), std::memory_order_relaxed); }
+
+  bool threaded_ = false;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;       // loop thread waits (receive memory not yet released)
+  std::condition_variable done_cv_;  // JS thread waits for run_sync tasks
+  std::vector<uint8_t> in_cmds_;
+  std::vector<uint8_t> work_cmds_;
+  std::vector<const std::function<void()>*> in_tasks_;
+  uint64_t task_seq_ = 0;
+  uint64_t task_done_ = 0;
+  std::vector<Rec> out_recs_;
+  bool posted_data_ = false;  // recs_ holds DATA not yet posted
+  uint64_t posted_seq_ = 0;   // under mu_
+  std::atomic<uint64_t> released_seq_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> busy_{0};
+  std::atomic<uint64_t> snap_subs_{0};
+  std::atomic<uint64_t> snap_recvs_{0};
+  void (*notify_)(void*) = nullptr;
+  void* notify_ctx_ = nullptr;
+
+  friend class EngineCore;
+};
+
+class EngineCore {
+ public:
+  EngineCore() = default;
+  ~EngineCore();
+  // Returns 0 or -errno (backend init failure).
+  int init(const std::string& backend, uint32_t io_threads, const EngineLimits& limits, size_t recv_bytes);
+  uint32_t nloops() const { return static_cast<uint32_t>(loops_.size()); }
+  Loop* loop(uint32_t i) { return loops_[i]; }
+  Loop* loop_of_slot(uint32_t slot) { return loops_[slot % loops_.size()]; }
+  const EngineLimits& limits() const { return limits_; }
+  uint32_t next_listener_id() { return next_listener_id_++; }
+
+  // Routes a command stream to the loops (inline: runs it; threads: copies
+  // each command to its loop's inbox).
+  void run_commands(const uint8_t* buf, size_t len);
+  // Next loop for an outbound connection (round robin).
+  Loop* next_connect_loop() { return loops_[next_connect_++ % loops_.size()]; }
+  void destroy();
+
+ private:
+  std::vector<Loop*> loops_;
+  EngineLimits limits_;
+  uint32_t next_listener_id_ = 1;
+  uint32_t next_connect_ = 0;
+  std::vector<std::vector<uint8_t>> route_;
+};
+
+}  // namespace fastport
+
+#endif  // FASTPORT_COMMON_ENGINE_CORE_H_

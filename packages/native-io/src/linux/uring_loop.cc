@@ -1,0 +1,922 @@
+#include "linux/uring_loop.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "fastport.h"
+
+namespace fastport {
+namespace uring {
+namespace {
+
+// struct io_uring_probe / io_uring_probe_op (5.6), spelled out for old headers.
+struct ProbeOp {
+  uint8_t op;
+  uint8_t resv;
+  uint16_t flags;
+  uint32_t resv2;
+};
+struct ProbeHdr {
+  uint8_t last_op;
+  uint8_t ops_len;
+  uint16_t resv;
+  uint32_t resv2[3];
+  ProbeOp ops[256];
+};
+
+std::string step_error(const char* step, int neg) {
+  std::string s(step);
+  s += " failed: ";
+  s += errno_name(-neg);
+  return s;
+}
+
+bool is_pow2(unsigned v) { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+// Connection slots live in fixed chunks so a Conn never moves: SQEs point at
+// its msghdr and sockaddr until the kernel has consumed them.
+static constexpr unsigned kChunkShift = 10;
+static constexpr unsigned kChunkSize = 1u << kChunkShift;
+
+UringLoop::~UringLoop() { destroy(); }
+
+int UringLoop::setup_ring(const UringOptions& opts, std::string* error) {
+  const uint32_t d = opts.disable;
+  std::vector<uint32_t> tries;
+  const uint32_t base = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+  if (!(d & kDisableSingleIssuer) && !(d & kDisableDeferTaskrun)) {
+    tries.push_back(base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED);
+  }
+  if (!(d & kDisableCoopTaskrun)) {
+    if (!(d & kDisableSingleIssuer)) {
+      tries.push_back(base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
+                      IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED);
+    }
+    tries.push_back(base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+  }
+  tries.push_back(base);
+  tries.push_back(IORING_SETUP_CQSIZE);
+  tries.push_back(0);
+
+  int r = -EINVAL;
+  io_uring_params p{};
+  for (uint32_t flags : tries) {
+    std::memset(&p, 0, sizeof(p));
+    p.flags = flags;
+    p.cq_entries = opts.cq_entries;
+    r = ring_.init(opts.sq_entries, &p);
+    if (r == 0) break;
+    if (r != -EINVAL) break;  // EPERM, ENOSYS, ENOMEM: no point trying other flags
+  }
+  if (r < 0) {
+    *error = step_error("io_uring_setup", r);
+    return r;
+  }
+  if ((p.features & IORING_FEAT_FAST_POLL) == 0) {
+    *error = "io_uring lacks IORING_FEAT_FAST_POLL (kernel < 5.7): socket ops would run in io-wq";
+    ring_.destroy();
+    return -EOPNOTSUPP;
+  }
+  features_.single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
+  features_.defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  features_.coop_taskrun = (p.flags & IORING_SETUP_COOP_TASKRUN) != 0;
+  features_.submit_all = (p.flags & IORING_SETUP_SUBMIT_ALL) != 0;
+  features_.ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
+  features_.sq_entries = p.sq_entries;
+  features_.cq_entries = p.cq_entries;
+  enabled_ = (p.flags & IORING_SETUP_R_DISABLED) == 0;
+
+  // Which ops this kernel has.
+  auto probe = std::make_unique<ProbeHdr>();
+  std::memset(probe.get(), 0, sizeof(ProbeHdr));
+  int pr = ring_.register_op(kRegisterProbe, probe.get(), 256);
+  auto has = [&](uint8_t op) {
+    if (pr < 0) return true;  // no probe (< 5.6): assume, failures show up per op
+    return op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED) != 0;
+  };
+  const uint8_t needed[] = {kOpRecvOp, kOpSend, kOpSendmsg, kOpAcceptOp, kOpConnect, kOpAsyncCancelOp};
+  for (uint8_t op : needed) {
+    if (!has(op)) {
+      *error = "io_uring lacks opcode " + std::to_string(op) + " (kernel too old)";
+      ring_.destroy();
+      return -EOPNOTSUPP;
+    }
+  }
+  has_shutdown_op_ = has(kOpShutdown);
+  has_provide_op_ = has(kOpProvideBuffers);
+  return 0;
+}
+
+int UringLoop::setup_buffers(const UringOptions& opts, std::string* error) {
+  unsigned count = opts.buf_count;
+  if (!is_pow2(count) || count > 32768) {
+    *error = "buf_count must be a power of two <= 32768";
+    return -EINVAL;
+  }
+  const unsigned size = opts.buf_size;
+  buf_len_ = static_cast<size_t>(count) * size;
+  void* mem = mmap(nullptr, buf_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    int e = -errno;
+    *error = step_error("mmap of receive buffers", e);
+    return e;
+  }
+  buf_base_ = static_cast<uint8_t*>(mem);
+  features_.buf_count = count;
+  features_.buf_size = size;
+  buf_mask_ = count - 1;
+
+  if (!(opts.disable & kDisableBufRing)) {
+    bufring_len_ = static_cast<size_t>(count) * sizeof(Buf);
+    void* ringmem =
+        mmap(nullptr, bufring_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ringmem == MAP_FAILED) {
+      int e = -errno;
+      *error = step_error("mmap of the buffer ring", e);
+      return e;
+    }
+    bufring_ = ringmem;
+    BufReg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(ringmem);
+    reg.ring_entries = count;
+    reg.bgid = kBgid;
+    int r = ring_.register_op(kRegisterPbufRing, &reg, 1);
+    if (r == 0) {
+      features_.buf_ring = true;
+      for (unsigned i = 0; i < count; ++i) recycle(static_cast<uint16_t>(i));
+      __atomic_store_n(reinterpret_cast<uint16_t*>(static_cast<char*>(bufring_) + kBufRingTailOffset),
+                       buf_tail_, __ATOMIC_RELEASE);
+      buf_published_ = buf_tail_;
+      return 0;
+    }
+    munmap(bufring_, bufring_len_);
+    bufring_ = nullptr;
+    bufring_len_ = 0;
+    if (r != -EINVAL && r != -ENOENT && r != -EOPNOTSUPP) {
+      *error = step_error("IORING_REGISTER_PBUF_RING", r);
+      return r;
+    }
+  }
+  if (!has_provide_op_) {
+    *error = "io_uring has neither buffer rings nor IORING_OP_PROVIDE_BUFFERS (kernel < 5.7)";
+    return -EOPNOTSUPP;
+  }
+  // Legacy provided buffers: all of them in one PROVIDE_BUFFERS, submitted
+  // with the first enter.
+  features_.buf_ring = false;
+  for (unsigned i = 0; i < count; ++i) provide_pending_.push_back(static_cast<uint16_t>(i));
+  return 0;
+}
+
+int UringLoop::init(const UringOptions& opts, UringSink* sink, std::string* error) {
+  sink_ = sink;
+  int r = setup_ring(opts, error);
+  if (r < 0) return r;
+  r = setup_buffers(opts, error);
+  if (r < 0) {
+    destroy();
+    return r;
+  }
+  features_.multishot_accept = !(opts.disable & kDisableMultishotAccept);
+  features_.multishot_recv = !(opts.disable & kDisableMultishotRecv);
+  features_.cancel_fd = !(opts.disable & kDisableCancelFd);
+  if (opts.eventfd) {
+    event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd_ < 0) {
+      r = -errno;
+      *error = step_error("eventfd", r);
+      destroy();
+      return r;
+    }
+    r = ring_.register_op(kRegisterEventfd, &event_fd_, 1);
+    if (r < 0) {
+      *error = step_error("IORING_REGISTER_EVENTFD", r);
+      destroy();
+      return r;
+    }
+    features_.eventfd = true;
+  }
+  return 0;
+}
+
+int UringLoop::enable() {
+  if (enabled_) return 0;
+  int r = ring_.enable();
+  if (r < 0) return r;
+  enabled_ = true;
+  return 0;
+}
+
+void UringLoop::destroy() {
+  // Closing the ring cancels everything in flight; then the fds can go.
+  ring_.destroy();
+  for (auto& chunk : chunks_) {
+    if (!chunk) continue;
+    for (unsigned i = 0; i < kChunkSize; ++i) {
+      Conn& c = chunk[i];
+      if (c.fd >= 0) ::close(c.fd);
+      c.fd = -1;
+      c.state = kFree;
+    }
+  }
+  chunks_.clear();
+  for (auto& l : listeners_) {
+    if (l.fd >= 0) ::close(l.fd);
+    l.fd = -1;
+  }
+  listeners_.clear();
+  if (event_fd_ >= 0) ::close(event_fd_);
+  event_fd_ = -1;
+  if (bufring_ != nullptr) munmap(bufring_, bufring_len_);
+  bufring_ = nullptr;
+  if (buf_base_ != nullptr) munmap(buf_base_, buf_len_);
+  buf_base_ = nullptr;
+  parked_.clear();
+  closed_ready_.clear();
+  provide_pending_.clear();
+}
+
+// ------------------------------------------------------------ helpers
+
+io_uring_sqe* UringLoop::get_sqe() {
+  io_uring_sqe* sqe = ring_.next_sqe();
+  if (sqe == nullptr) {
+    // SQ full: hand what is queued to the kernel (no wait) and retry.
+    if (!enabled_) enable();
+    before_enter();
+    ring_.enter(0, false, 0);
+    ++stats_.enters;
+    sqe = ring_.next_sqe();
+  }
+  if (sqe != nullptr) ++stats_.sqes;
+  return sqe;
+}
+
+UringLoop::Conn* UringLoop::conn(uint32_t slot) {
+  const uint32_t ci = slot >> kChunkShift;
+  if (ci >= chunks_.size()) return nullptr;
+  Conn* chunk = chunks_[ci].get();
+  return chunk == nullptr ? nullptr : &chunk[slot & (kChunkSize - 1)];
+}
+
+UringLoop::Conn* UringLoop::conn_alloc(uint32_t slot) {
+  const uint32_t ci = slot >> kChunkShift;
+  if (ci >= chunks_.size()) chunks_.resize(ci + 1);
+  if (!chunks_[ci]) chunks_[ci].reset(new Conn[kChunkSize]);
+  return &chunks_[ci][slot & (kChunkSize - 1)];
+}
+
+bool UringLoop::send_busy(uint32_t slot) const {
+  const uint32_t ci = slot >> kChunkShift;
+  if (ci >= chunks_.size() || !chunks_[ci]) return false;
+  return chunks_[ci][slot & (kChunkSize - 1)].send_inflight;
+}
+
+void* UringLoop::user(uint32_t slot) const {
+  const uint32_t ci = slot >> kChunkShift;
+  if (ci >= chunks_.size() || !chunks_[ci]) return nullptr;
+  return chunks_[ci][slot & (kChunkSize - 1)].user;
+}
+
+void UringLoop::set_user(uint32_t slot, void* p) {
+  Conn* c = conn_alloc(slot);
+  c->user = p;
+}
+
+bool UringLoop::is_open(uint32_t slot) const {
+  const uint32_t ci = slot >> kChunkShift;
+  if (ci >= chunks_.size() || !chunks_[ci]) return false;
+  const Conn& c = chunks_[ci][slot & (kChunkSize - 1)];
+  return c.state == kOpen || c.state == kConnecting;
+}
+
+int UringLoop::fd_of(uint32_t slot) const {
+  const uint32_t ci = slot >> kChunkShift;
+  if (ci >= chunks_.size() || !chunks_[ci]) return -1;
+  return chunks_[ci][slot & (kChunkSize - 1)].fd;
+}
+
+void UringLoop::recycle(uint32_t bid) {
+  if (features_.buf_ring) {
+    Buf* bufs = static_cast<Buf*>(bufring_);
+    Buf& b = bufs[buf_tail_ & buf_mask_];
+    b.addr = reinterpret_cast<uint64_t>(buf_base_ + static_cast<size_t>(bid) * features_.buf_size);
+    b.len = features_.buf_size;
+    b.bid = static_cast<uint16_t>(bid);  // bufs[0].resv is the ring tail: never written here
+    ++buf_tail_;
+  } else {
+    provide_pending_.push_back(static_cast<uint16_t>(bid));
+  }
+}
+
+void UringLoop::release_buffer(uint32_t bid) {
+  if (buf_base_ == nullptr || bid >= features_.buf_count) return;
+  if (stats_.buffers_out > 0) --stats_.buffers_out;
+  recycle(bid);
+}
+
+void UringLoop::flush_provide() {
+  if (provide_pending_.empty()) return;
+  std::sort(provide_pending_.begin(), provide_pending_.end());
+  size_t i = 0;
+  const size_t n = provide_pending_.size();
+  while (i < n) {
+    size_t j = i + 1;
+    while (j < n && provide_pending_[j] == provide_pending_[j - 1] + 1) ++j;
+    io_uring_sqe* sqe = ring_.next_sqe();
+    if (sqe == nullptr) break;  // the rest goes with the next enter
+    ++stats_.sqes;
+    const uint16_t first = provide_pending_[i];
+    sqe->opcode = kOpProvideBuffers;
+    sqe->fd = static_cast<int32_t>(j - i);
+    sqe->addr = reinterpret_cast<uint64_t>(buf_base_ + static_cast<size_t>(first) * features_.buf_size);
+    sqe->len = features_.buf_size;
+    sqe->off = first;
+    sqe->buf_group = kBgid;
+    sqe->user_data = ud(kUProvide, 0, 0);
+    i = j;
+  }
+  provide_pending_.erase(provide_pending_.begin(), provide_pending_.begin() + static_cast<long>(i));
+}
+
+// Runs before every io_uring_enter: publish returned buffers, re-arm
+// connections parked on ENOBUFS.
+void UringLoop::before_enter() {
+  if (features_.buf_ring) {
+    if (buf_tail_ != buf_published_) {
+      __atomic_store_n(reinterpret_cast<uint16_t*>(static_cast<char*>(bufring_) + kBufRingTailOffset),
+                       buf_tail_, __ATOMIC_RELEASE);
+      buf_published_ = buf_tail_;
+    }
+  } else if (!provide_pending_.empty()) {
+    flush_provide();  // SQEs run in order: the buffers are back before the re-armed recvs
+  }
+  // Parked on ENOBUFS and buffers are free again (returned now or earlier:
+  // an ENOBUFS can be reaped after its buffers came back): re-arm.
+  if (!parked_.empty()) rearm_parked();
+}
+
+void UringLoop::rearm_parked() {
+  // Re-arm about as many parked connections as there are free buffers (each
+  // takes at least one); the rest wait, in order, for the next return.
+  const uint64_t out = stats_.buffers_out;
+  size_t budget = out >= features_.buf_count ? 0 : static_cast<size_t>(features_.buf_count - out);
+  size_t i = 0;
+  for (; i < parked_.size() && budget > 0; ++i) {
+    const uint32_t slot = parked_[i];
+    Conn* c = conn(slot);
+    if (c == nullptr || !c->waiting_bufs) continue;
+    c->waiting_bufs = false;
+    if (c->state == kOpen && c->recv_wanted && !c->recv_armed) {
+      arm_recv(slot, *c);
+      --budget;
+    }
+  }
+  parked_.erase(parked_.begin(), parked_.begin() + static_cast<long>(i));
+}
+
+// ------------------------------------------------------------ listeners
+
+void UringLoop::arm_accept(uint32_t listener) {
+  Listener& l = listeners_[listener];
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return;
+  sqe->opcode = kOpAcceptOp;
+  sqe->fd = l.fd;
+  sqe->accept_flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+  if (features_.multishot_accept) sqe->ioprio = IORING_ACCEPT_MULTISHOT;
+  sqe->user_data = ud(kUAccept, 0, listener);
+  l.armed = true;
+}
+
+int UringLoop::add_listener(uint32_t listener, int fd) {
+  if (listener >= listeners_.size()) listeners_.resize(listener + 1);
+  Listener& l = listeners_[listener];
+  if (l.active) return -EEXIST;
+  l = Listener{};
+  l.fd = fd;
+  l.active = true;
+  arm_accept(listener);
+  return 0;
+}
+
+int UringLoop::remove_listener(uint32_t listener) {
+  if (listener >= listeners_.size() || !listeners_[listener].active) return -ENOENT;
+  Listener& l = listeners_[listener];
+  if (l.removing) return 0;
+  l.removing = true;
+  if (l.retry_pending) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return -EBUSY;
+    sqe->opcode = kOpAsyncCancelOp;
+    sqe->addr = ud(kUAcceptRetry, 0, listener);
+    sqe->user_data = ud(kUListenerCancel, 0, listener);
+    return 0;
+  }
+  if (!l.armed) {
+    ::close(l.fd);
+    l.fd = -1;
+    l.active = false;
+    closed_listeners_.push_back(listener);
+    return 0;
+  }
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return -EBUSY;
+  sqe->opcode = kOpAsyncCancelOp;
+  sqe->addr = ud(kUAccept, 0, listener);
+  sqe->user_data = ud(kUListenerCancel, 0, listener);
+  return 0;
+}
+
+// ------------------------------------------------------------ connections
+
+int UringLoop::add_conn(uint32_t slot, uint32_t gen, int fd, bool recv) {
+  Conn* c = conn_alloc(slot);
+  if (c->state != kFree) return -EEXIST;
+  c->fd = fd;
+  c->gen = gen;
+  c->inflight = 0;
+  c->state = kOpen;
+  c->recv_armed = c->waiting_bufs = c->send_inflight = false;
+  c->close_mode = kCloseSilent;
+  c->connecting = c->shutdown_inflight = c->cancel_inflight = false;
+  c->recv_wanted = recv;
+  if (recv) arm_recv(slot, *c);
+  return 0;
+}
+
+int UringLoop::start_recv(uint32_t slot) {
+  Conn* c = conn(slot);
+  if (c == nullptr || c->state != kOpen) return -ENOTCONN;
+  c->recv_wanted = true;
+  if (!c->recv_armed && !c->waiting_bufs) arm_recv(slot, *c);
+  return 0;
+}
+
+void UringLoop::arm_recv(uint32_t slot, Conn& c) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return;
+  sqe->opcode = kOpRecvOp;
+  sqe->fd = c.fd;
+  sqe->flags = IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBgid;
+  if (features_.multishot_recv) sqe->ioprio = IORING_RECV_MULTISHOT;
+  sqe->user_data = ud(kURecv, c.gen, slot);
+  c.recv_armed = true;
+  ++c.inflight;
+  ++stats_.recv_arms;
+}
+
+int UringLoop::connect(uint32_t slot, uint32_t gen, int fd, const sockaddr* addr, socklen_t len,
+                       bool recv_on_connect) {
+  if (len > sizeof(sockaddr_storage)) return -EINVAL;
+  Conn* c = conn_alloc(slot);
+  if (c->state != kFree) return -EEXIST;
+  c->fd = fd;
+  c->gen = gen;
+  c->inflight = 0;
+  c->state = kConnecting;
+  c->recv_armed = c->waiting_bufs = c->send_inflight = false;
+  c->close_mode = kCloseSilent;
+  c->shutdown_inflight = c->cancel_inflight = false;
+  c->recv_wanted = false;
+  c->recv_on_connect = recv_on_connect;
+  std::memcpy(&c->addr, addr, len);
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return -EBUSY;
+  sqe->opcode = kOpConnect;
+  sqe->fd = fd;
+  sqe->addr = reinterpret_cast<uint64_t>(&c->addr);
+  sqe->off = len;
+  sqe->user_data = ud(kUConnect, gen, slot);
+  c->connecting = true;
+  ++c->inflight;
+  return 0;
+}
+
+int UringLoop::send(uint32_t slot, const iovec* iov, int iovcnt) {
+  Conn* c = conn(slot);
+  if (c == nullptr || c->state != kOpen) return -ENOTCONN;
+  if (c->send_inflight) return -EBUSY;
+  if (iovcnt <= 0) return -EINVAL;
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return -EBUSY;
+  sqe->fd = c->fd;
+  sqe->user_data = ud(kUSend, c->gen, slot);
+  if (iovcnt == 1) {
+    sqe->opcode = kOpSend;
+    sqe->addr = reinterpret_cast<uint64_t>(iov[0].iov_base);
+    sqe->len = static_cast<uint32_t>(iov[0].iov_len);
+    sqe->msg_flags = MSG_NOSIGNAL;
+  } else {
+    c->iov.assign(iov, iov + iovcnt);
+    std::memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov.data();
+    c->msg.msg_iovlen = static_cast<size_t>(iovcnt);
+    sqe->opcode = kOpSendmsg;
+    sqe->addr = reinterpret_cast<uint64_t>(&c->msg);
+    sqe->len = 1;
+    sqe->msg_flags = MSG_NOSIGNAL;
+  }
+  c->send_inflight = true;
+  ++c->inflight;
+  return 0;
+}
+
+int UringLoop::shutdown(uint32_t slot) {
+  Conn* c = conn(slot);
+  if (c == nullptr || c->state != kOpen) return -ENOTCONN;
+  if (!has_shutdown_op_) {
+    // < 5.11: the syscall, reported from the next process().
+    int r = ::shutdown(c->fd, SHUT_WR) == 0 ? 0 : -errno;
+    deferred_.push_back(Deferred{kUShutdown, slot, r});
+    return 0;
+  }
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return -EBUSY;
+  sqe->opcode = kOpShutdown;
+  sqe->fd = c->fd;
+  sqe->len = SHUT_WR;
+  sqe->user_data = ud(kUShutdown, c->gen, slot);
+  c->shutdown_inflight = true;
+  ++c->inflight;
+  return 0;
+}
+
+void UringLoop::submit_cancel(uint32_t slot, Conn& c) {
+  if (features_.cancel_fd) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return;
+    sqe->opcode = kOpAsyncCancelOp;
+    sqe->fd = c.fd;
+    sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+    sqe->user_data = ud(kUCancel, c.gen, slot);
+    ++c.inflight;
+    c.cancel_inflight = true;
+    ++stats_.cancels;
+    return;
+  }
+  // One cancel per op in flight, by user_data.
+  auto cancel_ud = [&](uint64_t target) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return;
+    sqe->opcode = kOpAsyncCancelOp;
+    sqe->addr = target;
+    sqe->user_data = ud(kUCancel, c.gen, slot);
+    ++c.inflight;
+    ++stats_.cancels;
+  };
+  if (c.recv_armed) cancel_ud(ud(kURecv, c.gen, slot));
+  if (c.send_inflight) cancel_ud(ud(kUSend, c.gen, slot));
+  if (c.connecting) cancel_ud(ud(kUConnect, c.gen, slot));
+  if (c.shutdown_inflight) cancel_ud(ud(kUShutdown, c.gen, slot));
+  c.cancel_inflight = true;
+}
+
+int UringLoop::close(uint32_t slot, CloseMode mode) {
+  Conn* c = conn(slot);
+  if (c == nullptr || c->state == kFree) return -ENOENT;
+  if (c->state == kClosing) {
+    if (mode == kCloseAbort && c->close_mode != kCloseAbort) {
+      c->close_mode = kCloseAbort;
+      linger0(c->fd);
+    }
+    return 0;
+  }
+  c->state = kClosing;
+  c->recv_wanted = false;
+  c->close_mode = mode;
+  if (mode == kCloseAbort) linger0(c->fd);
+  c->waiting_bufs = false;  // dropped from parked_ lazily
+  if (c->inflight == 0) {
+    finish_close(slot, *c);
+    // Nothing was in flight: report at once (outside dispatch) so the slot
+    // does not wait for the next loop turn.
+    if (!in_dispatch_) report_closed();
+    return 0;
+  }
+  if (mode == kCloseGraceful && c->send_inflight) {
+    // The last send may finish; only the rest is cancelled (by user_data).
+    auto cancel_ud = [&](uint64_t target) {
+      io_uring_sqe* sqe = get_sqe();
+      if (sqe == nullptr) return;
+      sqe->opcode = kOpAsyncCancelOp;
+      sqe->addr = target;
+      sqe->user_data = ud(kUCancel, c->gen, slot);
+      ++c->inflight;
+      ++stats_.cancels;
+    };
+    if (c->recv_armed) cancel_ud(ud(kURecv, c->gen, slot));
+    if (c->shutdown_inflight) cancel_ud(ud(kUShutdown, c->gen, slot));
+    c->cancel_inflight = true;
+  } else {
+    submit_cancel(slot, *c);
+  }
+  return 0;
+}
+
+void UringLoop::linger0(int fd) {
+  linger lg{};
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void UringLoop::finish_close(uint32_t slot, Conn& c) {
+  if (c.fd >= 0) {
+    if (c.close_mode == kCloseGraceful) ::shutdown(c.fd, SHUT_WR);
+    ::close(c.fd);
+  }
+  c.fd = -1;
+  c.state = kFree;
+  c.recv_armed = c.send_inflight = c.waiting_bufs = false;
+  c.iov.clear();
+  closed_ready_.push_back(slot);
+}
+
+void UringLoop::op_done(uint32_t slot, Conn& c) {
+  if (c.inflight > 0) --c.inflight;
+  if (c.inflight == 0 && c.state == kClosing) finish_close(slot, c);
+}
+
+int UringLoop::set_wakeup_fd(int fd) {
+  wakeup_fd_ = fd;
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return -EBUSY;
+  sqe->opcode = kOpPollAdd;
+  sqe->fd = fd;
+  sqe->poll32_events = POLLIN;
+  sqe->len = IORING_POLL_ADD_MULTI;
+  sqe->user_data = ud(kUWakeup, 0, 0);
+  return 0;
+}
+
+// ------------------------------------------------------------ completions
+
+void UringLoop::handle_recv(uint32_t slot, Conn& c, const io_uring_cqe& cqe) {
+  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    c.recv_armed = false;
+  }
+  const int res = cqe.res;
+  if (res > 0) {
+    const uint32_t bid = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
+    if (c.state != kOpen) {
+      recycle(bid);  // closing: the data has nowhere to go
+    } else {
+      ++stats_.buffers_out;
+      sink_->on_data(slot, buf_base_ + static_cast<size_t>(bid) * features_.buf_size,
+                     static_cast<uint32_t>(res), bid);
+    }
+    if (!more) {
+      if (c.state == kOpen && c.recv_wanted && !c.recv_armed) arm_recv(slot, c);
+      op_done(slot, c);
+    }
+    return;
+  }
+  // res <= 0 always ends the request (no F_MORE).
+  if (res < 0 && (cqe.flags & IORING_CQE_F_BUFFER)) recycle(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+  if (res == -ENOBUFS) {
+    ++stats_.enobufs;
+    if (c.state == kOpen && c.recv_wanted) {
+      c.waiting_bufs = true;
+      parked_.push_back(slot);
+    }
+  } else if (res == -EINVAL && features_.multishot_recv && !multishot_recv_confirmed_) {
+    // A kernel without multishot recv (< 6.0) refuses the flag: degrade.
+    features_.multishot_recv = false;
+    if (c.state == kOpen && c.recv_wanted) arm_recv(slot, c);
+  } else if (c.state == kOpen) {
+    if (res == 0) {
+      c.recv_wanted = false;
+      sink_->on_eof(slot);
+    } else if (res == -ECANCELED || res == -EINTR) {
+      if (c.recv_wanted) arm_recv(slot, c);
+    } else {
+      c.recv_wanted = false;
+      sink_->on_recv_error(slot, res);
+    }
+  }
+  op_done(slot, c);
+}
+
+void UringLoop::dispatch(const io_uring_cqe& cqe) {
+  const uint64_t u = cqe.user_data;
+  const Op op = static_cast<Op>(u >> 56);
+  const uint32_t gen = static_cast<uint32_t>(u >> 32) & 0xffffffu;
+  const uint32_t slot = static_cast<uint32_t>(u);
+
+  switch (op) {
+    case kUAccept: {
+      if (slot >= listeners_.size()) return;
+      Listener& l = listeners_[slot];
+      const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+      if (!more) l.armed = false;
+      if (cqe.res >= 0) {
+        if (l.removing) {
+          ::close(cqe.res);
+        } else {
+          sink_->on_accept(slot, cqe.res);
+        }
+      } else if (cqe.res == -EINVAL && features_.multishot_accept && !multishot_accept_confirmed_) {
+        features_.multishot_accept = false;  // < 5.19: single-shot accepts
+      } else if (cqe.res != -ECANCELED && !l.removing) {
+        sink_->on_accept(slot, cqe.res);
+        if (!more && (cqe.res == -EMFILE || cqe.res == -ENFILE || cqe.res == -ENOBUFS || cqe.res == -ENOMEM)) {
+          // Out of fds/memory: retry in 50 ms instead of spinning.
+          io_uring_sqe* sqe = get_sqe();
+          if (sqe != nullptr) {
+            l.retry_ts.tv_sec = 0;
+            l.retry_ts.tv_nsec = 50 * 1000 * 1000;
+            sqe->opcode = kOpTimeout;
+            sqe->addr = reinterpret_cast<uint64_t>(&l.retry_ts);
+            sqe->len = 1;
+            sqe->user_data = ud(kUAcceptRetry, 0, slot);
+            l.retry_pending = true;
+            return;
+          }
+        }
+      }
+      if (cqe.res >= 0 && features_.multishot_accept && more) multishot_accept_confirmed_ = true;
+      if (!l.armed) {
+        if (l.removing) {
+          if (l.fd >= 0) ::close(l.fd);
+          l.fd = -1;
+          l.active = false;
+          l.removing = false;
+          sink_->on_listener_closed(slot);
+        } else if (l.active) {
+          arm_accept(slot);
+        }
+      }
+      return;
+    }
+    case kUListenerCancel:
+      return;  // the accept's own CQE does the rest
+    case kUAcceptRetry: {
+      if (slot >= listeners_.size()) return;
+      Listener& l = listeners_[slot];
+      l.retry_pending = false;
+      if (l.removing) {
+        if (l.fd >= 0) ::close(l.fd);
+        l.fd = -1;
+        l.active = false;
+        l.removing = false;
+        sink_->on_listener_closed(slot);
+      } else if (l.active && !l.armed) {
+        arm_accept(slot);
+      }
+      return;
+    }
+    case kUProvide:
+      return;
+    case kUWakeup:
+      if ((cqe.flags & IORING_CQE_F_MORE) == 0 && wakeup_fd_ >= 0) set_wakeup_fd(wakeup_fd_);
+      sink_->on_wakeup();
+      return;
+    default:
+      break;
+  }
+
+  Conn* c = conn(slot);
+  if (c == nullptr || c->state == kFree || (c->gen & 0xffffffu) != gen) {
+    // Cannot happen while slots are reused only after on_closed; a buffer
+    // still goes home.
+    ++stats_.stale_cqes;
+    if (op == kURecv && cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
+      recycle(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    }
+    return;
+  }
+  switch (op) {
+    case kURecv:
+      if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_MORE)) multishot_recv_confirmed_ = true;
+      handle_recv(slot, *c, cqe);
+      return;
+    case kUSend:
+      c->send_inflight = false;
+      c->iov.clear();
+      sink_->on_sent(slot, cqe.res);
+      op_done(slot, *c);
+      return;
+    case kUConnect:
+      c->connecting = false;
+      if (c->state == kConnecting) {
+        if (cqe.res == 0) {
+          c->state = kOpen;
+          sink_->on_connect(slot, 0);
+          if (c->state == kOpen && c->recv_on_connect && !c->recv_armed) {
+            c->recv_wanted = true;
+            arm_recv(slot, *c);
+          }
+        } else {
+          sink_->on_connect(slot, cqe.res);
+        }
+      }
+      op_done(slot, *c);
+      return;
+    case kUShutdown:
+      c->shutdown_inflight = false;
+      if (c->state == kOpen) sink_->on_shutdown(slot, cqe.res);
+      op_done(slot, *c);
+      return;
+    case kUCancel:
+      if (cqe.res == -EINVAL && features_.cancel_fd) {
+        // < 5.19: no CANCEL_FD; cancel by user_data instead.
+        features_.cancel_fd = false;
+        if (c->state == kClosing) submit_cancel(slot, *c);
+      }
+      op_done(slot, *c);
+      return;
+    default:
+      return;
+  }
+}
+
+void UringLoop::report_closed() {
+  while (!deferred_.empty()) {
+    std::vector<Deferred> d;
+    d.swap(deferred_);
+    for (const Deferred& x : d) {
+      Conn* c = conn(x.slot);
+      if (c != nullptr && c->state == kOpen && x.op == kUShutdown) sink_->on_shutdown(x.slot, x.res);
+    }
+  }
+  while (!closed_ready_.empty() || !closed_listeners_.empty()) {
+    std::vector<uint32_t> closed;
+    closed.swap(closed_ready_);
+    for (uint32_t slot : closed) sink_->on_closed(slot);
+    std::vector<uint32_t> ls;
+    ls.swap(closed_listeners_);
+    for (uint32_t l : ls) sink_->on_listener_closed(l);
+  }
+}
+
+int UringLoop::process(int timeout_ms) {
+  if (!enabled_) {
+    int r = enable();
+    if (r < 0) return r;
+  }
+  before_enter();
+  // Wait only when nothing is ready already.
+  const bool ready = ring_.cq_ready() > 0 || !closed_ready_.empty() || !deferred_.empty() ||
+                     !closed_listeners_.empty();
+  const unsigned wait_nr = (timeout_ms != 0 && !ready) ? 1 : 0;
+  int r = ring_.enter(wait_nr, true, timeout_ms);
+  ++stats_.enters;
+  if (r < 0 && r != -EBADR) return r;
+  in_dispatch_ = true;
+  unsigned n = ring_.drain_cqes([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+  // A CQ that overflowed keeps the rest in the kernel: one more round.
+  if (ring_.sq_flags() & IORING_SQ_CQ_OVERFLOW) {
+    ring_.enter(0, true, 0);
+    ++stats_.enters;
+    n += ring_.drain_cqes([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+  }
+  report_closed();
+  in_dispatch_ = false;
+  stats_.cqes += n;
+  return static_cast<int>(n);
+}
+
+int UringLoop::flush() {
+  if (!enabled_) {
+    int r = enable();
+    if (r < 0) return r;
+  }
+  before_enter();
+  int r = 0;
+  if (ring_.sq_pending() > 0) {
+    r = ring_.enter(0, false, 0);
+    ++stats_.enters;
+  }
+  // Completions that arrived inline (or closes waiting to be reported) must
+  // wake the loop: make sure the eventfd is readable. (6.18 signals it for
+  // inline CQEs by itself, but relying on that lost wakeups under
+  // DEFER_TASKRUN in a test; the write is one cheap syscall per turn.)
+  if (event_fd_ >= 0 && (ring_.cq_ready() > 0 || !closed_ready_.empty() || !deferred_.empty() ||
+                         !closed_listeners_.empty())) {
+    uint64_t one = 1;
+    ssize_t w = ::write(event_fd_, &one, sizeof(one));
+    (void)w;
+  }
+  return r < 0 ? r : 0;
+}
+
+void UringLoop::drain_event_fd() {
+  if (event_fd_ < 0) return;
+  uint64_t v;
+  ssize_t r = ::read(event_fd_, &v, sizeof(v));
+  (void)r;
+}
+
+}  // namespace uring
+}  // namespace fastport

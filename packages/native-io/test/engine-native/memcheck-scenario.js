@@ -1,0 +1,138 @@
+'use strict';
+// A self-contained workout of the native engine for valgrind / ASan runs
+// (vitest under valgrind is too slow): echo with many connections, 1 MiB
+// frames, backpressure refusal, half-close, peer RST, abort with queued
+// bytes, connect failures, ioThreads 0 and 2, destroy() with connections
+// open. Exits 0 when every step saw what it expected.
+//
+//   valgrind --leak-check=full --error-exitcode=1 node test/engine-native/memcheck-scenario.js [epoll|uring]
+const net = require('node:net');
+const { createEngine, SendStatus } = require('../../dist/index.js');
+
+const kind = process.argv[2] || 'epoll';
+const scale = Number(process.env.SCENARIO_SCALE || '1');
+
+function waitFor(pred, ms, what) {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + ms;
+    const tick = () => {
+      if (pred()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timeout: ${what}`));
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+function engine(ioThreads, extra = {}) {
+  const st = { got: new Map(), closes: new Map(), accepted: [], connected: new Set(), ends: 0, drains: 0 };
+  const e = createEngine({
+    kind,
+    ioThreads,
+    ...extra,
+    handler: {
+      onAccept(id) {
+        st.accepted.push(id);
+      },
+      onConnect(id) {
+        st.connected.add(id);
+      },
+      onData(id, data) {
+        st.got.set(id, (st.got.get(id) || 0) + data.length);
+        if (st.echo) e.send(id, data);
+      },
+      onEnd() {
+        st.ends++;
+      },
+      onDrain() {
+        st.drains++;
+      },
+      onClose(id, info) {
+        st.closes.set(id, info);
+      },
+    },
+  });
+  return { e, st };
+}
+
+async function scenario(ioThreads) {
+  const server = engine(ioThreads);
+  server.st.echo = true;
+  const client = engine(ioThreads);
+  const l = await server.e.listen({ host: '127.0.0.1', port: 0 });
+  const l6 = await server.e.listen({ host: '::1', port: 0 });
+
+  // many connections echo
+  const N = 100 * scale;
+  const ids = [];
+  for (let i = 0; i < N; i++) ids.push(client.e.connect({ host: i % 2 ? '127.0.0.1' : '::1', port: i % 2 ? l.port : l6.port }));
+  await waitFor(() => ids.every((id) => client.st.connected.has(id)), 20000, 'connect');
+  const payload = Buffer.alloc(300, 7);
+  for (let r = 0; r < 5; r++) for (const id of ids) client.e.send(id, payload);
+  await waitFor(() => ids.every((id) => client.st.got.get(id) === 1500), 20000, 'echo');
+
+  // 1 MiB frames
+  const big = Buffer.alloc(1024 * 1024 + 5, 3);
+  client.e.send(ids[0], big);
+  client.e.sendv(ids[0], [big.subarray(0, 1000), big.subarray(1000)]);
+  await waitFor(() => client.st.got.get(ids[0]) === 1500 + 2 * big.length, 30000, '1 MiB echo');
+
+  // half-close: client shuts down, server sees onEnd and (allowHalfOpen off) closes after flushing
+  client.e.shutdown(ids[1]);
+  await waitFor(() => client.st.closes.has(ids[1]), 20000, 'half-close round trip');
+
+  // abort with queued bytes, graceful close, peer RST
+  client.e.send(ids[2], big);
+  client.e.close(ids[2], 'abort');
+  client.e.send(ids[3], big);
+  client.e.close(ids[3]);
+  const raw = net.connect({ host: '127.0.0.1', port: l.port });
+  await new Promise((r) => raw.on('connect', r));
+  raw.write(Buffer.alloc(10000, 1));
+  await new Promise((r) => setTimeout(r, 50));
+  raw.resetAndDestroy();
+  await waitFor(() => client.st.closes.has(ids[2]) && client.st.closes.has(ids[3]), 20000, 'closes');
+
+  // connect failures: refused, bad local address, unresolvable name
+  const refused = client.e.connect({ host: '127.0.0.1', port: 1 });
+  const badLocal = client.e.connect({ host: '127.0.0.1', port: l.port, localAddress: '10.255.255.1' });
+  const noName = client.e.connect({ host: 'no-such-host.invalid', port: 80 });
+  await waitFor(() => [refused, badLocal, noName].every((id) => client.st.closes.has(id)), 20000, 'connect failures');
+
+  // backpressure refusal against a reader that never reads
+  const stall = net.createServer({ pauseOnConnect: true });
+  const stalled = [];
+  stall.on('connection', (s) => stalled.push(s));
+  await new Promise((r) => stall.listen(0, '127.0.0.1', r));
+  const bp = engine(ioThreads, { maxPendingBytes: 256 * 1024, highWaterMark: 128 * 1024, lowWaterMark: 32 * 1024 });
+  const bid = bp.e.connect({ host: '127.0.0.1', port: stall.address().port });
+  await waitFor(() => bp.st.connected.has(bid), 20000, 'bp connect');
+  let refusedSeen = false;
+  for (let i = 0; i < 400 && !refusedSeen; i++) {
+    if (bp.e.send(bid, Buffer.alloc(16 * 1024, 1)) === SendStatus.Refused) refusedSeen = true;
+    await new Promise((r) => setImmediate(r));
+  }
+  if (!refusedSeen) throw new Error('no Refused');
+  for (const s of stalled) s.resume();
+  await waitFor(() => bp.st.drains > 0, 20000, 'drain');
+  for (const s of stalled) s.destroy();
+  stall.close();
+  await bp.e.destroy();
+
+  // destroy with connections open (and bytes queued)
+  for (const id of ids.slice(4)) client.e.send(id, big);
+  await server.e.destroy();
+  await client.e.destroy();
+  const total = ids.length + 3;
+  if (client.st.closes.size !== total) throw new Error(`client closes ${client.st.closes.size} != ${total}`);
+  console.log(`ioThreads ${ioThreads}: ok (${N} connections, server closes ${server.st.closes.size})`);
+}
+
+(async () => {
+  await scenario(0);
+  await scenario(2);
+  console.log('scenario passed');
+})().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,288 @@
+import { execFileSync } from 'node:child_process';
+import { afterEach, expect, it } from 'vitest';
+import type { EngineKind } from '@fastport/native-io';
+import {
+  Client,
+  ControlFrameId,
+  FrameDecoder,
+  FrameEncoder,
+  Server,
+  type Frame,
+  type GoAway,
+  type HeartbeatEvent,
+  type Liveness,
+  type Session,
+  type SessionCloseInfo,
+} from '../src';
+import { forEachEngine, mb, rawPeer, waitFor } from './helpers';
+
+forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+  });
+
+  async function server(options: ConstructorParameters<typeof Server>[0] = {}): Promise<{ server: Server; port: number }> {
+    const s = new Server({ engine: kind, memoryBudget: false, ...options });
+    s.on('frame', (session: Session, frame: Frame) => session.send(frame.payload, frame.id));
+    const info = await s.listen(0, '127.0.0.1');
+    cleanups.push(() => s.close(500));
+    return { server: s, port: info.port };
+  }
+
+  function client(options: ConstructorParameters<typeof Client>[0] = {}): Client {
+    const c = new Client({ engine: kind, memoryBudget: false, ...options });
+    cleanups.push(() => c.close(200));
+    return c;
+  }
+
+  it(`[${kind}] client-driven heartbeat: every probe is answered by the server's session layer`, async () => {
+    const { port } = await server();
+    const c = client({ heartbeat: { intervalMs: 25 } });
+    const session = await c.connect({ host: '127.0.0.1', port });
+    const events: HeartbeatEvent[] = [];
+    session.on('heartbeat', (e: HeartbeatEvent) => events.push(e));
+    await waitFor(() => events.filter((e) => e.type === 'pong').length >= 5, '5 pongs');
+    expect(session.state).toBe('open');
+    // Order, not time: each pong answers a probe sent before it, and pongs come back in probe order.
+    const probed = new Set<number>();
+    let lastPong = 0;
+    for (const e of events) {
+      if (e.type === 'probe') probed.add(e.nonce);
+      if (e.type === 'pong') {
+        expect(probed.has(e.nonce)).toBe(true);
+        expect(e.nonce).toBeGreaterThan(lastPong);
+        lastPong = e.nonce;
+      }
+    }
+    expect(events.some((e) => e.type === 'timeout')).toBe(false);
+    expect(session.heartbeatStats()?.pongs).toBeGreaterThanOrEqual(5);
+  });
+
+  it(`[${kind}] server-driven heartbeat on a silent peer: misses 1-2 tolerated, suspect + faster probes from the 3rd, closed at the 5th`, async () => {
+    const { server: s, port } = await server({ heartbeat: { intervalMs: 30, fastIntervalMs: 10 } });
+    const events: HeartbeatEvent[] = [];
+    const liveness: [Liveness, Liveness][] = [];
+    const order: string[] = [];
+    s.on('session', (session: Session) => {
+      session.on('heartbeat', (e: HeartbeatEvent) => {
+        events.push(e);
+        order.push(e.type === 'probe' ? `probe:${e.misses}` : e.type);
+      });
+      session.on('liveness', (now: Liveness, prev: Liveness) => {
+        liveness.push([prev, now]);
+        order.push(`liveness:${now}`);
+      });
+    });
+    let closed: SessionCloseInfo | undefined;
+    s.on('close', (_s: Session, info: SessionCloseInfo) => {
+      closed = info;
+      order.push('close');
+    });
+    const peer = await rawPeer(port); // reads, never answers
+    await waitFor(() => closed !== undefined, 'heartbeat close');
+    expect(closed).toMatchObject({ reason: 'heartbeat-timeout', code: 'ERR_HEARTBEAT_TIMEOUT' });
+    expect(order).toEqual([
+      'probe:0',
+      'probe:1',
+      'probe:2',
+      'liveness:suspect',
+      'probe:3',
+      'probe:4',
+      'liveness:dead',
+      'timeout',
+      'close',
+    ]);
+    const probes = events.filter((e): e is Extract<HeartbeatEvent, { type: 'probe' }> => e.type === 'probe');
+    expect(probes.map((p) => p.nextIntervalMs)).toEqual([30, 30, 30, 10, 10]);
+    expect(probes.map((p) => p.liveness)).toEqual(['active', 'active', 'active', 'suspect', 'suspect']);
+    expect(liveness).toEqual([
+      ['active', 'suspect'],
+      ['suspect', 'dead'],
+    ]);
+    await peer.closed;
+    // The peer saw exactly the 5 PINGs, as fastport frames with the reserved id.
+    const frames: number[] = [];
+    const dec = new FrameDecoder('fastport');
+    for (const c of peer.received) dec.push(c, (f) => frames.push(f.id), () => {});
+    expect(frames).toEqual([ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping]);
+  });
+
+  it(`[${kind}] a pong brings a suspect session back to active`, async () => {
+    // Wide fast interval so the recovery does not race the 5th miss.
+    const { server: s, port } = await server({ heartbeat: { intervalMs: 30, fastIntervalMs: 200 } });
+    const liveness: Liveness[] = [];
+    let session: Session | undefined;
+    s.on('session', (x: Session) => {
+      session = x;
+      x.on('liveness', (now: Liveness) => liveness.push(now));
+    });
+    const enc = new FrameEncoder('fastport');
+    const dec = new FrameDecoder('fastport');
+    let pings = 0;
+    const peer = await rawPeer(port, (d) =>
+      dec.push(
+        d,
+        (f) => {
+          if (f.id !== ControlFrameId.Ping) return;
+          pings++;
+          // Silent for the first 3 probes (3 misses → suspect), then answers like a session would.
+          if (pings >= 4) peer.socket.write(enc.encode(f.payload, ControlFrameId.Pong));
+        },
+        () => {},
+      ),
+    );
+    await waitFor(() => liveness.length >= 2, 'suspect then active');
+    expect(liveness.slice(0, 2)).toEqual(['suspect', 'active']);
+    const pingsAtRecovery = pings;
+    await waitFor(() => pings >= pingsAtRecovery + 3, 'three more probes');
+    expect(session?.state).toBe('open');
+    expect(session?.liveness).toBe('active');
+    peer.socket.destroy();
+  });
+
+  it(`[${kind}] control frames bypass a full send queue (reserve lane), bounded by controlReserveBytes`, async () => {
+    const { server: s, port } = await server({ backpressure: 'drop', maxPendingBytes: 64 * 1024, highWaterMark: 32 * 1024, controlReserveBytes: 4096 });
+    const peer = await rawPeer(port);
+    peer.socket.pause(); // never reads: the server's queue to it fills
+    await waitFor(() => s.sessions.size === 1, 'session');
+    const session = [...s.sessions][0] as Session;
+    const chunk = Buffer.alloc(8 * 1024, 7);
+    let dropped = 0;
+    for (let i = 0; i < 4000 && dropped < 3; i++) {
+      if (session.send(chunk, 1) === 'dropped') dropped++;
+      if (i % 32 === 31) await new Promise((r) => setImmediate(r));
+    }
+    expect(dropped).toBe(3); // the application's lane is full...
+    expect(session.ping(1)).toBe(true); // ...the control lane is not
+    expect(session.counters.controlDropped).toBe(0);
+    // The reserve is bounded too: 4 KiB holds a few hundred 8-byte PINGs, then they are refused.
+    let sent = 1;
+    while (session.ping(2) && sent < 10_000) sent++;
+    expect(sent).toBeGreaterThan(10);
+    expect(sent).toBeLessThan(10_000);
+    expect(session.counters.controlDropped).toBe(1);
+    expect(session.pendingBytes).toBeLessThanOrEqual(64 * 1024 + 4096);
+    peer.socket.destroy();
+  });
+
+  it(`[${kind}] both sides drive heartbeats through a saturated queue without a false timeout`, async () => {
+    const limit = 256 * 1024;
+    const CAP = 512 * 1024 * 1024; // bound on the stream: far more than the test needs
+    const { server: s, port } = await server({
+      backpressure: 'drop',
+      maxPendingBytes: limit,
+      highWaterMark: 128 * 1024,
+      heartbeat: { intervalMs: 20, fastIntervalMs: 10 },
+    });
+    const closes: string[] = [];
+    let serverSession: Session | undefined;
+    let sentBytes = 0;
+    let fullAndPinged = 0;
+    let pongsWhileFull = 0;
+    let stop = false;
+    s.on('close', (_x: Session, info: SessionCloseInfo) => closes.push(`server:${info.reason}`));
+    s.on('session', (x: Session) => {
+      serverSession = x;
+      x.on('heartbeat', (e: HeartbeatEvent) => {
+        if (e.type === 'pong' && x.pendingBytes >= limit / 2) pongsWhileFull++;
+      });
+      const chunk = Buffer.alloc(16 * 1024, 3);
+      const pump = () => {
+        // Keep the queue at its limit: send until refused, continue on drain.
+        while (!stop && sentBytes < CAP && x.state === 'open') {
+          const r = x.send(chunk, 2);
+          if (r === 'dropped') {
+            if (x.ping(99)) fullAndPinged++; // a control frame still goes through
+            return;
+          }
+          sentBytes += chunk.length + 4;
+        }
+      };
+      x.on('drain', pump);
+      pump();
+    });
+    const c = client({ heartbeat: { intervalMs: 20, fastIntervalMs: 10 } });
+    let received = 0;
+    c.on('frame', (_x: Session, f: Frame) => {
+      received += f.bytes.length;
+    });
+    c.on('close', (_x: Session, info: SessionCloseInfo) => closes.push(`client:${info.reason}`));
+    const session = await c.connect({ host: '127.0.0.1', port });
+    // Stream until both sides have had heartbeat answers while the server's queue was full (event-driven).
+    await waitFor(
+      () => closes.length > 0 || sentBytes >= CAP || (pongsWhileFull >= 3 && fullAndPinged >= 3 && (session.heartbeatStats()?.pongs ?? 0) >= 3),
+      'pongs through a full queue',
+      60_000,
+    );
+    stop = true;
+    expect(closes).toEqual([]);
+    expect(sentBytes).toBeLessThan(CAP);
+    expect(fullAndPinged).toBeGreaterThanOrEqual(3);
+    expect(pongsWhileFull).toBeGreaterThanOrEqual(3);
+    expect(serverSession?.counters.controlDropped).toBe(0);
+    expect(session.heartbeatStats()?.pongs).toBeGreaterThanOrEqual(3);
+    expect(session.state).toBe('open');
+    await waitFor(() => received >= sentBytes, 'client read everything that was queued');
+    console.log(`[${kind}] saturated queue: ${mb(sentBytes)} streamed, ${fullAndPinged} PINGs queued while full, ${pongsWhileFull} server pongs while full, client pongs ${session.heartbeatStats()?.pongs}; no timeout`);
+  });
+
+  it(`[${kind}] idle timeout closes a silent session and spares an active one`, async () => {
+    const { server: s, port } = await server({ idleTimeoutMs: 400 });
+    const closes: { id: number; info: SessionCloseInfo }[] = [];
+    s.on('close', (x: Session, info: SessionCloseInfo) => closes.push({ id: x.id, info }));
+    const silent = await rawPeer(port);
+    await waitFor(() => s.sessions.size === 1, 'silent session');
+    const silentId = ([...s.sessions][0] as Session).id;
+    const c = client();
+    const active = await c.connect({ host: '127.0.0.1', port });
+    const timer = setInterval(() => active.send(Buffer.from('tick'), 1), 20);
+    try {
+      await waitFor(() => closes.length >= 1, 'idle close');
+      expect(closes[0]).toMatchObject({ id: silentId, info: { reason: 'idle-timeout', code: 'ERR_IDLE_TIMEOUT' } });
+      expect(active.state).toBe('open');
+    } finally {
+      clearInterval(timer);
+    }
+    await silent.closed;
+    // Once it stops sending, the active one goes idle too.
+    await waitFor(() => closes.length >= 2, 'second idle close');
+    expect(closes[1]?.info.reason).toBe('idle-timeout');
+  });
+
+  it(`[${kind}] max lifetime: GOAWAY to a session-protocol peer, then the close`, async () => {
+    const { server: s, port } = await server({ maxLifetimeMs: 150 });
+    const order: string[] = [];
+    s.on('close', (_x: Session, info: SessionCloseInfo) => order.push(`server-close:${info.reason}`));
+    const c = client({ heartbeat: { intervalMs: 20 } }); // heartbeats make it a session-protocol peer
+    const session = await c.connect({ host: '127.0.0.1', port });
+    session.on('goaway', (g: GoAway) => order.push(`goaway:${g.reason}:${g.reconnect}`));
+    session.on('close', () => order.push('client-close'));
+    await waitFor(() => order.includes('client-close') && order.some((o) => o.startsWith('server-close')), 'both closed');
+    expect(order[0]).toBe('goaway:max-lifetime:true');
+    expect(order).toContain('server-close:max-lifetime');
+    // A plain peer just gets the close.
+    const raw = await rawPeer(port);
+    await raw.closed;
+    expect(Buffer.concat(raw.received).length).toBe(0);
+  });
+
+  it(`[${kind}] keepalive socket options pass through to the connection`, async () => {
+    let ssOk = true;
+    try {
+      execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    } catch {
+      ssOk = false;
+    }
+    const { server: s, port } = await server({ socket: { noDelay: true, keepAlive: { idleSec: 37, intervalSec: 3, count: 4 }, userTimeoutMs: 5000 } });
+    const c = client();
+    const session = await c.connect({ host: '127.0.0.1', port });
+    await waitFor(() => s.sessions.size === 1, 'session');
+    const serverSession = [...s.sessions][0] as Session;
+    expect(serverSession.setSocketOptions({ keepAlive: { idleSec: 41 } })).toBe(true);
+    session.send(Buffer.from('x'), 1);
+    if (!ssOk) return; // without ss the options were still accepted by the engine
+    const out = execFileSync('ss', ['-tno', 'state', 'established', `( sport = :${port} )`]).toString();
+    expect(out).toMatch(/timer:\(keepalive,/);
+  });
+});
