@@ -81,7 +81,15 @@ export function createEngine(options: CreateEngineOptions): Engine {
       continue;
     }
     const reason = skipped.length === 0 ? availability.reason : `${availability.reason}; skipped ${skipped.join('; ')}`;
-    return instantiate(kind, handler, engineOptions, requested, reason);
+    try {
+      return instantiate(kind, handler, engineOptions, requested, reason);
+    } catch (err) {
+      // The probe can pass while setup still fails (e.g. a seccomp profile that blocks only
+      // io_uring_register): auto moves on to the next engine instead of failing the server.
+      // Option errors are the caller's and apply to every engine, so they are not swallowed.
+      if (err instanceof FastPortError && err.code === 'ERR_INVALID_ARGUMENT') throw err;
+      skipped.push(`${kind}: failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   throw new FastPortError('ERR_ENGINE_UNAVAILABLE', `no engine available: ${skipped.join('; ')}`);
 }

@@ -11,7 +11,9 @@
  * | 0x1000..0x1FFF  | benchmark (0x1001/0x1002 are FastPort's own ids)  |
  * | 0x2000..0x2FFF  | admin channel: server status, session list        |
  * | 0x3000..0x3FFF  | our own: chat, heartbeat, resume                  |
- * | 0x8000..0xFFFF  | free for applications                             |
+ * | 0x8000..0xFEFF  | free for applications                             |
+ * | 0xFF00..0xFF0F  | reserved: @fastport/session control frames         |
+ * | 0xFF10..0xFFFF  | free for applications                             |
  */
 
 import { ServerStatusRequest, ServerStatusResponse, SessionListRequest, SessionListResponse } from './generated/admin';

@@ -386,6 +386,30 @@ forEachEngine('session resume', (kind: EngineKind) => {
     );
   }, 60_000);
 
+  it(`[${kind}] resume: false — every connection is a new plain session, still reconnected`, async () => {
+    const server = new Server({ engine: kind, memoryBudget: false });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close(200));
+    const serverSessions: Session[] = [];
+    server.on('session', (s: Session) => serverSessions.push(s));
+    server.on('frame', (s: Session, f: Frame) => s.send(f.payload, f.id));
+    const rc = reconnecting({ port, resume: false });
+    const sessions: Session[] = [];
+    rc.on('connect', (s: Session) => sessions.push(s));
+    const echoes: number[] = [];
+    rc.on('frame', (_s: Session, f: Frame) => echoes.push(numberOf(f.payload)));
+    await rc.start();
+    rc.send(numbered(1), 0x8001);
+    await waitFor(() => echoes.length === 1, 'first echo');
+    serverSessions[0]!.abort('test-reset');
+    await waitFor(() => sessions.length === 2, 'second connection');
+    rc.send(numbered(2), 0x8001);
+    await waitFor(() => echoes.length === 2, 'second echo');
+    expect(sessions[0]).not.toBe(sessions[1]);
+    expect(sessions[1]!.resumable).toBe(false);
+    expect(echoes).toEqual([1, 2]);
+  });
+
   it(`[${kind}] reconnects with exponential backoff and jitter while the server is down`, async () => {
     const port = await freePort();
     const rc = reconnecting({ port, reconnect: { initialDelayMs: 20, maxDelayMs: 80, multiplier: 2, jitter: 0.5 } });

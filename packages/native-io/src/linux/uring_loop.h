@@ -283,7 +283,6 @@ class UringLoop {
   int wakeup_fd_ = -1;
   bool enabled_ = false;
   bool in_dispatch_ = false;
-  bool closing_sync_ = false;
 
   // Buffers: one region of buf_count x buf_size; the ring entries separately.
   uint8_t* buf_base_ = nullptr;

@@ -108,6 +108,9 @@ for (const { kind } of selected) {
       expect(firstDifference(pair.client.received(cid), Buffer.concat(frames))).toBeNull();
       await waitFor(() => pair.client.engine.pendingBytes(cid) === 0, WAIT_MS, 'client queue empty');
       expect(pair.client.engine.stats().bytesOut).toBe(total);
+      // A completion engine (uring) counts bytesOut when the send's CQE reaches
+      // JS, which may be a loop turn after the peer already has the bytes.
+      await waitFor(() => pair.server.engine.stats().bytesOut === total, WAIT_MS, 'server bytesOut');
       expect(pair.server.engine.stats().bytesOut).toBe(total);
     });
 

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { FastPortError, createEngine, engineAvailability, registerEngine } from '../../lib';
+
+// This file replaces the uring factory for its own module registry only (vitest isolates files).
+const uringUp = engineAvailability('uring').available;
+
+describe('auto falls back when an engine passes the probe but fails to start', () => {
+  it.skipIf(!uringUp)(`uring factory throwing → auto picks the next engine and says why${uringUp ? '' : ' (uring unavailable here)'}`, async () => {
+    registerEngine('uring', () => {
+      throw new FastPortError('EPERM', 'io_uring_register refused');
+    });
+    const engine = createEngine({
+      kind: 'auto',
+      handler: { onAccept() {}, onConnect() {}, onData() {}, onClose() {} },
+    });
+    try {
+      expect(engine.info.kind).not.toBe('uring');
+      expect(engine.info.reason).toMatch(/uring: failed to start: io_uring_register refused/);
+    } finally {
+      await engine.destroy();
+    }
+    expect(() =>
+      createEngine({ kind: 'uring', handler: { onAccept() {}, onConnect() {}, onData() {}, onClose() {} } }),
+    ).toThrow(/io_uring_register refused/);
+  });
+});
