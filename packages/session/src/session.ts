@@ -9,6 +9,9 @@ import {
   type ErrorCode,
   type SocketOptions,
 } from '@fastport/native-io';
+
+// Read once: a CommonJS re-export is a getter, and these sit on the per-frame path.
+const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH, Refused: SEND_REFUSED, Closed: SEND_CLOSED } = SendStatus;
 import {
   ControlFrameId,
   TOKEN_BYTES,
@@ -305,18 +308,18 @@ export class Session<UserData = unknown> extends EventEmitter {
 
   private submit(status: SendStatus, bytes: number): SendResult {
     switch (status) {
-      case SendStatus.Queued:
+      case SEND_QUEUED:
         this.counters.framesOut++;
         this.counters.bytesOut += bytes;
         this.host.onSessionSent(1, bytes);
         return 'queued';
-      case SendStatus.AboveHighWater:
+      case SEND_ABOVE_HIGH:
         this.aboveHigh = true;
         this.counters.framesOut++;
         this.counters.bytesOut += bytes;
         this.host.onSessionSent(1, bytes);
         return 'high-water';
-      case SendStatus.Refused:
+      case SEND_REFUSED:
         this.host.budget?.release(bytes);
         return this.overLimit(bytes, 'backpressure');
       default:
@@ -403,7 +406,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     }
     out.writeSeq++;
     const status = host.engine.send(this.connectionId, frame);
-    if (status === SendStatus.Refused || status === SendStatus.Closed) {
+    if (status === SEND_REFUSED || status === SEND_CLOSED) {
       // Kept in the replay buffer: it goes out after a drain or on the next connection.
       out.writeSeq--;
       return 'queued';
@@ -422,10 +425,10 @@ export class Session<UserData = unknown> extends EventEmitter {
       const size = e.frame.byteLength;
       if (host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending && host.engine.pendingBytes(this.connectionId) > 0) break;
       const status = host.engine.send(this.connectionId, e.frame);
-      if (status === SendStatus.Refused || status === SendStatus.Closed) break;
+      if (status === SEND_REFUSED || status === SEND_CLOSED) break;
       out.writeSeq++;
       written++;
-      if (status === SendStatus.AboveHighWater) this.aboveHigh = true;
+      if (status === SEND_ABOVE_HIGH) this.aboveHigh = true;
       this.counters.framesOut++;
       this.counters.bytesOut += size;
       host.onSessionSent(1, size);
@@ -440,12 +443,12 @@ export class Session<UserData = unknown> extends EventEmitter {
     const host = this.host;
     const headerLength = host.encoder.writeHeader(host.headerScratch, payload.byteLength, id);
     const status = host.engine.sendv(conn, [host.headerScratch.subarray(0, headerLength), payload]);
-    if (status === SendStatus.Refused) {
+    if (status === SEND_REFUSED) {
       this.counters.controlDropped++;
       return false;
     }
-    if (status === SendStatus.Closed) return false;
-    if (status === SendStatus.AboveHighWater) this.aboveHigh = true;
+    if (status === SEND_CLOSED) return false;
+    if (status === SEND_ABOVE_HIGH) this.aboveHigh = true;
     this.counters.controlOut++;
     this.host.onControlSent();
     return true;
