@@ -13,6 +13,8 @@ export interface ServerCliOptions {
   maxFrame: number | undefined;
   mode: 'app' | 'echo';
   reusePort: boolean;
+  heartbeat: number;
+  idleTimeout: number;
   statsInterval: number;
   grace: number;
   logLevel: string;
@@ -42,6 +44,12 @@ export function parseServerArgs(argv: string[]): ServerCliOptions {
       default: 'app' as const,
       describe: 'app: ping/echo/benchmark/admin packets; echo: every frame sent back verbatim',
     })
+    .option('heartbeat', {
+      type: 'number',
+      default: 0,
+      describe: 'ms between heartbeat probes to every session (0 = off); the 5th missed probe closes it (peers must speak FastPort session control frames)',
+    })
+    .option('idle-timeout', { type: 'number', default: 0, describe: 'close sessions silent for this many ms (0 = off)' })
     .option('reuse-port', { type: 'boolean', default: false, describe: 'SO_REUSEPORT (several processes, one port)' })
     .option('stats-interval', { type: 'number', default: 0, describe: 'log stats every N seconds (0 = off)' })
     .option('grace', { type: 'number', default: 5000, describe: 'ms for the graceful stop on SIGINT/SIGTERM (GOAWAY, flush, half-close), then reset' })
@@ -58,6 +66,8 @@ export function parseServerArgs(argv: string[]): ServerCliOptions {
     maxFrame: args['max-frame'],
     mode: args.mode,
     reusePort: args['reuse-port'],
+    heartbeat: args.heartbeat,
+    idleTimeout: args['idle-timeout'],
     statsInterval: args['stats-interval'],
     grace: args.grace,
     logLevel: args['log-level'],
@@ -73,6 +83,8 @@ export async function startServer(opts: ServerCliOptions, logger: pino.Logger): 
     engine: opts.engine,
     framing,
     reusePort: opts.reusePort,
+    ...(opts.heartbeat > 0 ? { heartbeat: { intervalMs: opts.heartbeat } } : {}),
+    ...(opts.idleTimeout > 0 ? { idleTimeoutMs: opts.idleTimeout } : {}),
     ...(opts.threads !== undefined ? { ioThreads: opts.threads } : {}),
   });
   server.on('error', (err: Error, session?: { id: number }) => logger.error({ err, session: session?.id }, 'handler error'));

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
@@ -85,5 +86,17 @@ describe('fastport-server', () => {
     await waitFor(() => frames.length === sizes.length, 'echoes');
     frames.forEach((f, i) => expect(f.payload.equals(Buffer.alloc(sizes[i]!, sizes[i]! & 0xff))).toBe(true));
     expect(new FrameEncoder('u32le').spec.headerSize).toBe(4);
+  });
+
+  it('--heartbeat closes a peer that never answers probes, with reason heartbeat-timeout', async () => {
+    const { server, port } = await start(['--engine', 'node', '--heartbeat', '20']);
+    const reasons: string[] = [];
+    server.on('close', (_s: Session, info: { reason: string }) => reasons.push(info.reason));
+    const peer = net.connect({ host: '127.0.0.1', port });
+    peer.on('error', () => {});
+    const closed = new Promise<void>((r) => peer.on('close', () => r()));
+    await closed;
+    await waitFor(() => reasons.length === 1, 'server-side close');
+    expect(reasons).toEqual(['heartbeat-timeout']);
   });
 });
