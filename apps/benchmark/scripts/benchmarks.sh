@@ -28,8 +28,8 @@ sel() { [ -z "$SECTIONS" ] || [[ " $SECTIONS " == *" $1 "* ]]; }
 # same connections, depth, size and pinning, for each client engine.
 if sel client-check; then
   for ce in uring epoll node; do
-    bench "client-check-$ce" --engine ref-uring --framing u32le --echo-bench --client-engine "$ce" -c 50 -d 1 -s 64 --duration "$DUR"
-    bench "client-check-$ce-d8" --engine ref-uring --framing u32le --echo-bench --client-engine "$ce" -c 50 -d 8 -s 64 --duration "$DUR"
+    bench "client-check-$ce" --repeat 3 --engine ref-uring --framing u32le --echo-bench --client-engine "$ce" -c 50 -d 1 -s 64 --duration "$DUR"
+    bench "client-check-$ce-d8" --repeat 3 --engine ref-uring --framing u32le --echo-bench --client-engine "$ce" -c 50 -d 8 -s 64 --duration "$DUR"
   done
 fi
 # All engines side by side with the C reference servers, echo-bench beside each.

@@ -7,7 +7,7 @@
 import type { BenchReport, TargetResult } from './types';
 
 const W = 1000;
-const H = 500;
+const H = 520;
 const PALETTE: Record<string, string> = {
   uring: '#1f77b4',
   epoll: '#ff7f0e',
@@ -24,7 +24,7 @@ export function escapeXml(s: string): string {
 }
 
 function colorOf(label: string, i: number): string {
-  return PALETTE[label] ?? EXTRA[i % EXTRA.length] ?? '#333333';
+  return PALETTE[label] ?? PALETTE[label.split(/[\s→]/)[0] ?? ''] ?? EXTRA[i % EXTRA.length] ?? '#333333';
 }
 
 function n(v: number): string {
@@ -105,7 +105,7 @@ function linearPanel(p: Panel, title: string, groups: string[], bars: Bar[], fmt
       const y = p.y + p.h - h;
       const style = b.dashed ? ` fill="none" stroke="${b.color}" stroke-width="2" stroke-dasharray="5 3"` : ` fill="${b.color}"`;
       out.push(`<rect x="${n(x + 2)}" y="${n(y)}" width="${n(bw - 4)}" height="${n(h)}"${style}><title>${escapeXml(`${b.label}: ${fmt(b.value)}`)}</title></rect>`);
-      out.push(text(x + bw / 2, y - 5, fmt(b.value), 'class="value" text-anchor="middle"'));
+      out.push(text(x + bw / 2, y - 5, fmt(b.value), `class="${bw < 44 ? 'small-value' : 'value'}" text-anchor="middle"`));
       if (b.sub) out.push(text(x + bw / 2, p.y + p.h + 30, b.sub, 'class="axis" text-anchor="middle"'));
     });
     out.push(text(p.x + gi * gw + gw / 2, p.y + p.h + 16, g, 'class="label" text-anchor="middle"'));
@@ -188,7 +188,18 @@ export function renderChart(report: BenchReport): string {
       thr.push({ group: r.label, color: colorOf(r.label, i), value: r.msgsPerSec, label: `fastport-bench ${unit}`, ...(r.echoBench ? { sub: 'bench' } : {}) });
       if (r.echoBench) thr.push({ group: r.label, color: colorOf(r.label, i), value: r.echoBench.msgsPerSec, label: `echo-bench ${unit}`, dashed: true, sub: 'C' });
     });
-    const subs = new Map(ok.map((r) => [r.label, [r.ratioToFirst !== undefined ? `${r.ratioToFirst.toFixed(2)}×` : '', `${r.mbPerSec.toFixed(r.mbPerSec >= 100 ? 0 : 1)} MB/s`].filter(Boolean).join('\n')]));
+    const subs = new Map(
+      ok.map((r) => [
+        r.label,
+        [
+          r.ratioToFirst !== undefined ? `${r.ratioToFirst.toFixed(2)}×` : '',
+          `${r.mbPerSec.toFixed(r.mbPerSec >= 100 ? 0 : 1)} MB/s`,
+          r.echoBench && Number.isFinite(r.echoBench.ratio) ? `${Math.round(r.echoBench.ratio * 100)}% of C` : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      ]),
+    );
     body.push(linearPanel(left, `Throughput (${unit}, higher is better)`, groups, thr, shortNumber, subs));
     const lat: Bar[] = [];
     ok.forEach((r, i) => {
@@ -217,7 +228,7 @@ export function renderChart(report: BenchReport): string {
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif">`,
-    `<style>.panel-title{font-size:15px;font-weight:600;fill:#222}.axis{font-size:11px;fill:#555}.label{font-size:13px;fill:#222}.value{font-size:12px;fill:#222;font-weight:600}.small{font-size:9px;fill:#333}.grid{stroke:#e4e4e4;stroke-width:1}.axisline{stroke:#888;stroke-width:1}</style>`,
+    `<style>.panel-title{font-size:15px;font-weight:600;fill:#222}.axis{font-size:11px;fill:#555}.label{font-size:13px;fill:#222}.value{font-size:12px;fill:#222;font-weight:600}.small{font-size:9px;fill:#333}.small-value{font-size:10px;fill:#222;font-weight:600}.grid{stroke:#e4e4e4;stroke-width:1}.axisline{stroke:#888;stroke-width:1}</style>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     text(20, 30, title, 'font-size="18" font-weight="700" fill="#111"'),
     text(20, 52, subtitle, 'font-size="11" fill="#666"'),

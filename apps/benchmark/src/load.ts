@@ -8,8 +8,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { BenchmarkRequest, BenchmarkResponse, PacketId } from '@fastport/protocol';
-import { Client, type Frame, type Session, type SessionCloseInfo } from '@fastport/session';
-import { framingOption, PayloadPattern, RAW_PACKET_ID } from './payload';
+import { headerSize, PayloadPattern, RAW_PACKET_ID, writeRawHeader } from './payload';
+import { EngineTransport, SessionTransport, type TConn, type Transport } from './transport';
 import { Histogram } from './stats';
 import {
   C_CONNECTED,
@@ -26,33 +26,37 @@ import {
 /** Send times of requests in flight on one connection, oldest first (replies come back in order). */
 class TimeRing {
   private buf: Float64Array;
+  private mask: number;
   private head = 0;
   size = 0;
   constructor(capacity: number) {
-    this.buf = new Float64Array(Math.max(2, capacity));
+    let cap = 2;
+    while (cap < capacity) cap *= 2;
+    this.buf = new Float64Array(cap);
+    this.mask = cap - 1;
   }
   push(t: number): void {
     if (this.size === this.buf.length) {
       const grown = new Float64Array(this.buf.length * 2);
-      for (let i = 0; i < this.size; i++) grown[i] = this.buf[(this.head + i) % this.buf.length] as number;
+      for (let i = 0; i < this.size; i++) grown[i] = this.buf[(this.head + i) & this.mask] as number;
       this.buf = grown;
+      this.mask = grown.length - 1;
       this.head = 0;
     }
-    this.buf[(this.head + this.size) % this.buf.length] = t;
+    this.buf[(this.head + this.size) & this.mask] = t;
     this.size++;
   }
   shift(): number {
     if (this.size === 0) return NaN;
     const t = this.buf[this.head] as number;
-    this.head = (this.head + 1) % this.buf.length;
+    this.head = (this.head + 1) & this.mask;
     this.size--;
     return t;
   }
 }
 
-interface Conn {
+interface Conn extends TConn {
   index: number;
-  session: Session;
   sendSeq: number;
   recvSeq: number;
   times: TimeRing;
@@ -74,7 +78,7 @@ export class LoadThread {
   private readonly cfg: LoadConfig;
   private readonly control: Int32Array;
   private readonly counters: Float64Array;
-  private readonly client: Client;
+  private readonly transport: Transport<Conn>;
   private readonly pattern: PayloadPattern;
   private readonly hist = new Histogram();
   private readonly conns: Conn[] = [];
@@ -101,28 +105,25 @@ export class LoadThread {
     this.control = control;
     this.counters = counters;
     this.closedLoop = cfg.workload === 'rr' || cfg.workload === 'bandwidth';
-    this.pattern = new PayloadPattern(cfg.size);
-    this.client = new Client({
-      engine: cfg.clientEngine,
-      framing: framingOption(cfg.framing, cfg.maxFrame),
-      ...(cfg.clientIoThreads !== undefined ? { ioThreads: cfg.clientIoThreads } : {}),
-      // open loop must never hold requests back: queue whatever the schedule says
-      maxPendingBytes: 1024 * 1024 * 1024,
-      highWaterMark: 512 * 1024 * 1024,
-      lowWaterMark: 256 * 1024 * 1024,
-      backpressure: 'drop',
-    });
-    this.client.on('frame', (session: Session, frame: Frame) => this.onFrame(session, frame));
-    this.client.on('close', (session: Session, info: SessionCloseInfo) => this.onClose(session, info));
-    this.client.on('error', (err: Error) => this.countError((err as { code?: string }).code ?? 'handler'));
+    // the engine layer frames raw requests itself; BenchmarkRequest (protobuf) goes through sessions
+    const engineLayer = cfg.clientLayer === 'engine' && cfg.protocol === 'raw';
+    this.pattern = new PayloadPattern(cfg.size, engineLayer ? headerSize(cfg.framing) : 0);
+    if (engineLayer) writeRawHeader(cfg.framing, this.pattern.frame, cfg.size);
+    const sink = {
+      onFrame: (c: Conn, id: number, buf: Uint8Array, start: number, len: number, wire: number) => this.onFrame(c, id, buf, start, len, wire),
+      onClose: (c: Conn, reason: string, code: string | undefined) => this.onClose(c, reason, code),
+      onError: (code: string) => this.countError(code),
+    };
+    const topts = { clientEngine: cfg.clientEngine, clientIoThreads: cfg.clientIoThreads, framing: cfg.framing, maxFrame: cfg.maxFrame };
+    this.transport = engineLayer ? new EngineTransport<Conn>(topts, sink) : new SessionTransport<Conn>(topts, sink);
   }
 
   get engineKind(): string {
-    return this.client.engine.info.kind;
+    return this.transport.kind;
   }
 
   get engineReason(): string {
-    return this.client.engine.info.reason;
+    return this.transport.reason;
   }
 
   get connectErrors(): Record<string, number> {
@@ -148,22 +149,17 @@ export class LoadThread {
   private async openOne(index: number): Promise<Conn | undefined> {
     const localAddress = this.source();
     try {
-      const session = await this.client.connect({
-        host: this.cfg.host,
-        port: this.cfg.port,
-        timeoutMs: 5000,
-        ...(localAddress !== undefined ? { localAddress } : {}),
-      });
-      const conn: Conn = {
+      const closedLoop = this.closedLoop;
+      const depth = this.cfg.depth;
+      const conn = await this.transport.connect(this.cfg.host, this.cfg.port, localAddress, (base) => ({
+        ...base,
         index,
-        session,
         sendSeq: 0,
         recvSeq: 0,
-        times: new TimeRing(this.closedLoop ? this.cfg.depth : 1024),
+        times: new TimeRing(closedLoop ? depth : 1024),
         waiter: undefined,
         done: false,
-      };
-      session.data = conn;
+      }));
       this.connectedTotal++;
       return conn;
     } catch (err) {
@@ -212,41 +208,40 @@ export class LoadThread {
     c.sendSeq = (seq + 1) >>> 0;
     c.times.push(stamp);
     this.inflight++;
-    let result;
+    let ok: boolean;
     if (this.cfg.protocol === 'raw') {
-      result = c.session.send(this.pattern.raw(c.index, seq), RAW_PACKET_ID);
+      const payload = this.pattern.raw(c.index, seq);
+      ok = this.transport.send(c, this.pattern.frame, payload, RAW_PACKET_ID);
     } else {
       const payload = BenchmarkRequest.encode({ seq, clientTimeNs: Math.round(stamp * 1e6), payload: this.pattern.body(seq) }).finish();
-      result = c.session.send(payload, PacketId.BenchmarkRequest);
+      ok = this.transport.send(c, payload, payload, PacketId.BenchmarkRequest);
     }
-    if (result === 'dropped' || result === 'closed') {
+    if (!ok) {
       c.times.shift();
       this.inflight--;
-      this.countError(result === 'dropped' ? 'send-dropped' : 'send-closed');
+      this.countError(c.open ? 'send-dropped' : 'send-closed');
       return;
     }
     this.counters[C_SENT]!++;
     if (this.phase() === PHASE_MEASURE) this.sentInWindow++;
   }
 
-  private verify(c: Conn, frame: Frame, seq: number): boolean {
+  private verify(c: Conn, id: number, buf: Uint8Array, start: number, len: number, seq: number): boolean {
     if (this.cfg.protocol === 'raw') {
-      if (this.cfg.framing !== 'u32le' && frame.id !== RAW_PACKET_ID) return false;
-      return this.pattern.verifyRaw(frame.payload, c.index, seq);
+      if (this.cfg.framing !== 'u32le' && id !== RAW_PACKET_ID) return false;
+      return this.pattern.verifyRawAt(buf, start, len, c.index, seq);
     }
-    if (frame.id !== PacketId.BenchmarkResponse) return false;
+    if (id !== PacketId.BenchmarkResponse) return false;
     let msg;
     try {
-      msg = BenchmarkResponse.decode(frame.payload);
+      msg = BenchmarkResponse.decode(buf.subarray(start, start + len));
     } catch {
       return false;
     }
     return msg.seq === seq && this.pattern.verifyBody(msg.payload, seq);
   }
 
-  private onFrame(session: Session, frame: Frame): void {
-    const c = session.data as Conn | undefined;
-    if (c === undefined) return;
+  private onFrame(c: Conn, id: number, buf: Uint8Array, start: number, len: number, wire: number): void {
     const now = performance.now();
     const t0 = c.times.shift();
     if (Number.isNaN(t0)) {
@@ -258,9 +253,9 @@ export class LoadThread {
     this.inflight--;
     const seq = c.recvSeq;
     c.recvSeq = (seq + 1) >>> 0;
-    if (this.verify(c, frame, seq)) {
+    if (this.verify(c, id, buf, start, len, seq)) {
       this.verifiedMessages++;
-      this.verifiedBytes += frame.bytes.byteLength;
+      this.verifiedBytes += wire;
     } else {
       this.mismatches++;
       this.counters[C_MISMATCH] = this.mismatches;
@@ -269,7 +264,7 @@ export class LoadThread {
     const phase = this.phase();
     if (phase === PHASE_MEASURE && this.cfg.workload !== 'connect') {
       this.messages++;
-      this.bytes += frame.bytes.byteLength;
+      this.bytes += wire;
       this.hist.record((now - t0) * 1e6);
     }
     if (c.waiter !== undefined) {
@@ -282,18 +277,15 @@ export class LoadThread {
     else if (this.stopping && this.inflight === 0) this.drainWaiter?.();
   }
 
-  private onClose(session: Session, info: SessionCloseInfo): void {
-    const c = session.data as Conn | undefined;
-    if (c !== undefined) {
-      this.inflight -= c.times.size;
-      if (c.waiter !== undefined) {
-        const w = c.waiter;
-        c.waiter = undefined;
-        w();
-      }
+  private onClose(c: Conn, reason: string, code: string | undefined): void {
+    this.inflight -= c.times.size;
+    if (c.waiter !== undefined) {
+      const w = c.waiter;
+      c.waiter = undefined;
+      w();
     }
-    if (!OWN_CLOSE.has(info.reason) && !(this.stopping && info.reason === 'peer')) {
-      this.countError(info.code ?? `close-${info.reason}`);
+    if (!OWN_CLOSE.has(reason) && !(this.stopping && reason === 'peer')) {
+      this.countError(code ?? `close-${reason}`);
     }
     if (this.stopping && this.inflight <= 0) this.drainWaiter?.();
   }
@@ -310,7 +302,7 @@ export class LoadThread {
       const now = performance.now();
       while (next <= now) {
         const c = this.conns[i++ % n]!;
-        if (c.session.state === 'open') this.send(c, next);
+        if (c.open) this.send(c, next);
         next += interval;
       }
       const wait = next - performance.now();
@@ -344,8 +336,7 @@ export class LoadThread {
         this.bytes += this.cfg.size;
         this.hist.record((t1 - t0) * 1e6);
       }
-      if (this.cfg.closeMode === 'abort') c.session.abort('bench-done');
-      else c.session.close('bench-done');
+      this.transport.close(c, this.cfg.closeMode);
     }
   }
 
@@ -363,9 +354,9 @@ export class LoadThread {
       ]);
     }
     const unanswered = Math.max(0, this.inflight);
-    const stats = this.client.engine.stats();
-    for (const c of this.conns) if (c.session.state === 'open') c.session.close('bench-stop');
-    await this.client.close(500).catch(() => undefined);
+    const stats = this.transport.counters();
+    for (const c of this.conns) if (c.open) this.transport.close(c, 'graceful');
+    await this.transport.destroy().catch(() => undefined);
     return {
       threadIndex: this.cfg.threadIndex,
       clientEngine: this.engineKind,
@@ -382,7 +373,7 @@ export class LoadThread {
       connected: this.connectedTotal,
       unanswered,
       histogram: this.hist.toData(),
-      engineStats: { events: stats.events, batches: stats.batches, jsCrossings: stats.jsCrossings },
+      engineStats: stats,
     };
   }
 }

@@ -86,7 +86,7 @@ export function buildParser(argv: string[]) {
     .option('server-arg', { type: 'string', array: true, describe: 'extra argument passed to fastport-server (repeatable)' })
     .option('server-mode', { choices: ['echo', 'app'] as const, describe: 'fastport-server --mode; default: echo for --protocol raw, app for benchmark' })
     .option('kit', { type: 'string', default: process.env['FASTPORT_KIT'] ?? '/tmp/kit', describe: 'directory with echo-bench and ref-echo (scripts/build-kit.sh)' })
-    .group(['workload', 'connections', 'depth', 'size', 'duration', 'warmup', 'framing', 'max-frame', 'protocol', 'rate', 'sources', 'close', 'per-process', 'settle', 'wait-quiet', 'retry-noisy'], 'Workload:')
+    .group(['workload', 'connections', 'depth', 'size', 'duration', 'warmup', 'framing', 'max-frame', 'protocol', 'rate', 'sources', 'close', 'per-process', 'settle', 'wait-quiet', 'retry-noisy', 'repeat'], 'Workload:')
     .option('workload', {
       alias: 'w',
       choices: ['rr', 'open', 'bandwidth', 'connect', 'idle'] as const,
@@ -109,11 +109,17 @@ export function buildParser(argv: string[]) {
     .option('close', { choices: ['graceful', 'abort'] as const, default: 'graceful' as const, describe: 'connect workload: close with FIN or RST' })
     .option('per-process', { type: 'number', default: 10000, describe: 'idle: connections per client process (a process may open 20,000 files)' })
     .option('settle', { type: 'number', default: 2, describe: 'idle: seconds to wait after connecting before measuring' })
+    .option('repeat', { type: 'number', default: 1, describe: 'rounds per target on the same server (each with echo-bench when asked); the median round is reported' })
     .option('retry-noisy', { type: 'number', default: 0, describe: 'measure a target again, up to N times, when other processes used the CPUs during its window' })
     .option('wait-quiet', { type: 'number', default: 0, describe: 'before each target, wait up to N s until other processes leave the CPUs idle (shared machines)' })
-    .group(['client-engine', 'client-threads', 'client-io-threads'], 'Load generator:')
+    .group(['client-engine', 'client-threads', 'client-io-threads', 'client-layer'], 'Load generator:')
     .option('client-engine', { choices: ['auto', ...ENGINE_KINDS] as const, default: 'auto' as const, describe: 'engine of the load generator (auto: uring → epoll → node)' })
     .option('client-threads', { type: 'number', describe: 'load threads, each with its own engine (default: one per client CPU; 0 = inline on the main thread)' })
+    .option('client-layer', {
+      choices: ['engine', 'session'] as const,
+      default: 'engine' as const,
+      describe: 'engine: the load threads frame raw requests on the engine directly (leanest); session: through Client/Session like an application (always for --protocol benchmark)',
+    })
     .option('client-io-threads', { type: 'number', describe: "native I/O threads per load thread (default 0 when pinned: inline on the thread's loop)" })
     .group(['compare', 'echo-bench', 'json', 'csv', 'chart', 'markdown', 'label', 'out-dir', 'progress'], 'Output:')
     .option('compare', { type: 'boolean', default: false, describe: 'all engines (default: the available ones) in one table with ratios to the first; writes chart, CSV and JSON to --out-dir' })
@@ -214,6 +220,7 @@ export function settingsFromArgs(argv: string[]): { settings: BenchSettings; out
     clientEngine: a['client-engine'],
     clientThreads,
     clientIoThreads,
+    clientLayer: a['client-layer'],
     serverCpus,
     clientCpus,
     pinNote,
@@ -227,6 +234,7 @@ export function settingsFromArgs(argv: string[]): { settings: BenchSettings; out
     settle: a.settle,
     waitQuiet: a['wait-quiet'],
     retryNoisy: Math.max(0, a['retry-noisy']),
+    repeat: Math.max(1, Math.floor(a.repeat)),
     progress: a.progress,
     command: ['fastport-bench', ...argv].map((x) => (/^[\w@%+=:,./-]+$/.test(x) ? x : `'${x}'`)).join(' '),
     version: VERSION,

@@ -60,6 +60,8 @@ export interface BenchSettings {
   /** Load threads; 0 runs the load inline on the main thread. */
   clientThreads: number;
   clientIoThreads: number | undefined;
+  /** engine: the load thread frames raw requests on the engine itself; session: through Client/Session. */
+  clientLayer: 'engine' | 'session';
   serverCpus: string | undefined;
   clientCpus: string | undefined;
   pinNote: string;
@@ -73,6 +75,8 @@ export interface BenchSettings {
   settle: number;
   /** Before each target, wait up to this many seconds for the machine to be quiet (0: don't). */
   waitQuiet: number;
+  /** Rounds per target (same server); the median round is reported. */
+  repeat: number;
   /** Measure a target again (up to N times) when other processes disturbed it. */
   retryNoisy: number;
   progress: boolean;
@@ -189,6 +193,7 @@ function loadConfigs(s: BenchSettings, host: string, port: number): LoadConfig[]
       sources,
       clientEngine: s.clientEngine,
       clientIoThreads: s.clientIoThreads,
+      clientLayer: s.clientLayer,
       connections,
       firstConnection: first,
       depth: s.depth,
@@ -539,15 +544,56 @@ async function runTarget(s: BenchSettings, t: TargetSpec, progress: Progress): P
     if (server.engine !== undefined && t.kind === 'engine' && t.engine !== 'auto' && server.engine !== t.engine) {
       progress.log(`${targetLabel(t)}: server reports engine ${server.engine}`);
     }
-    const r = s.workload === 'idle' ? await runIdle(s, t, server, progress) : await runLoad(s, t, server, progress);
-    if (t.kind === 'engine' && t.engine === 'auto' && server.engine) r.label = `auto→${server.engine}`;
-    await runEchoBenchOn(s, server, r, progress);
-    return r;
+    const runs: TargetResult[] = [];
+    const rounds = s.workload === 'idle' ? 1 : Math.max(1, s.repeat);
+    for (let i = 0; i < rounds; i++) {
+      if (rounds > 1) progress.log(`${targetLabel(t)}: round ${i + 1}/${rounds}`);
+      const r = s.workload === 'idle' ? await runIdle(s, t, server, progress) : await runLoad(s, t, server, progress);
+      if (t.kind === 'engine' && t.engine === 'auto' && server.engine) r.label = `auto→${server.engine}`;
+      await runEchoBenchOn(s, server, r, progress);
+      runs.push(r);
+      if (r.status !== 'ok') break;
+    }
+    return runs.length === 1 ? (runs[0] as TargetResult) : medianOf(runs);
   } catch (err) {
     return blankResult(s, t, 'failed', (err as Error).message);
   } finally {
     await server.stop();
   }
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const n = v.length;
+  return n === 0 ? NaN : n % 2 === 1 ? (v[(n - 1) / 2] as number) : ((v[n / 2 - 1] as number) + (v[n / 2] as number)) / 2;
+}
+
+/**
+ * --repeat: the round with the median msgs/s stands for the target (its latency, CPU, counters);
+ * echo-bench's figure is the median of its rounds, the ratio is median over median. Errors add up.
+ */
+export function medianOf(runs: TargetResult[]): TargetResult {
+  const ok = runs.filter((r) => r.status === 'ok');
+  if (ok.length < runs.length) return runs.find((r) => r.status !== 'ok') as TargetResult;
+  const sorted = [...ok].sort((a, b) => a.msgsPerSec - b.msgsPerSec);
+  const pick = { ...(sorted[Math.floor((sorted.length - 1) / 2)] as TargetResult) };
+  pick.msgsPerSec = median(ok.map((r) => r.msgsPerSec));
+  pick.mbPerSec = median(ok.map((r) => r.mbPerSec));
+  pick.errors = ok.reduce((a, r) => a + r.errors, 0);
+  pick.mismatches = ok.reduce((a, r) => a + r.mismatches, 0);
+  pick.verifiedBytes = ok.reduce((a, r) => a + r.verifiedBytes, 0);
+  pick.backgroundCpuPct = Math.max(...ok.map((r) => r.backgroundCpuPct ?? 0));
+  const rounds = [`rounds (msgs/s): ${ok.map((r) => Math.round(r.msgsPerSec)).join(', ')}`];
+  const ebs = ok.map((r) => r.echoBench).filter((e): e is NonNullable<TargetResult['echoBench']> => e !== undefined);
+  if (pick.echoBench && ebs.length === ok.length) {
+    const eb = median(ebs.map((e) => e.msgsPerSec));
+    pick.echoBench = { ...pick.echoBench, msgsPerSec: eb, ratio: pick.msgsPerSec / eb, backgroundCpuPct: Math.max(...ebs.map((e) => e.backgroundCpuPct ?? 0)) };
+    rounds.push(`echo-bench rounds: ${ebs.map((e) => Math.round(e.msgsPerSec)).join(', ')}`);
+    rounds.push(`per-round ratios: ${ok.map((r) => `${Math.round((r.echoBench?.ratio ?? NaN) * 100)}%`).join(', ')}`);
+  }
+  const notes = [...new Set(ok.map((r) => r.note).filter((n): n is string => n !== undefined))];
+  pick.note = [`median of ${ok.length}; ${rounds.join('; ')}`, ...notes].join('; ');
+  return pick;
 }
 
 /** Waits (bounded) until the machine is idle: other benchmarks running beside this one spoil both. */
@@ -631,11 +677,13 @@ export async function runBench(s: BenchSettings): Promise<BenchReport> {
     clientEngineRequested: s.clientEngine,
     clientThreads: s.clientThreads,
     clientIoThreads: s.clientIoThreads,
+    clientLayer: s.protocol === 'raw' ? s.clientLayer : 'session',
     serverThreads: s.serverThreads,
     serverMode: s.serverMode,
     echoBench: s.echoBench,
     waitQuiet: s.waitQuiet,
     retryNoisy: s.retryNoisy,
+    repeat: s.repeat,
     targets: s.targets.map(targetLabel),
     loadAverage: os.loadavg(),
   };

@@ -100,6 +100,10 @@ function log2Floor(v: number): number {
 /** Bucket index of a non-negative integer value. */
 export function bucketOf(v: number): number {
   if (v < 2 * SUB) return v;
+  if (v < TWO32) {
+    const q = 31 - Math.clz32(v) - SUB_BITS;
+    return 2 * SUB + (q - 1) * SUB + ((v >>> q) - SUB);
+  }
   const p = log2Floor(v) - SUB_BITS;
   const idx = 2 * SUB + (p - 1) * SUB + (Math.floor(v / 2 ** p) - SUB);
   return idx < HISTOGRAM_BUCKETS ? idx : HISTOGRAM_BUCKETS - 1;
@@ -130,8 +134,11 @@ export class Histogram {
   count = 0;
   min = Infinity;
   max = -Infinity;
-  mean = 0;
-  m2 = 0;
+  // Moments as sums of deviations from a shift (the first sample): no division per sample,
+  // and no cancellation trouble since the shift is a typical value.
+  private shift = NaN;
+  private s1 = 0;
+  private s2 = 0;
 
   constructor() {
     this.buckets = new Float64Array(HISTOGRAM_BUCKETS);
@@ -139,24 +146,28 @@ export class Histogram {
 
   static from(data: HistogramData): Histogram {
     const h = new Histogram();
-    h.buckets.set(data.buckets);
-    h.count = data.count;
-    h.min = data.min;
-    h.max = data.max;
-    h.mean = data.mean;
-    h.m2 = data.m2;
+    h.merge(data);
     return h;
+  }
+
+  get mean(): number {
+    return this.count === 0 ? 0 : this.shift + this.s1 / this.count;
+  }
+
+  /** Sum of squared deviations from the mean. */
+  get m2(): number {
+    return this.count === 0 ? 0 : Math.max(0, this.s2 - (this.s1 * this.s1) / this.count);
   }
 
   record(valueNs: number): void {
     const v = valueNs > 0 ? Math.round(valueNs) : 0;
     this.buckets[bucketOf(v)]!++;
-    const n = ++this.count;
+    if (this.count++ === 0) this.shift = v;
     if (v < this.min) this.min = v;
     if (v > this.max) this.max = v;
-    const d = v - this.mean;
-    this.mean += d / n;
-    this.m2 += d * (v - this.mean);
+    const d = v - this.shift;
+    this.s1 += d;
+    this.s2 += d * d;
   }
 
   reset(): void {
@@ -164,19 +175,27 @@ export class Histogram {
     this.count = 0;
     this.min = Infinity;
     this.max = -Infinity;
-    this.mean = 0;
-    this.m2 = 0;
+    this.shift = NaN;
+    this.s1 = 0;
+    this.s2 = 0;
   }
 
   /** Adds another histogram's samples (Chan et al. for mean and variance). */
   merge(other: HistogramData): void {
     if (other.count === 0) return;
     for (let i = 0; i < HISTOGRAM_BUCKETS; i++) this.buckets[i]! += other.buckets[i] ?? 0;
-    const n = this.count + other.count;
-    const delta = other.mean - this.mean;
-    this.m2 += other.m2 + (delta * delta * this.count * other.count) / n;
-    this.mean += (delta * other.count) / n;
+    const na = this.count;
+    const nb = other.count;
+    const n = na + nb;
+    const meanA = this.mean;
+    const delta = other.mean - meanA;
+    const m2 = this.m2 + other.m2 + (delta * delta * na * nb) / n;
+    const mean = meanA + (delta * nb) / n;
+    // re-express around the merged mean
     this.count = n;
+    this.shift = mean;
+    this.s1 = 0;
+    this.s2 = m2;
     if (other.min < this.min) this.min = other.min;
     if (other.max > this.max) this.max = other.max;
   }

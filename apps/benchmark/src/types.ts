@@ -17,6 +17,8 @@ export interface LoadConfig {
   sources: string[];
   clientEngine: EngineRequest;
   clientIoThreads: number | undefined;
+  /** engine: frame raw requests on the engine directly; session: through Client/Session. */
+  clientLayer: 'engine' | 'session';
   /** Connections of this thread (closed/open loop), or concurrent connect loops (connect). */
   connections: number;
   /** Index of this thread's first connection (to tell connections apart in payloads). */

@@ -76,6 +76,16 @@ describe.skipIf(!built)('fastport-bench end to end (node engine)', () => {
     expect(report.settings['serverMode']).toBe('app');
   });
 
+  it('raw echo through the session layer (--client-layer session) is verified the same way', async () => {
+    const { report, code } = await benchJson(['--engine', 'node', '--client-engine', 'node', '--client-layer', 'session', '--framing', 'large', '-c', '2', '-d', '3', '-s', '3000', '--duration', '1', '--warmup', '0.3']);
+    expect(code).toBe(0);
+    const r = report.results[0]!;
+    expect(r.status).toBe('ok');
+    expect(r.messages).toBeGreaterThan(0);
+    expect(r.mismatches).toBe(0);
+    expect(report.settings['clientLayer']).toBe('session');
+  });
+
   it('open loop, connection rate and large messages run clean', async () => {
     const open = await benchJson(['--engine', 'node', '--client-engine', 'node', '--rate', '500', '-c', '2', '--duration', '1', '--warmup', '0.2']);
     expect(open.code).toBe(0);

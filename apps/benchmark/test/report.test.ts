@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { escapeXml, niceMax, renderChart } from '../src/chart';
 import { CSV_COLUMNS, formatReport, parseCsv, textTable, toCsv, toJson, toMarkdown, updateMarkdownFile } from '../src/report';
-import { applyRatios } from '../src/runner';
+import { applyRatios, medianOf } from '../src/runner';
 import { emptySummary } from '../src/stats';
 import { report, result } from './fixtures';
 
@@ -24,6 +24,27 @@ describe('ratios', () => {
   it('are relative to the first successful row', () => {
     const r = compareReport();
     expect(r.results.map((x) => x.ratioToFirst)).toEqual([1, 110 / 150, 74 / 150, undefined]);
+  });
+});
+
+describe('--repeat', () => {
+  it('reports the median round, echo-bench median and the ratio of medians', () => {
+    const eb = (m: number) => ({ command: '', msgsPerSec: m, mbPerSec: 1, p50Us: 1, p90Us: 1, p99Us: 1, p999Us: 1, maxUs: 1, bad: 0, errors: 0, ratio: 0, backgroundCpuPct: 0 });
+    const runs = [
+      result('epoll', 150_000, { echoBench: eb(200_000), errors: 1 }),
+      result('epoll', 180_000, { echoBench: eb(190_000) }),
+      result('epoll', 170_000, { echoBench: eb(160_000) }),
+    ];
+    const m = medianOf(runs);
+    expect(m.msgsPerSec).toBe(170_000);
+    expect(m.echoBench?.msgsPerSec).toBe(190_000);
+    expect(m.echoBench?.ratio).toBeCloseTo(170 / 190, 9);
+    expect(m.errors).toBe(1);
+    expect(m.note).toMatch(/median of 3; rounds \(msgs\/s\): 150000, 180000, 170000/);
+  });
+  it('a failed round fails the target', () => {
+    const bad = { ...result('epoll', 0), status: 'failed' as const, note: 'boom' };
+    expect(medianOf([result('epoll', 1), bad]).status).toBe('failed');
   });
 });
 
