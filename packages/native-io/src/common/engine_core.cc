@@ -230,7 +230,9 @@ void Loop::start_close(CoreConn* c, CloseMode mode) {
   c->stage_first = c->stage_last = -1;
   c->stage_count = 0;
   c->staged = 0;
-  if (mode == CloseMode::kAbort) drop_queue(c);
+  // Even for kAbort the queue is NOT dropped here: a send referencing its
+  // chunks may still be in flight in the kernel (io_uring). The chunks go
+  // back to the pool in on_closed() (free_conn), after every completion.
   be_->close(c, mode);  // may call on_closed synchronously
 }
 

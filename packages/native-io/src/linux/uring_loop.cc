@@ -491,7 +491,14 @@ int UringLoop::connect(uint32_t slot, uint32_t gen, int fd, const sockaddr* addr
   c->recv_on_connect = recv_on_connect;
   std::memcpy(&c->addr, addr, len);
   io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return -EBUSY;
+  if (sqe == nullptr) {
+    // SQ still full after flushing: roll back so the slot stays reusable
+    // (the caller keeps ownership of fd on failure and closes it).
+    c->state = kFree;
+    c->fd = -1;
+    c->recv_on_connect = false;
+    return -EBUSY;
+  }
   sqe->opcode = kOpConnect;
   sqe->fd = fd;
   sqe->addr = reinterpret_cast<uint64_t>(&c->addr);
