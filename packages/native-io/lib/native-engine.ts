@@ -18,6 +18,7 @@ import * as net from 'node:net';
 import { FastPortError, OS_ERROR_CODES, type ErrorCode } from './errors';
 import { resolveEngineLimits, type EngineLimits } from './limits';
 import { loadNative } from './native';
+import { pickSocketOptions } from './socket-options';
 import {
   SendStatus,
   type AddressInfo,
@@ -218,16 +219,6 @@ function optsArray(o: SocketOptions): number[] {
   if (o.sendBufferSize !== undefined) a[6] = o.sendBufferSize;
   if (o.receiveBufferSize !== undefined) a[7] = o.receiveBufferSize;
   return a;
-}
-
-function pickSocketOptions(options: SocketOptions): SocketOptions {
-  const out: SocketOptions = {};
-  if (options.noDelay !== undefined) out.noDelay = options.noDelay;
-  if (options.keepAlive !== undefined) out.keepAlive = options.keepAlive;
-  if (options.userTimeoutMs !== undefined) out.userTimeoutMs = options.userTimeoutMs;
-  if (options.sendBufferSize !== undefined) out.sendBufferSize = options.sendBufferSize;
-  if (options.receiveBufferSize !== undefined) out.receiveBufferSize = options.receiveBufferSize;
-  return out;
 }
 
 // ------------------------------------------------------------------ engine

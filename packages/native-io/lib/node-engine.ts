@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import { ConnectionTable } from './connection-table';
 import { FastPortError, toErrorCode, toFastPortError } from './errors';
 import { resolveEngineLimits, type EngineLimits } from './limits';
+import { pickSocketOptions } from './socket-options';
 import {
   SendStatus,
   type AddressInfo,
@@ -525,16 +526,6 @@ export class NodeEngine implements Engine {
     }
     await allClosed;
   }
-}
-
-function pickSocketOptions(options: SocketOptions): SocketOptions {
-  const out: SocketOptions = {};
-  if (options.noDelay !== undefined) out.noDelay = options.noDelay;
-  if (options.keepAlive !== undefined) out.keepAlive = options.keepAlive;
-  if (options.userTimeoutMs !== undefined) out.userTimeoutMs = options.userTimeoutMs;
-  if (options.sendBufferSize !== undefined) out.sendBufferSize = options.sendBufferSize;
-  if (options.receiveBufferSize !== undefined) out.receiveBufferSize = options.receiveBufferSize;
-  return out;
 }
 
 function applySocketOptions(socket: net.Socket, options: SocketOptions): void {

@@ -930,17 +930,7 @@ export class Session<UserData = unknown> extends EventEmitter {
       this.closeWith('graceful', { reason: 'resume-refused', message: `${r.reason}: ${r.message}` });
       return;
     }
-    this.host.budget?.release(out.bytes);
-    out.reset(1);
-    for (const e of unsent) {
-      out.append(e.id, e.frame, e.at);
-      this.host.budget?.charge(e.frame.byteLength);
-    }
-    rel.token = ZERO_TOKEN.slice();
-    rel.received = 0;
-    rel.ackedSent = 0;
-    rel.bytesSinceAck = 0;
-    rel.historyUnknown = false;
+    this.startFreshLog(unsent);
     this.startClientHandshake();
   }
 
@@ -956,6 +946,14 @@ export class Session<UserData = unknown> extends EventEmitter {
     const written = out.held().filter((e) => e.seq < out.writeSeq);
     if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
     const unsent = out.after(out.writeSeq - 1);
+    this.startFreshLog(unsent);
+    rel.final = false;
+  }
+
+  /** Empties the replay log, keeps the frames that never went out (renumbered from 1) and forgets the old token and counters. */
+  private startFreshLog(unsent: readonly { id: number; frame: Uint8Array; at: number }[]): void {
+    const rel = this.rel!;
+    const out = rel.out;
     this.host.budget?.release(out.bytes);
     out.reset(1);
     for (const e of unsent) {
@@ -966,7 +964,6 @@ export class Session<UserData = unknown> extends EventEmitter {
     rel.received = 0;
     rel.ackedSent = 0;
     rel.bytesSinceAck = 0;
-    rel.final = false;
     rel.historyUnknown = false;
   }
 
