@@ -404,7 +404,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     const int resolved = r;
     const std::function<void()> task = [&] {
       if (resolved < 0) {
-        r = loop->connect_failed(resolved == kErrNotFound ? kErrNotFoundErrno : -resolved, &slot, &gen);
+        r = loop->connect_failed(resolved == kErrResolveFailed ? kErrNotFound : -resolved, &slot, &gen);
       } else {
         r = loop->connect(reinterpret_cast<sockaddr*>(&rs), rl, local.empty() ? nullptr : reinterpret_cast<sockaddr*>(&ls), ll,
                           o, &slot, &gen);

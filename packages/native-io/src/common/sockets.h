@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common/backend.h"
+#include "common/wire.h"
 
 namespace fastport {
 
@@ -21,8 +22,7 @@ struct SockOpts {
   int rcvbuf = -1;
 };
 
-// Special negative results of sock_resolve (besides -errno).
-constexpr int kErrNotFound = -100001;  // host name did not resolve (ENOTFOUND)
+// sock_resolve returns kErrResolveFailed (common/wire.h) when a name does not resolve.
 
 // Applies every option set in o. Returns 0 or the first -errno met (all are tried).
 int sock_apply(SocketHandle fd, const SockOpts& o);

@@ -64,8 +64,8 @@ int sock_resolve(const char* host, int port, sockaddr_storage* out, socklen_t* o
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host, nullptr, &hints, &res);
-  if (rc != 0 || res == nullptr) return kErrNotFound;
-  int result = kErrNotFound;
+  if (rc != 0 || res == nullptr) return kErrResolveFailed;
+  int result = kErrResolveFailed;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(sockaddr_in)) {
       std::memcpy(out, ai->ai_addr, sizeof(sockaddr_in));
