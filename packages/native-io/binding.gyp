@@ -6,7 +6,8 @@
 #   src/common/      portable code
 #   src/linux/       Linux only (io_uring through raw syscalls, epoll)
 #   src/win/         Windows only
-#   src/binding.cc   the thin N-API binding (node-addon-api, C++ exceptions off)
+#   src/posix/       what the POSIX backends share (sockets)
+#   src/binding/     the thin N-API binding (node-addon-api, C++ exceptions off)
 {
   'variables': {
     'fastport_version%': '<!(node -p "require(\'./package.json\').version")',
@@ -15,7 +16,7 @@
     {
       'target_name': 'fastport_native',
       'sources': [
-        'src/binding.cc',
+        'src/binding/binding.cc',
         'src/common/errno_name.cc',
         'src/common/probe_common.cc',
         'src/common/version.cc',
@@ -39,10 +40,11 @@
             'src/linux/uring_ring.cc',
             'src/linux/uring_loop.cc',
             'src/linux/uring_backend.cc',
-            'src/linux/sockets_posix.cc',
-            'src/linux/epoll_loop.cc',
+            'src/posix/sockets.cc',
+            'src/linux/epoll.cc',
             'src/common/engine_core.cc',
-            'src/engine_napi.cc',
+            'src/common/loop_thread.cc',
+            'src/binding/engine_napi.cc',
           ],
         }],
         ['OS=="win"', {

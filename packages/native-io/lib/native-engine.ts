@@ -1,5 +1,5 @@
 /**
- * The native engines (`epoll`, `uring`): the JS side of src/engine_napi.cc.
+ * The native engines (`epoll`, `uring`): the JS side of src/binding/engine_napi.cc.
  *
  * One JS crossing per batch: the addon fills a shared record buffer with the
  * completions of every connection and calls `onBatch(count)` once. Received
@@ -74,7 +74,7 @@ export interface NativeEngineBuffers {
   commandBytes: number;
 }
 
-/** An engine instance of the addon (src/engine_napi.cc). */
+/** An engine instance of the addon (src/binding/engine_napi.cc). */
 export interface NativeEngineHandle {
   buffers(): NativeEngineBuffers;
   flush(commandBytes: number, deliver: boolean): number;

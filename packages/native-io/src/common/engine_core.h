@@ -1,7 +1,7 @@
 // The portable engine core: connections (slot + generation ids), send queues
 // of 64 KiB chunks, the close state machine, the command stream from JS and
 // the event records to JS. One Loop per backend instance; the binding
-// (binding.cc / engine_napi.cc) drives loops and crosses into JS.
+// (binding/binding.cc, binding/engine_napi.cc) drives loops and crosses into JS.
 //
 // The JS <-> native wire (event records, commands, close kinds, error
 // sentinels) is defined once in wire/wire.json and generated into

@@ -155,4 +155,24 @@ void sock_addr_words(const sockaddr* a, uint32_t* w) {
   }
 }
 
+void sock_bound_addr_words(const sockaddr* a, uint32_t* w) {
+  if (a != nullptr && a->sa_family == AF_INET6) {
+    const sockaddr_in6* v6 = reinterpret_cast<const sockaddr_in6*>(a);
+    std::memset(w, 0, 6 * sizeof(uint32_t));
+    w[0] = 6;
+    w[1] = ntohs(v6->sin6_port);
+    std::memcpy(&w[2], &v6->sin6_addr, 16);
+    return;
+  }
+  sock_addr_words(a, w);
+}
+
+void sock_set_port(sockaddr_storage* ss, uint16_t port) {
+  if (ss->ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(ss)->sin_port = htons(port);
+  } else if (ss->ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(ss)->sin6_port = htons(port);
+  }
+}
+
 }  // namespace fastport
