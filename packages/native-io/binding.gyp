@@ -50,6 +50,7 @@
         ['OS=="win"', {
           'sources': [
             'src/win/probe_win.cc',
+            'src/binding/no_engine.cc',
           ],
           'defines': [ 'WIN32_LEAN_AND_MEAN', 'NOMINMAX', '_HAS_EXCEPTIONS=0' ],
           'msvs_settings': {
@@ -62,6 +63,7 @@
         ['OS!="linux" and OS!="win"', {
           'sources': [
             'src/common/probe_unsupported.cc',
+            'src/binding/no_engine.cc',
           ],
         }],
         ['OS=="mac"', {

@@ -81,9 +81,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("NAPI_VERSION", Napi::Number::New(env, NAPI_VERSION));
   exports.Set("WIRE_VERSION", Napi::String::New(env, fastport::kWireVersion));
-#if defined(__linux__)
   fastport::InitEngine(env, exports);
-#endif
   return exports;
 }
 
