@@ -72,6 +72,10 @@ export interface NativeEngineBuffers {
   eventCapacity: number;
   recordWords: number;
   commandBytes: number;
+  /** Size of one send-queue chunk (older addons leave it out). */
+  sendChunkBytes?: number;
+  /** Idle slab memory each loop keeps after a peak. */
+  sendSlabReserveBytes?: number;
 }
 
 /** An engine instance of the addon (src/binding/engine_napi.cc). */
@@ -236,6 +240,8 @@ class NConn {
   aboveHigh = false;
   /** Mirror of the addon's queue: bytes given to send() and not yet reported taken by the kernel. */
   pending = 0;
+  /** Send chunks the addon's queue holds, as of its last SENT record (memory, not bytes). */
+  heldChunks = 0;
   bytesIn = 0;
   bytesOut = 0;
   remote: AddressInfo;
@@ -262,6 +268,7 @@ export class NativeEngine implements Engine {
   private readonly cmd32: Uint32Array;
   private readonly cmdCap: number;
   private readonly regions: ArrayBuffer[];
+  private readonly chunkBytes: number;
   private cmdLen = 0;
   /** The SEND command last written, so consecutive sends to one connection share one command. */
   private lastSendConn: NConn | null = null;
@@ -326,6 +333,7 @@ export class NativeEngine implements Engine {
     this.cmd32 = new Uint32Array(b.commands);
     this.cmdCap = b.commandBytes;
     this.regions = b.regions;
+    this.chunkBytes = b.sendChunkBytes ?? 64 * 1024;
     const features: Record<string, boolean | number | string> = {
       keepAliveTuning: true,
       userTimeout: true,
@@ -333,7 +341,9 @@ export class NativeEngine implements Engine {
       reusePort: true,
       batchedCrossing: true,
       eventCapacity: b.eventCapacity,
+      sendChunkBytes: this.chunkBytes,
     };
+    if (b.sendSlabReserveBytes !== undefined) features['sendSlabReserveBytes'] = b.sendSlabReserveBytes;
     for (const [k, v] of Object.entries(this.native.features())) {
       features[k] = v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v;
     }
@@ -423,6 +433,8 @@ export class NativeEngine implements Engine {
       const c = this.conn(w[o + 1] as number, w[o + 2] as number);
       if (c === undefined) return;
       const bytes = (w[o + 3] as number) + (w[o + 4] as number) * 2 ** 32;
+      c.heldChunks = w[o + 5] as number;
+      if (bytes === 0) return; // only the chunk count changed
       c.pending -= bytes;
       c.bytesOut += bytes;
       this.counters.bytesOut += bytes;
@@ -771,20 +783,22 @@ export class NativeEngine implements Engine {
   connectionStats(conn: ConnectionId): ConnectionStats | undefined {
     const c = this.find(conn);
     if (c === undefined) return undefined;
-    return { bytesIn: c.bytesIn, bytesOut: c.bytesOut, pendingBytes: c.pending };
+    return { bytesIn: c.bytesIn, bytesOut: c.bytesOut, pendingBytes: c.pending, heldBytes: c.heldChunks * this.chunkBytes };
   }
 
   stats(): EngineStats {
     let pendingBytes = 0;
     for (const c of this.table) if (c !== undefined) pendingBytes += c.pending;
     for (const c of this.limbo.values()) pendingBytes += c.pending;
-    const native = this.alive ? this.native.counters() : [this.lastSubmissions];
+    const native = this.alive ? this.native.counters() : [this.lastSubmissions, 0, 0, 0];
     this.lastSubmissions = native[0] ?? this.lastSubmissions;
     return {
       ...this.counters,
       sendSubmissions: this.lastSubmissions,
       connections: this.live,
       pendingBytes,
+      sendChunkBytesHeld: native[2] ?? 0,
+      sendSlabBytes: native[3] ?? 0,
       errors: { ...this.errorCounts },
     };
   }

@@ -168,6 +168,13 @@ export interface EngineStats {
   /** Kernel submissions of send data (after coalescing). */
   sendSubmissions: number;
   pendingBytes: number;
+  /**
+   * Native engines: memory the send queues hold, in whole chunks (64 KiB; a
+   * queue of one byte holds a chunk). What a memory budget should count.
+   */
+  sendChunkBytesHeld?: number;
+  /** Native engines: send memory mapped (slabs of chunks, idle ones included; idle slabs go back after a peak). */
+  sendSlabBytes?: number;
   errors: Record<string, number>;
 }
 
@@ -175,6 +182,8 @@ export interface ConnectionStats {
   bytesIn: number;
   bytesOut: number;
   pendingBytes: number;
+  /** Native engines: send-queue memory this connection holds (whole chunks), as of the engine's last report. */
+  heldBytes?: number;
 }
 
 /** The contract every engine implements. */
