@@ -15,6 +15,7 @@
  */
 import * as os from 'node:os';
 import * as net from 'node:net';
+import { debugViewsEnabled, ViewPoisoner } from './debug-views';
 import { FastPortError, OS_ERROR_CODES, type ErrorCode } from './errors';
 import { resolveEngineLimits, type EngineLimits } from './limits';
 import { loadNative } from './native';
@@ -269,6 +270,8 @@ export class NativeEngine implements Engine {
   private readonly cmdCap: number;
   private readonly regions: ArrayBuffer[];
   private readonly chunkBytes: number;
+  /** debugViews: views are copies detached when the batch ends (see debug-views.ts). */
+  private readonly poisoner: ViewPoisoner | null;
   private cmdLen = 0;
   /** The SEND command last written, so consecutive sends to one connection share one command. */
   private lastSendConn: NConn | null = null;
@@ -314,6 +317,7 @@ export class NativeEngine implements Engine {
     this.limits = resolveEngineLimits(options);
     this.socketDefaults = { noDelay: true, ...options.socket };
     this.allowHalfOpen = options.allowHalfOpen ?? false;
+    this.poisoner = debugViewsEnabled(options) ? new ViewPoisoner() : null;
     const ioThreads = options.ioThreads ?? defaultIoThreads();
     this.loops = ioThreads === 0 ? 1 : ioThreads;
     this.inline = ioThreads === 0;
@@ -344,6 +348,7 @@ export class NativeEngine implements Engine {
       sendChunkBytes: this.chunkBytes,
     };
     if (b.sendSlabReserveBytes !== undefined) features['sendSlabReserveBytes'] = b.sendSlabReserveBytes;
+    if (this.poisoner !== null) features['debugViews'] = true;
     for (const [k, v] of Object.entries(this.native.features())) {
       features[k] = v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v;
     }
@@ -393,6 +398,7 @@ export class NativeEngine implements Engine {
       }
     } finally {
       this.inBatch = false;
+      this.poisoner?.endBatch();
     }
     if (failure !== null) throw failure.err;
   }
@@ -426,7 +432,8 @@ export class NativeEngine implements Engine {
       this.counters.bytesIn += len;
       if (c.closeMode !== MODE_NONE) return; // closing locally: input is discarded
       this.counters.events++;
-      this.handler.onData(c.id, new Uint8Array(this.regions[w[o + 5] as number] as ArrayBuffer, w[o + 3] as number, len));
+      const view = new Uint8Array(this.regions[w[o + 5] as number] as ArrayBuffer, w[o + 3] as number, len);
+      this.handler.onData(c.id, this.poisoner === null ? view : this.poisoner.view(view));
       return;
     }
     if (type === REC_SENT) {

@@ -137,6 +137,13 @@ export interface EngineOptions {
   allowHalfOpen?: boolean;
   /** Socket options applied to every accepted and connected socket unless overridden. */
   socket?: SocketOptions;
+  /**
+   * Debug mode for onData views: each view is a copy that is detached when its
+   * batch ends, so a view kept by mistake reads as empty (byteLength 0) and its
+   * methods throw, instead of showing other bytes later. Costs a copy per
+   * view. Default: on when FASTPORT_DEBUG_VIEWS=1, else off.
+   */
+  debugViews?: boolean;
 }
 
 export interface EngineInfo {
