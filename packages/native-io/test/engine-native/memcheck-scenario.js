@@ -122,8 +122,9 @@ async function scenario(ioThreads) {
   // slow readers with big queues leave: their slabs go back to the reserve
   const mem = engine(ioThreads);
   const slow = [];
+  const stalledBefore = stalled.length;
   for (let i = 0; i < 4; i++) slow.push(mem.e.connect({ host: '127.0.0.1', port: stall.address().port, sendBufferSize: 65536 }));
-  await waitFor(() => slow.every((id) => mem.st.connected.has(id)), 20000, 'slow readers connect');
+  await waitFor(() => slow.every((id) => mem.st.connected.has(id)) && stalled.length === stalledBefore + slow.length, 20000, 'slow readers connect');
   for (const id of slow) mem.e.send(id, Buffer.alloc(4 * 1024 * 1024, 9));
   await waitFor(() => mem.e.stats().sendChunkBytesHeld >= 8 * 1024 * 1024, 20000, 'slow reader queues');
   for (const s of stalled) s.resetAndDestroy();
