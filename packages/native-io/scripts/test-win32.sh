@@ -9,6 +9,8 @@
 #   5. IOCP proof: test/win32/iocp_echo.cc (completion port, AcceptEx,
 #      ConnectEx, zero-byte WSARecv) cross-compiled and run under Wine, in
 #      self-test mode and then as a server driven by Linux node clients
+#   6. the IOCP backend (src/win/iocp.cc) against the backend contract:
+#      test/win32/iocp_backend_test.cc plays the core (no engine_core yet)
 # Exit 0 only if every step passed; prints a one-line summary per step and
 # a closing "N passed, N failed" line.
 set -uo pipefail
@@ -125,6 +127,20 @@ if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -D_WIN32_WINNT=0x0
   fi
 else
   bad "iocp_echo.cc does not compile"
+fi
+
+# ------------------------------------------------------------ 6. IOCP backend vs the contract
+backend_exe="$WIN_DIR/iocp_backend_test.exe"
+if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti -D_WIN32_WINNT=0x0A00 \
+  -DWIN32_LEAN_AND_MEAN -DNOMINMAX -D__USE_MINGW_ANSI_STDIO=1 -Isrc -static -s -o "$backend_exe" \
+  test/win32/iocp_backend_test.cc src/win/iocp.cc -lws2_32 -lmswsock; then
+  if wine_run 180 "$backend_exe"; then
+    ok "iocp backend under wine: $(tr -d '\r' <"$run_log/out" | grep -E '^accepted=' )"
+  else
+    bad "iocp backend under wine (exit $?): $(tr -d '\r' <"$run_log/out" | grep -E 'FAILED|note=|result' | tr '\n' ' ') $(tail -c 1000 "$run_log/err")"
+  fi
+else
+  bad "src/win/iocp.cc + test/win32/iocp_backend_test.cc do not compile"
 fi
 
 finish
