@@ -728,7 +728,10 @@ class IocpBackend final : public Backend {
     if (op_failed(&slot->op)) {
       int err = op_error(ls, &slot->op);
       closesocket(s);
-      if (err != ECONNRESET && err != ECONNABORTED) sink_->on_listener_error(l, err);
+      // A peer that connected and reset before the accept completed: the
+      // listener is fine, nothing to report. Windows says
+      // ERROR_NETNAME_DELETED (ECONNRESET); Wine says WSAENOTCONN.
+      if (err != ECONNRESET && err != ECONNABORTED && err != ENOTCONN) sink_->on_listener_error(l, err);
       refill(il, slot);
       return;
     }

@@ -66,7 +66,7 @@ struct TConn : Conn {
   bool dirty = false;
   int err = 0;
   int round = 0;
-  int role = 0;  // 0 echo, 1 abort-client, 2 abort-server side, 3 refused
+  int role = 0;  // 0 echo, 1 abort-client, 2 abort-server side, 3 refused, 4 flood client, 5 flood server side
   std::vector<uint8_t> expect;
   size_t got = 0;
 };
@@ -76,10 +76,15 @@ struct Counts {
   long unexpected_errors = 0, listener_errors = 0, wakes = 0, poll_more = 0, direct_bytes = 0;
   long long echoed = 0, verified = 0;
   int abort_peer_err = 0, refused_err = 0;
+  long flood_resets = 0, flood_fins = 0, flood_connected = 0, flood_client_errors = 0;
   bool listener_closed = false;
 };
 
 Counts k;
+bool flood_phase = false;
+uint16_t sentinel_port = 0;  // network order; the flood's end marker
+bool sentinel_accepted = false;
+long flood_server_sides = 0;
 Backend* be = nullptr;
 RecvRegion region;
 std::vector<TConn*> conns;
@@ -170,6 +175,14 @@ class Sink final : public CoreSink {
     TConn* c = new TConn();
     c->fd = fd;
     c->connected = true;
+    if (sentinel_port != 0 && addr != nullptr &&
+        reinterpret_cast<const sockaddr_in*>(addr)->sin_port == sentinel_port) {
+      c->role = 6;  // accepted after every flood connection before it (FIFO backlog)
+      sentinel_accepted = true;
+    } else if (flood_phase) {
+      c->role = 5;
+      flood_server_sides++;
+    }
     conns.push_back(c);
     return c;
   }
@@ -182,6 +195,12 @@ class Sink final : public CoreSink {
     TConn* c = static_cast<TConn*>(cc);
     c->connected = true;
     k.connected++;
+    if (c->role == 4) {  // opened and dropped at once
+      k.flood_connected++;
+      c->want_abort = true;
+      mark(c);
+      return;
+    }
     if (c->role == 0) {
       c->expect = message(static_cast<int>(c->slot), c->round);
       c->got = 0;
@@ -223,6 +242,7 @@ class Sink final : public CoreSink {
   void on_peer_fin(Conn* cc) override {
     TConn* c = static_cast<TConn*>(cc);
     c->peer_fin = true;
+    if (c->role == 5) k.flood_fins++;
     if (c->client) {
       if (c->shut_sent) k.clients_done++;
       else if (c->role == 0) k.unexpected_errors++;
@@ -259,6 +279,8 @@ class Sink final : public CoreSink {
     c->err = err;
     if (c->role == 2) k.abort_peer_err = err;
     else if (c->role == 3) k.refused_err = err;
+    else if (c->role == 5 && (err == ECONNRESET || err == ECONNABORTED)) k.flood_resets++;
+    else if (c->role == 4) k.flood_client_errors++;  // a reset before the connect completed
     else {
       k.unexpected_errors++;
       std::printf("note=on_error slot %u role %d err %d\n", c->slot, c->role, err);
@@ -325,13 +347,22 @@ SOCKET new_socket() {
   return s;
 }
 
-TConn* connect_to(const sockaddr_in& addr, int role) {
+TConn* connect_to(const sockaddr_in& addr, int role, uint16_t* bound_port = nullptr) {
   TConn* c = new TConn();
   c->client = true;
   c->role = role;
   c->slot = static_cast<uint32_t>(conns.size());
   c->fd = static_cast<SocketHandle>(new_socket());
   conns.push_back(c);
+  if (bound_port != nullptr) {  // bound first, so the port is known before the accept
+    sockaddr_in me{};
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int mlen = sizeof me;
+    bind(static_cast<SOCKET>(c->fd), reinterpret_cast<sockaddr*>(&me), sizeof me);
+    getsockname(static_cast<SOCKET>(c->fd), reinterpret_cast<sockaddr*>(&me), &mlen);
+    *bound_port = me.sin_port;
+  }
   int r = be->start_connect(c, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   if (r < 0) {
     std::printf("note=start_connect %d\n", -r);
@@ -433,7 +464,32 @@ int main() {
   run_until([&] { return k.wakes > wakes1; }, 5000);
   ok &= check("wait_readiness", ready == 1 && k.wakes == wakes1 + 1);
 
-  // 6. listener removal with the whole AcceptEx pool pending.
+  // 6. 1,000 connections opened and dropped (RST) at once: every context
+  //    goes, the listener keeps accepting (checked by the counts).
+  flood_phase = true;
+  long closed0 = k.closed;
+  constexpr int kFlood = 1000;
+  for (int i = 0; i < kFlood; i++) connect_to(addr, 4);
+  bool clients_gone = run_until([&] { return k.flood_connected + k.flood_client_errors >= kFlood &&
+                                             k.closed - closed0 >= kFlood; }, 60000);
+  // Then one more connection: once it is accepted, every flood connection
+  // still in the backlog has been accepted or dropped by the kernel.
+  TConn* sentinel = connect_to(addr, 7, &sentinel_port);
+  bool flood_done = run_until([&] {
+    long sides_closed = 0;
+    for (TConn* c : conns)
+      if (c->role == 5 && c->closed) sides_closed++;
+    return sentinel_accepted && sides_closed == flood_server_sides;
+  }, 60000);
+  std::printf("flood_connected=%ld flood_accepted=%ld flood_resets=%ld flood_fins=%ld flood_client_errors=%ld\n",
+              k.flood_connected, flood_server_sides, k.flood_resets, k.flood_fins, k.flood_client_errors);
+  ok &= check("flood", clients_gone && flood_done && k.listener_errors == 0);
+  sentinel->want_graceful = true;
+  mark(sentinel);
+  ok &= check("after_flood_accepts", run_until([&] { return sentinel->closed; }, 10000));
+  flood_phase = false;
+
+  // 7. listener removal with the whole AcceptEx pool pending.
   be->remove_listener(&l);
   ok &= check("listener_closed", run_until([] { return k.listener_closed; }, 10000));
   run_until([] {
