@@ -133,14 +133,14 @@ fi
 backend_exe="$WIN_DIR/iocp_backend_test.exe"
 if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti -D_WIN32_WINNT=0x0A00 \
   -DWIN32_LEAN_AND_MEAN -DNOMINMAX -D__USE_MINGW_ANSI_STDIO=1 -Isrc -static -s -o "$backend_exe" \
-  test/win32/iocp_backend_test.cc src/win/iocp.cc -lws2_32 -lmswsock; then
+  test/win32/iocp_backend_test.cc src/win/iocp.cc src/win/sockets.cc src/win/wsa_errno.cc -lws2_32 -lmswsock; then
   if wine_run 180 "$backend_exe"; then
     ok "iocp backend under wine: $(tr -d '\r' <"$run_log/out" | grep -E '^accepted=' )"
   else
     bad "iocp backend under wine (exit $?): $(tr -d '\r' <"$run_log/out" | grep -E 'FAILED|note=|result' | tr '\n' ' ') $(tail -c 1000 "$run_log/err")"
   fi
 else
-  bad "src/win/iocp.cc + test/win32/iocp_backend_test.cc do not compile"
+  bad "src/win/{iocp,sockets,wsa_errno}.cc + test/win32/iocp_backend_test.cc do not compile"
 fi
 
 finish

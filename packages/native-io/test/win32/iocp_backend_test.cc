@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/backend.h"
+#include "common/sockets.h"
 #include "win/iocp.h"
 
 namespace fastport {
@@ -340,11 +341,16 @@ bool run_until(F done, DWORD ms) {
   return done();
 }
 
+// Sockets as the core makes them (win/sockets.cc).
 SOCKET new_socket() {
-  SOCKET s = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, WSA_FLAG_OVERLAPPED);
-  u_long nb = 1;
-  if (s != INVALID_SOCKET) ioctlsocket(s, FIONBIO, &nb);
-  return s;
+  sockaddr_in remote{};
+  remote.sin_family = AF_INET;
+  SockOpts o;
+  o.no_delay = 1;
+  SocketHandle fd = kInvalidSocket;
+  int r = sock_outbound(reinterpret_cast<sockaddr*>(&remote), nullptr, 0, o, &fd);
+  if (r != 0) std::printf("note=sock_outbound %d\n", -r);
+  return static_cast<SOCKET>(fd);
 }
 
 TConn* connect_to(const sockaddr_in& addr, int role, uint16_t* bound_port = nullptr) {
@@ -399,16 +405,24 @@ int main() {
   bool ok = true;
 
   // Listener, as the core makes it.
-  SOCKET ls = new_socket();
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int alen = sizeof addr;
-  if (bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(ls, SOMAXCONN) != 0 ||
-      getsockname(ls, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) {
-    std::printf("result=FAILED listen %d\n", WSAGetLastError());
+  sockaddr_storage resolved;
+  socklen_t rlen = 0;
+  SocketHandle lfd = kInvalidSocket;
+  if (sock_resolve("127.0.0.1", 0, &resolved, &rlen) != 0 ||
+      sock_listen(reinterpret_cast<sockaddr*>(&resolved), rlen, 4096, false, false, &lfd) != 0) {
+    std::printf("result=FAILED listen\n");
     return 1;
   }
+  SOCKET ls = static_cast<SOCKET>(lfd);
+  sockaddr_storage bound;
+  socklen_t blen = 0;
+  sock_local_name(lfd, &bound, &blen);
+  sockaddr_in addr;
+  std::memcpy(&addr, &bound, sizeof addr);
+  uint32_t words[6];
+  sock_addr_words(reinterpret_cast<sockaddr*>(&bound), words);
+  std::printf("listening=%u.%u.%u.%u:%u\n", words[2] & 0xff, (words[2] >> 8) & 0xff, (words[2] >> 16) & 0xff,
+              words[2] >> 24, words[1]);
   Listener l;
   l.fd = static_cast<SocketHandle>(ls);
   ok &= check("add_listener", be->add_listener(&l) == 0);
