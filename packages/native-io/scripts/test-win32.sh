@@ -108,6 +108,12 @@ if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -D_WIN32_WINNT=0x0
   else
     bad "iocp selftest under wine (exit $?): $(tr -d '\r' <"$run_log/out" | tr '\n' ' ') $(tail -c 1000 "$run_log/err")"
   fi
+  # RIO: Wine has none (the rio engine must fail cleanly there and auto pick iocp).
+  if wine_run 60 "$iocp_exe" rio-probe; then
+    ok "rio probe under wine: $(tr -d '\r' <"$run_log/out" | grep -E '^rio' | tr '\n' ' ')"
+  else
+    bad "rio probe under wine (exit $?): $(tr -d '\r' <"$run_log/out" | tr '\n' ' ')"
+  fi
   # Served to Linux: the echo server in Wine, 50 node clients on the Linux side.
   portfile="$WIN_DIR/iocp_echo.port"
   rm -f "$portfile"

@@ -17,6 +17,7 @@
 //     not an error and frees nothing twice (live counters end at zero).
 //
 //   iocp_echo.exe selftest [conns] [rounds]   clients and server in this process
+//   iocp_echo.exe rio-probe   is the RIO function table there? (Wine: no)
 //   iocp_echo.exe serve <portfile> <conns> <seconds>
 //       echo server only (Linux tools drive it): writes its port to portfile,
 //       exits 0 after <conns> connections closed cleanly, 1 at the deadline.
@@ -549,6 +550,49 @@ void print_stats(const char* mode) {
   std::fflush(stdout);
 }
 
+// mingw-w64 declares no RIO: the documented ABI values, declared here.
+// {8509E081-96DD-4005-B165-9E2EE8C79E3F}
+const GUID kWsaidMultipleRio = {0x8509e081, 0x96dd, 0x4005, {0xb1, 0x65, 0x9e, 0x2e, 0xe8, 0xc7, 0x9e, 0x3f}};
+constexpr DWORD kSioGetMultipleExtensionFunctionPointer = 0xC8000024;  // _WSAIORW(IOC_WS2, 36)
+constexpr DWORD kWsaFlagRegisteredIo = 0x100;
+// RIO_EXTENSION_FUNCTION_TABLE: cbSize, then 13 function pointers
+// (RIOReceive ... RIOResizeRequestQueue); only its size matters to a probe.
+struct RioTable {
+  DWORD cbSize;
+  void* fns[13];
+};
+
+int rio_probe() {
+  struct Try {
+    const char* name;
+    DWORD flags;
+  } tries[] = {{"registered_io_socket", WSA_FLAG_OVERLAPPED | kWsaFlagRegisteredIo}, {"plain_socket", WSA_FLAG_OVERLAPPED}};
+  bool present = false;
+  for (const Try& t : tries) {
+    SOCKET s = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, t.flags);
+    if (s == INVALID_SOCKET) {
+      std::printf("rio_%s=socket_error:%d\n", t.name, WSAGetLastError());
+      continue;
+    }
+    GUID guid = kWsaidMultipleRio;
+    RioTable table;
+    std::memset(&table, 0, sizeof table);
+    table.cbSize = sizeof table;
+    DWORD bytes = 0;
+    int r = WSAIoctl(s, kSioGetMultipleExtensionFunctionPointer, &guid, sizeof guid, &table, sizeof table, &bytes,
+                     nullptr, nullptr);
+    if (r == 0) {
+      present = true;
+      std::printf("rio_%s=present bytes=%lu\n", t.name, bytes);
+    } else {
+      std::printf("rio_%s=absent wsa_error=%d\n", t.name, WSAGetLastError());
+    }
+    closesocket(s);
+  }
+  std::printf("rio=%s\nresult=ok\n", present ? "present" : "absent");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -558,6 +602,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string mode = argv[1];
+  if (mode == "rio-probe") {
+    WSADATA w;
+    if (WSAStartup(MAKEWORD(2, 2), &w) != 0) return 1;
+    int r = rio_probe();
+    WSACleanup();
+    return r;
+  }
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
   if (ntdll) g_nt_to_dos = reinterpret_cast<RtlNtStatusToDosErrorFn>(
                  reinterpret_cast<void*>(GetProcAddress(ntdll, "RtlNtStatusToDosError")));
