@@ -478,6 +478,54 @@ int main() {
   run_until([&] { return k.wakes > wakes1; }, 5000);
   ok &= check("wait_readiness", ready == 1 && k.wakes == wakes1 + 1);
 
+  // 5b. Inline mode as the binding would run it on Windows (ioThreads 0):
+  //    the "JS thread" (this one) only ever calls poll(0), when a waiter
+  //    thread blocked in iocp_wait_readiness() says the port has work (the
+  //    binding would use a napi_threadsafe_function there instead of an
+  //    event); the waiter waits again only after the batch was drained.
+  {
+    HANDLE ready_ev = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    HANDLE drained_ev = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    std::atomic<bool> stop{false};
+    std::atomic<long> signals{0};
+    std::thread w([&] {
+      while (!stop.load()) {
+        int r = iocp_wait_readiness(be, 1000);
+        if (stop.load() || r < 0) break;
+        if (r == 0) continue;
+        signals++;
+        SetEvent(ready_ev);
+        WaitForSingleObject(drained_ev, INFINITE);
+      }
+    });
+    constexpr int kInline = 10;
+    long done0 = k.clients_done;
+    long closed0 = k.closed;
+    long batches = 0;
+    for (int i = 0; i < kInline; i++) connect_to(addr, 0);
+    ULONGLONG end = GetTickCount64() + 60000;
+    while ((k.clients_done - done0 < kInline || k.closed - closed0 < 2 * kInline) && k.mismatches == 0 &&
+           GetTickCount64() < end) {
+      if (WaitForSingleObject(ready_ev, 100) != WAIT_OBJECT_0) continue;
+      int r;
+      do {
+        r = be->poll(0);
+        after_poll();
+      } while (r == kPollMore);
+      batches++;
+      SetEvent(drained_ev);
+    }
+    stop = true;
+    SetEvent(drained_ev);
+    be->wake();
+    w.join();
+    turn(0);  // the wake packet the waiter posted back
+    CloseHandle(ready_ev);
+    CloseHandle(drained_ev);
+    std::printf("inline_batches=%ld inline_signals=%ld\n", batches, signals.load());
+    ok &= check("inline_mode", k.clients_done - done0 == kInline && k.closed - closed0 == 2 * kInline && batches > 0);
+  }
+
   // 6. 1,000 connections opened and dropped (RST) at once: every context
   //    goes, the listener keeps accepting (checked by the counts).
   flood_phase = true;
