@@ -348,10 +348,12 @@ class IocpBackend final : public Backend {
     maybe_closed(ic);
   }
 
-  // Pause / resume receiving (backpressure from JS). Paused: no zero-byte
-  // recv is re-armed and the ready list skips the connection; a recv already
-  // in the kernel may complete, which only marks the connection readable.
-  void set_receiving(Conn* c, bool on) {
+  // Contract 10 (read backpressure). Paused: no zero-byte recv is re-armed
+  // and the ready list skips the connection, so bytes stay in the kernel and
+  // TCP pushes back; a zero-byte recv already in the kernel may complete,
+  // which only marks the connection readable (no bytes are taken). A failed
+  // one (RST) is still reported.
+  void set_receiving(Conn* c, bool on) override {
     IocpConn* ic = static_cast<IocpConn*>(c->bptr);
     if (ic == nullptr || (ic->flags & (kFlagClosing | kFlagDead))) return;
     if (!on) {

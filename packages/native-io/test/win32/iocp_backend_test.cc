@@ -85,6 +85,9 @@ Counts k;
 bool flood_phase = false;
 uint16_t sentinel_port = 0;  // network order; the flood's end marker
 bool sentinel_accepted = false;
+uint16_t pause_port = 0;  // network order: the client of the pause check
+TConn* pause_server = nullptr;
+size_t paused_bytes = 0;
 long flood_server_sides = 0;
 Backend* be = nullptr;
 RecvRegion region;
@@ -176,7 +179,10 @@ class Sink final : public CoreSink {
     TConn* c = new TConn();
     c->fd = fd;
     c->connected = true;
-    if (sentinel_port != 0 && addr != nullptr &&
+    if (pause_port != 0 && addr != nullptr && reinterpret_cast<const sockaddr_in*>(addr)->sin_port == pause_port) {
+      c->role = 9;  // server side of the pause check: counts, does not echo
+      pause_server = c;
+    } else if (sentinel_port != 0 && addr != nullptr &&
         reinterpret_cast<const sockaddr_in*>(addr)->sin_port == sentinel_port) {
       c->role = 6;  // accepted after every flood connection before it (FIFO backlog)
       sentinel_accepted = true;
@@ -211,6 +217,10 @@ class Sink final : public CoreSink {
   void on_data(Conn* cc, const uint8_t* p, size_t n) override {
     TConn* c = static_cast<TConn*>(cc);
     if (p < region.base || p + n > region.base + region.size) k.region_violations++;
+    if (c->role == 9) {
+      paused_bytes += n;
+      return;
+    }
     if (!c->client) {
       k.echoed += static_cast<long long>(n);
       queue_bytes(c, p, n);  // copied: region memory is reused after recv_consumed()
@@ -443,6 +453,33 @@ int main() {
   mark(ac);
   ok &= check("abort_econnreset", run_until([] { return k.abort_peer_err != 0; }, 10000) &&
                                       k.abort_peer_err == ECONNRESET);
+
+  // 2b. pause (contract 10): while the server side is paused, a 5000-byte
+  //     write and a FIN from the client are not reported; after the resume
+  //     both are.
+  {
+    TConn* pc = connect_to(addr, 8, &pause_port);
+    run_until([&] { return pc->connected && pause_server != nullptr; }, 10000);
+    bool setup = pause_server != nullptr && pc->connected;
+    if (setup) {
+      be->set_receiving(pause_server, false);
+      std::vector<uint8_t> m = message(77, 1);
+      m.resize(5000);
+      send_msg(pc, m);
+      after_poll();
+      ULONGLONG until = GetTickCount64() + 300;  // a window in which nothing may arrive
+      while (GetTickCount64() < until && pc->queued > 0) turn(20);
+      if (be->shutdown_write(pc) != 0) k.unexpected_errors++;
+      until = GetTickCount64() + 300;
+      while (GetTickCount64() < until) turn(20);
+    }
+    bool held = setup && paused_bytes == 0 && !pause_server->peer_fin;
+    if (setup) be->set_receiving(pause_server, true);
+    bool resumed = setup && run_until([] { return paused_bytes == 5000 && pause_server->peer_fin; }, 10000);
+    std::printf("pause_held=%d paused_bytes_after_resume=%zu\n", held ? 1 : 0, paused_bytes);
+    ok &= check("pause", held && resumed);
+    ok &= check("pause_closed", run_until([&] { return pc->closed && pause_server->closed; }, 10000));
+  }
 
   // 3. refused: a port nobody listens on.
   SOCKET probe = new_socket();
