@@ -6,8 +6,9 @@ namespace fastport {
 
 // WSAECONNRESET -> ECONNRESET, ..., and the Win32 codes some completions
 // carry as-is (ERROR_NETNAME_DELETED -> ECONNRESET, ...). Unknown: EIO.
-// Note: <errno.h> numbers differ between Windows and Linux (ECONNRESET is
-// 108 here, 104 there): JS must see names (errno_name), never numbers.
+// <errno.h> numbers differ between Windows and Linux (ECONNRESET is 108
+// here, 104 there); mingw's equal Windows Node's os.constants.errno, which
+// is what the JS side maps numbers with.
 int wsa_errno(int err);
 
 }  // namespace fastport
