@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * Cross-builds the addon for win32-x64 with mingw-w64, on Linux:
+ *
+ *   node scripts/build-win32.js          -> prebuilds/win32-x64/@fastport+native-io.node
+ *   node scripts/build-win32.js --out F  -> F instead
+ *   --verbose                            print every compiler command
+ *
+ * The source list, defines and include dirs are read from binding.gyp (its
+ * OS=="win" branch), so the gyp file stays the one list of what Windows
+ * builds. Headers: node-api-headers (js_native_api.h, node_api.h) and
+ * node-addon-api (napi.h); nothing is downloaded. The N-API symbols are
+ * imported from NODE.EXE through import libraries that dlltool makes from
+ * node-api-headers' .def files, the same way node-gyp links against
+ * node.lib with MSVC. The C++ runtime is linked statically, so the .node
+ * file needs no mingw DLL beside it (only system DLLs and node.exe).
+ *
+ * Compiler: FASTPORT_WIN32_CXX, else x86_64-w64-mingw32-g++-posix (the posix
+ * thread model: GCC 12's win32 model has no std::thread), else
+ * x86_64-w64-mingw32-g++. `bash scripts/setup-win32.sh` installs it.
+ * Exit 1 with the missing piece named when something is absent or a compile fails.
+ */
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const PKG_ROOT = path.resolve(__dirname, '..');
+const PKG = require(path.join(PKG_ROOT, 'package.json'));
+// prebuildify's file name: the package name with '/' -> '+', no ABI tag (N-API).
+const PREBUILD_NAME = `${PKG.name.replace(/\//g, '+')}.node`;
+
+const argv = process.argv.slice(2);
+let outFile = path.join(PKG_ROOT, 'prebuilds', 'win32-x64', PREBUILD_NAME);
+let verbose = false;
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--out') outFile = path.resolve(argv[++i] || fail('--out needs a file'));
+  else if (argv[i] === '--verbose') verbose = true;
+  else fail(`unknown option ${argv[i]}`);
+}
+
+function log(msg) {
+  process.stdout.write(`[build-win32] ${msg}\n`);
+}
+function fail(msg) {
+  process.stderr.write(`[build-win32] ERROR: ${msg}\n`);
+  process.exit(1);
+}
+
+function which(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v "${cmd}"`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function run(cmd, args) {
+  if (verbose) log(`${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+  if (r.error) fail(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${path.basename(cmd)} exited with ${r.status}`);
+}
+
+// ------------------------------------------------------------ binding.gyp
+
+/**
+ * binding.gyp is a Python literal; with its comment lines removed it is also
+ * a JavaScript expression (single-quoted strings, trailing commas).
+ */
+function readGyp() {
+  const text = fs
+    .readFileSync(path.join(PKG_ROOT, 'binding.gyp'), 'utf8')
+    .split('\n')
+    .filter((l) => !/^\s*#/.test(l))
+    .join('\n');
+  // eslint-disable-next-line no-new-func
+  return new Function(`return (${text});`)();
+}
+
+/** Evaluates a gyp condition such as 'OS!="linux" and OS!="win"' for OS=win. */
+function gypCondition(expr, vars) {
+  const js = expr.replace(/\band\b/g, '&&').replace(/\bor\b/g, '||').replace(/\bnot\b/g, '!');
+  // eslint-disable-next-line no-new-func
+  return new Function(...Object.keys(vars), `return (${js});`)(...Object.values(vars));
+}
+
+/** The target with its conditions applied (lists are appended, as gyp does). */
+function resolveTarget(target, vars) {
+  const out = { sources: [], defines: [], include_dirs: [] };
+  const merge = (t) => {
+    for (const key of Object.keys(out)) if (Array.isArray(t[key])) out[key].push(...t[key]);
+    for (const cond of t.conditions || []) {
+      const [expr, then, otherwise] = cond;
+      if (gypCondition(expr, vars)) merge(then);
+      else if (otherwise) merge(otherwise);
+    }
+  };
+  merge(target);
+  return out;
+}
+
+/** gyp's '<!(cmd)' command expansion and '<(var)' variables. */
+function expand(value, variables) {
+  return value
+    .replace(/<!\((.*)\)$/, (_, cmd) => {
+      const r = spawnSync('sh', ['-c', cmd], { cwd: PKG_ROOT, encoding: 'utf8' });
+      if (r.status !== 0) fail(`binding.gyp command failed: ${cmd}`);
+      return r.stdout.trim();
+    })
+    .replace(/<\((\w+)\)/g, (_, name) => {
+      const v = variables[`${name}%`] ?? variables[name];
+      if (v === undefined) fail(`binding.gyp variable ${name} undefined`);
+      return expand(v, variables);
+    });
+}
+
+// ------------------------------------------------------------ toolchain
+
+const cxx =
+  process.env.FASTPORT_WIN32_CXX ||
+  which('x86_64-w64-mingw32-g++-posix') ||
+  which('x86_64-w64-mingw32-g++') ||
+  fail('no x86_64-w64-mingw32-g++ (apt g++-mingw-w64-x86-64-posix): run bash scripts/setup-win32.sh');
+const dlltool =
+  which('x86_64-w64-mingw32-dlltool') ||
+  fail('no x86_64-w64-mingw32-dlltool (apt binutils-mingw-w64-x86-64): run bash scripts/setup-win32.sh');
+
+let napiHeaders;
+try {
+  napiHeaders = path.dirname(require.resolve('node-api-headers/package.json', { paths: [PKG_ROOT] }));
+} catch {
+  fail('node-api-headers not installed (devDependency of @fastport/native-io): run pnpm install');
+}
+
+const gyp = readGyp();
+const target = gyp.targets.find((t) => t.target_name === 'fastport_native') || fail('no fastport_native target');
+const resolved = resolveTarget(target, { OS: 'win' });
+const variables = gyp.variables || {};
+const includeDirs = resolved.include_dirs.map((d) => path.resolve(PKG_ROOT, expand(d, variables)));
+const defines = resolved.defines.map((d) => expand(d, variables));
+const sources = resolved.sources.map((s) => path.join(PKG_ROOT, s));
+
+// ------------------------------------------------------------ build
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-win32-'));
+try {
+  const importLibs = [];
+  for (const def of ['node_api.def', 'js_native_api.def']) {
+    const lib = path.join(work, `lib${path.basename(def, '.def')}.a`);
+    run(dlltool, ['-d', path.join(napiHeaders, 'def', def), '-l', lib]);
+    importLibs.push(lib);
+  }
+
+  const cflags = [
+    '-std=c++17',
+    '-O2',
+    '-Wall',
+    '-Wextra',
+    '-fno-exceptions',
+    '-fno-rtti',
+    // Windows 10 APIs (GetQueuedCompletionStatusEx, ...) without guards.
+    '-D_WIN32_WINNT=0x0A00',
+    '-DBUILDING_NODE_EXTENSION',
+    ...defines.map((d) => `-D${d}`),
+    `-I${path.join(napiHeaders, 'include')}`,
+    ...includeDirs.map((d) => `-I${d}`),
+  ];
+  const objects = [];
+  for (const src of sources) {
+    const obj = path.join(work, `${path.relative(PKG_ROOT, src).replace(/[\\/]/g, '_')}.o`);
+    log(`compile ${path.relative(PKG_ROOT, src)}`);
+    run(cxx, [...cflags, '-c', src, '-o', obj]);
+    objects.push(obj);
+  }
+
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  const tmpOut = path.join(work, PREBUILD_NAME);
+  run(cxx, [
+    '-shared',
+    '-s',
+    '-static',
+    '-static-libgcc',
+    '-static-libstdc++',
+    '-o',
+    tmpOut,
+    ...objects,
+    ...importLibs,
+    '-lws2_32',
+    '-lmswsock',
+  ]);
+  fs.copyFileSync(tmpOut, outFile);
+  log(`built ${path.relative(process.cwd(), outFile)} (${fs.statSync(outFile).size} bytes, ${path.basename(cxx)})`);
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}

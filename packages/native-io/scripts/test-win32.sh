@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The Windows side of @fastport/native-io, cross-built here and run under Wine
+# (package script test:win32):
+#   1. scripts/setup-win32.sh      (installs what is missing; --check with FASTPORT_WIN32_NO_INSTALL=1)
+#   2. scripts/build-win32.js      prebuilds/win32-x64/@fastport+native-io.node
+#   3. tsc                          dist/ (the loader that the harness uses)
+#   4. probe: Windows node.exe loads the prebuild through dist/native.js from a
+#      staged package copy and must answer probe() with platform 'win32'
+#   5. IOCP proof: test/win32/iocp_echo.cc (completion port, AcceptEx,
+#      ConnectEx, zero-byte WSARecv) cross-compiled and run under Wine, in
+#      self-test mode and then as a server driven by Linux node clients
+#   6. the IOCP backend (src/win/iocp.cc) against the backend contract:
+#      test/win32/iocp_backend_test.cc plays the core (no engine_core yet)
+# Exit 0 only if every step passed; prints a one-line summary per step and
+# a closing "N passed, N failed" line.
+set -uo pipefail
+
+PKG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WIN_DIR="${FASTPORT_WIN32_DIR:-$PKG_ROOT/.win32}"
+cd "$PKG_ROOT"
+
+passed=0
+failed=0
+ok() { printf '[test-win32] PASS %s\n' "$*"; passed=$((passed + 1)); }
+bad() { printf '[test-win32] FAIL %s\n' "$*" >&2; failed=$((failed + 1)); }
+finish() {
+  printf '%d passed, %d failed\n' "$passed" "$failed"
+  [[ "$failed" == 0 ]]
+  exit
+}
+fatal() { bad "$*"; finish; }
+
+if [[ "${FASTPORT_WIN32_NO_INSTALL:-}" == 1 ]]; then
+  bash scripts/setup-win32.sh --check || fatal "setup (--check): a piece is missing, named above"
+else
+  bash scripts/setup-win32.sh || fatal "setup: a piece is missing, named above"
+fi
+# shellcheck disable=SC1091
+source "$WIN_DIR/env.sh"
+
+# node.exe gets Windows paths (Z: is the Linux root in a Wine prefix).
+winpath() { winepath -w "$1" 2>/dev/null | tr -d '\r'; }
+
+# Bounded wine run: wine_node <seconds> <args...>; node.exe's stdout and stderr
+# go to files (a pipe from node.exe under Wine can lose output).
+run_log="$(mktemp -d)"
+trap 'rm -rf "$run_log"' EXIT
+wine_run() {
+  local secs="$1"
+  shift
+  timeout --kill-after=10 "$secs" wine "$@" >"$run_log/out" 2>"$run_log/err"
+}
+
+# ------------------------------------------------------------ 2. cross build
+if node scripts/build-win32.js; then
+  ok "build: prebuilds/win32-x64/@fastport+native-io.node"
+else
+  fatal "build: scripts/build-win32.js failed"
+fi
+
+# ------------------------------------------------------------ 3. loader
+if npx tsc -p tsconfig.json; then ok "tsc: dist/"; else fatal "tsc -p tsconfig.json failed"; fi
+
+# ------------------------------------------------------------ 4. probe under Wine
+stage="$WIN_DIR/stage"
+rm -rf "$stage"
+mkdir -p "$stage/prebuilds/win32-x64" "$stage/node_modules"
+cp package.json "$stage/"
+cp -r dist "$stage/dist"
+cp prebuilds/win32-x64/@fastport+native-io.node "$stage/prebuilds/win32-x64/"
+cp -rL "$(node -p "path.dirname(require.resolve('node-gyp-build/package.json'))")" "$stage/node_modules/node-gyp-build"
+probe_json="$WIN_DIR/probe.json"
+rm -f "$probe_json"
+if wine_run 120 "$FASTPORT_WIN32_NODE" "$(winpath "$PKG_ROOT/test/win32/probe-harness.js")" \
+  "$(winpath "$stage")" "$(winpath "$probe_json")" && [[ -s "$probe_json" ]]; then
+  if summary="$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const fail = (m) => { console.error(m + "\n" + JSON.stringify(r, null, 2)); process.exit(1); };
+    if (r.harnessError) fail("harness: " + r.harnessError);
+    if (r.platform !== "win32") fail("process.platform " + r.platform);
+    if (r.loadError) fail("loadNative: " + r.loadError);
+    if (!/prebuilds[\\/]win32-x64[\\/]@fastport\+native-io\.node$/.test(r.addonPath || "")) fail("loaded " + r.addonPath);
+    const p = r.probe;
+    if (!p || p.platform !== "win32") fail("probe().platform " + (p && p.platform));
+    if (p.uring.available !== false || p.uring.error !== "ENOSYS") fail("uring should be unavailable (ENOSYS)");
+    if (p.epoll.available !== false) fail("epoll should be unavailable");
+    if (r.version !== require(process.argv[2]).version) fail("version " + r.version);
+    console.log(`node ${r.nodeVersion} ${r.platform}-${r.arch}, addon ${r.version}, N-API ${r.napiVersion}, wire ${r.wireVersion}, ` +
+      `kernel "${p.kernel}", note "${p.note}", NativeEngine ${r.hasNativeEngine ? "present" : "absent"}`);
+  ' "$probe_json" "$PKG_ROOT/package.json")"; then
+    ok "probe under wine: $summary"
+  else
+    bad "probe under wine: wrong answer (above)"
+  fi
+else
+  bad "probe under wine: node.exe failed (exit $?); stderr: $(tail -c 2000 "$run_log/err")"
+fi
+
+# ------------------------------------------------------------ 5. IOCP proof
+iocp_exe="$WIN_DIR/iocp_echo.exe"
+if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -D_WIN32_WINNT=0x0A00 -D__USE_MINGW_ANSI_STDIO=1 \
+  -static -s -o "$iocp_exe" test/win32/iocp_echo.cc -lws2_32 -lmswsock; then
+  ok "iocp_echo.exe compiled"
+  # Self test: 32 clients x 8 rounds (one 1 MiB message) in one process,
+  # then the two abort checks (recv pending at close, AcceptEx pool at listener close).
+  if wine_run 120 "$iocp_exe" selftest 32 8; then
+    ok "iocp selftest under wine: $(tr -d '\r' <"$run_log/out" | grep -E '^(accepted|bytes_verified|inline_completions|packets|abort_recv_status|abort_accept_status)=' | tr '\n' ' ')"
+  else
+    bad "iocp selftest under wine (exit $?): $(tr -d '\r' <"$run_log/out" | tr '\n' ' ') $(tail -c 1000 "$run_log/err")"
+  fi
+  # RIO: Wine has none (the rio engine must fail cleanly there and auto pick iocp).
+  if wine_run 60 "$iocp_exe" rio-probe; then
+    ok "rio probe under wine: $(tr -d '\r' <"$run_log/out" | grep -E '^rio' | tr '\n' ' ')"
+  else
+    bad "rio probe under wine (exit $?): $(tr -d '\r' <"$run_log/out" | tr '\n' ' ')"
+  fi
+  # Served to Linux: the echo server in Wine, 50 node clients on the Linux side.
+  portfile="$WIN_DIR/iocp_echo.port"
+  rm -f "$portfile"
+  timeout --kill-after=10 90 wine "$iocp_exe" serve "$(winpath "$portfile")" 50 60 >"$run_log/serve.out" 2>"$run_log/serve.err" &
+  serve_pid=$!
+  for _ in $(seq 300); do [[ -s "$portfile" ]] && break; sleep 0.1; done
+  if [[ -s "$portfile" ]] && driver="$(node test/win32/drive-echo.js "$(tr -d '\r\n' <"$portfile")" 50 6 60)"; then
+    if wait "$serve_pid"; then
+      ok "iocp serve under wine, driven from Linux: $driver; server $(tr -d '\r' <"$run_log/serve.out" | grep -E '^(accepted|bytes_echoed|result)=' | tr '\n' ' ')"
+    else
+      bad "iocp serve under wine: server failed: $(tr -d '\r' <"$run_log/serve.out" | tr '\n' ' ')"
+    fi
+  else
+    kill "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+    bad "iocp serve under wine: driver failed: ${driver:-no port file}; server: $(tr -d '\r' <"$run_log/serve.out" | tr '\n' ' ')"
+  fi
+else
+  bad "iocp_echo.cc does not compile"
+fi
+
+# ------------------------------------------------------------ 6. IOCP backend vs the contract
+backend_exe="$WIN_DIR/iocp_backend_test.exe"
+if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti -D_WIN32_WINNT=0x0A00 \
+  -DWIN32_LEAN_AND_MEAN -DNOMINMAX -D__USE_MINGW_ANSI_STDIO=1 -Isrc -static -s -o "$backend_exe" \
+  test/win32/iocp_backend_test.cc src/win/iocp.cc src/win/sockets.cc src/win/wsa_errno.cc -lws2_32 -lmswsock; then
+  if wine_run 180 "$backend_exe"; then
+    ok "iocp backend under wine: $(tr -d '\r' <"$run_log/out" | grep -E '^accepted=' )"
+  else
+    bad "iocp backend under wine (exit $?): $(tr -d '\r' <"$run_log/out" | grep -E 'FAILED|note=|result' | tr '\n' ' ') $(tail -c 1000 "$run_log/err")"
+  fi
+else
+  bad "src/win/{iocp,sockets,wsa_errno}.cc + test/win32/iocp_backend_test.cc do not compile"
+fi
+
+finish
