@@ -34,7 +34,7 @@ describe('fastport-client', () => {
     server.on('frame', (session: Session, frame: Frame) => {
       if (frame.id === PacketId.PingRequest) {
         const m = decodeMessage(PingRequest, frame.payload);
-        session.send(encodeMessage(PingResponse, { clientTimeUs: m.clientTimeUs, serverTimeUs: 1, seq: m.seq }), PacketId.PingResponse);
+        session.send(encodeMessage(PingResponse, { clientTimeUs: m.clientTimeUs, serverTimeUs: 1n, seq: m.seq }), PacketId.PingResponse);
       } else if (frame.id === PacketId.EchoRequest) {
         const m = decodeMessage(EchoRequest, frame.payload);
         session.send(encodeMessage(EchoResponse, { data: m.data, seq: m.seq }), PacketId.EchoResponse);

@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
+import { BenchmarkRequest, BenchmarkResponse, EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
 import { Client, FrameEncoder, type Frame, type Server, type Session } from '@fastport/session';
 import { parseServerArgs, startServer } from '../src/main';
 
@@ -55,17 +55,34 @@ describe('fastport-server', () => {
   it('app mode answers ping, echo and status; an unknown id gets ErrorResponse', async () => {
     const { port } = await start(['--engine', 'node']);
     const { session, frames } = await connect(port);
-    session.send(encodeMessage(PingRequest, { clientTimeUs: 42, seq: 1 }), PacketId.PingRequest);
+    session.send(encodeMessage(PingRequest, { clientTimeUs: 42n, seq: 1 }), PacketId.PingRequest);
     session.send(encodeMessage(EchoRequest, { data: Buffer.from('hello'), seq: 2 }), PacketId.EchoRequest);
     session.send(encodeMessage(ServerStatusRequest, {}), PacketId.ServerStatusRequest);
     session.send(Buffer.from([1, 2, 3]), 0x7777);
     await waitFor(() => frames.length === 4, '4 replies');
     expect(frames.map((f) => f.id)).toEqual([PacketId.PingResponse, PacketId.EchoResponse, PacketId.ServerStatusResponse, PacketId.ErrorResponse]);
-    expect(PingResponse.decode(frames[0]!.payload)).toMatchObject({ clientTimeUs: 42, seq: 1 });
+    expect(PingResponse.decode(frames[0]!.payload)).toMatchObject({ clientTimeUs: 42n, seq: 1 });
     const echo = EchoResponse.decode(frames[1]!.payload);
     expect(Buffer.from(echo.data).toString()).toBe('hello');
     expect(ServerStatusResponse.decode(frames[2]!.payload)).toMatchObject({ engineName: 'node', connections: 1 });
     expect(ErrorResponse.decode(frames[3]!.payload)).toMatchObject({ code: ResultCode.UNKNOWN_PACKET, packetId: 0x7777 });
+  });
+
+  it('app mode echoes a BenchmarkRequest whose client_time_ns is nanoseconds since the epoch (uint64 above 2^53)', async () => {
+    const { port } = await start(['--engine', 'node']);
+    const { session, frames } = await connect(port);
+    const clientTimeNs = 1_733_000_000_000_000_000n; // what a C++ FastPort client sends
+    const max = 2n ** 64n - 1n;
+    session.send(encodeMessage(BenchmarkRequest, { seq: 1, clientTimeNs, payload: Buffer.from('x') }), PacketId.BenchmarkRequest);
+    session.send(encodeMessage(BenchmarkRequest, { seq: 2, clientTimeNs: max }), PacketId.BenchmarkRequest);
+    await waitFor(() => frames.length === 2, '2 replies');
+    expect(frames.map((f) => f.id)).toEqual([PacketId.BenchmarkResponse, PacketId.BenchmarkResponse]);
+    const r1 = BenchmarkResponse.decode(frames[0]!.payload);
+    const r2 = BenchmarkResponse.decode(frames[1]!.payload);
+    expect(r1.clientTimeNs).toBe(clientTimeNs);
+    expect(r2.clientTimeNs).toBe(max);
+    // The server stamps its own clock in nanoseconds since the epoch too.
+    expect(r1.serverTimeNs > BigInt(Number.MAX_SAFE_INTEGER)).toBe(true);
   });
 
   it('app mode answers a garbage payload with DECODE_ERROR and keeps the session', async () => {
