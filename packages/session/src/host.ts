@@ -120,11 +120,9 @@ export interface SessionSlot {
   onError: (err: FastPortError) => void;
 }
 
-/** Bytes a decoder holds for an incomplete frame (the buffer it allocated for it, once the header is known). */
+/** Bytes a decoder holds for an incomplete frame: what its peer really sent (up to 2x), never the declared length. */
 function reassemblyBytes(d: FrameDecoder): number {
-  const pending = (d as unknown as { pending?: Uint8Array | null }).pending;
-  const held = d.bufferedBytes;
-  return pending != null && pending.byteLength > held ? pending.byteLength : held;
+  return d.heldBytes;
 }
 
 function positiveInt(name: string, v: number | undefined, dflt: number, allowZero = true): number {
@@ -475,7 +473,9 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       onFrame: (frame: Frame) => this.onFrame(slot, frame),
       onError: (err: FastPortError) => {
         this.totals.framingErrors++;
-        slot.session.closeWith('graceful', { reason: 'framing', code: err.code, message: err.message });
+        // ENOBUFS: the reassembly buffer could not be allocated (a huge maxFrameSize); only this session pays.
+        const reason = err.code === 'ENOBUFS' ? 'out-of-memory' : 'framing';
+        slot.session.closeWith(err.code === 'ENOBUFS' ? 'abort' : 'graceful', { reason, code: err.code, message: err.message });
       },
     };
     this.slots.set(conn, slot);

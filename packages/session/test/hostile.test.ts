@@ -374,6 +374,48 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     );
   }, 60_000);
 
+  it(`[${kind}] declared lengths cost nothing until bytes arrive: 80 peers declaring 16 MiB frames hold ~ what they sent, a fresh client gets its echo`, async () => {
+    // Before: each header allocated (and charged) its declared 16 MiB at once: 4 such peers used up this
+    // 64 MiB budget (80 use up the default 1 GiB one) and every other session's sends were refused.
+    const LIMIT = 64 * 1024 * 1024;
+    const budget = new MemoryBudget({ limitBytes: LIMIT });
+    const MAX_FRAME = 16 * 1024 * 1024;
+    const framing: FramingOption = { preset: 'u32le', maxFrameSize: MAX_FRAME };
+    const { server, port } = await echoServer({ framing, memoryBudget: budget });
+    const closes: SessionCloseInfo[] = [];
+    server.on('close', (_s: Session, info: SessionCloseInfo) => closes.push(info));
+    const PEERS = 80;
+    const EXTRA = 100;
+    const peers = [];
+    const hello = Buffer.alloc(4 + EXTRA, 0xcd);
+    hello.writeUInt32LE(MAX_FRAME - 4, 0); // declares a 16 MiB frame, sends 100 bytes of it
+    for (let i = 0; i < PEERS; i++) {
+      const p = await rawPeer(port);
+      p.socket.write(hello);
+      peers.push(p);
+    }
+    await waitFor(
+      () => server.stats().bytesIn >= PEERS * hello.length || closes.length > 0,
+      'every declared frame started',
+    );
+    const sent = PEERS * hello.length;
+    const held = budget.recount();
+    const charged = server.memoryUsage();
+    // The fresh client's echo passes through the same budget.
+    const floodCloses = closes.length;
+    await echoRoundTrip(port, framing);
+    expect(floodCloses).toBe(0);
+    expect(closes.filter((c) => c.reason !== 'peer')).toEqual([]); // only the fresh client's own close
+    expect(server.sessions.size).toBeGreaterThanOrEqual(PEERS);
+    // Each peer costs at most a small constant or twice what it sent, never its declared length.
+    expect(held).toBeLessThanOrEqual(PEERS * Math.max(512, 2 * hello.length));
+    console.log(
+      `[${kind}] declared-length flood: ${PEERS} peers x declared ${mb(MAX_FRAME)} (${mb(PEERS * MAX_FRAME)} if charged as declared), ` +
+        `${sent} bytes sent; budget holds ${held} bytes (host ${charged}), limit ${mb(LIMIT)}; fresh client echoed 100/100`,
+    );
+    for (const p of peers) p.socket.destroy();
+  }, 60_000);
+
   it(`[${kind}] RST mid-frame (50 times): each session ends with the reset, nothing is held, others unaffected`, async () => {
     const budget = new MemoryBudget({ limitBytes: 64 * 1024 * 1024 });
     const { server, port } = await echoServer({ memoryBudget: budget });
