@@ -345,20 +345,22 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     const header = Buffer.alloc(6);
     header.writeUInt32BE(MAX_FRAME, 0); // declares an 8 MiB frame...
     header.writeUInt16BE(7, 4);
-    const body = Buffer.alloc(64 * 1024, 0xab); // ...and sends 64 KiB of it
+    const BODY = 256 * 1024;
+    const body = Buffer.alloc(BODY, 0xab); // ...and really sends 256 KiB of it: 50 MiB in all, more than the budget
     for (let i = 0; i < PEERS; i++) {
       const p = await rawPeer(port);
       p.socket.write(Buffer.concat([header, body]));
       peers.push(p);
     }
-    await waitFor(() => closes.length + server.sessions.size >= PEERS && server.stats().sessionsTotal >= PEERS, 'all peers handled');
-    await waitFor(() => closes.filter((c) => c.reason === 'memory-budget').length >= PEERS - LIMIT / MAX_FRAME, 'budget closes');
+    const complete = () => [...server.sessions].filter((s) => s.counters.bytesIn >= BODY + 6).length;
+    await waitFor(() => closes.length + complete() >= PEERS, 'every peer held its bytes or was closed', 30_000);
     const during = memorySnapshot();
-    // What the sessions hold stays within the budget; the peak may include the one frame buffer the
-    // decoder allocated from a header before the budget refused it (freed at once).
+    // What the sessions hold stays within the budget; the peak may pass it by what one read grants a
+    // session below its fair share before the largest holder is closed.
     expect(budget.recount()).toBeLessThanOrEqual(LIMIT);
     const stats = budget.stats();
-    expect(stats.peakBytes).toBeLessThanOrEqual(LIMIT + MAX_FRAME);
+    expect(stats.peakBytes).toBeLessThanOrEqual(LIMIT + 2 * BODY);
+    expect(closes.length).toBeGreaterThanOrEqual(PEERS - LIMIT / BODY);
     expect(closes.every((c) => c.reason === 'memory-budget' && c.code === 'ENOBUFS')).toBe(true);
     const budgetCloses = closes.length;
     // A healthy peer still gets through once the budget is free again.
@@ -369,8 +371,9 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     await echoRoundTrip(port, { preset: 'large', maxFrameSize: MAX_FRAME });
     const after = memorySnapshot();
     console.log(
-      `[${kind}] reassembly flood: ${PEERS} peers x declared ${mb(MAX_FRAME)} (${mb(PEERS * MAX_FRAME)} if unbounded); budget ${mb(LIMIT)}, ` +
-        `peak ${mb(stats.peakBytes)}, ${budgetCloses} closed 'memory-budget', ${PEERS - budgetCloses} held a partial frame; ${formatMemory('before', before)}; ${formatMemory('during', during)}; ${formatMemory('after', after)}`,
+      `[${kind}] reassembly flood: ${PEERS} peers x ${mb(BODY)} sent of a declared ${mb(MAX_FRAME)} (${mb(PEERS * BODY)} sent); budget ${mb(LIMIT)}, ` +
+        `peak ${mb(stats.peakBytes)}, ${budgetCloses} closed 'memory-budget' (${stats.refusals} refused, ${stats.evictions} evicted as largest), ` +
+        `${PEERS - budgetCloses} held a partial frame; ${formatMemory('before', before)}; ${formatMemory('during', during)}; ${formatMemory('after', after)}`,
     );
   }, 60_000);
 
