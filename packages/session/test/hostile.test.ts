@@ -419,6 +419,107 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     for (const p of peers) p.socket.destroy();
   }, 60_000);
 
+  it(`[${kind}] one peer never starves the others: never-reading peers use up the budget, a healthy peer keeps echoing`, async () => {
+    // Before: once the hostile queues filled the budget, every session's sends were refused,
+    // the healthy peer's echo included (ERR_BACKPRESSURE 'memory budget used up').
+    const LIMIT = 8 * 1024 * 1024;
+    const budget = new MemoryBudget({ limitBytes: LIMIT });
+    const server = new Server({
+      engine: kind,
+      memoryBudget: budget,
+      maxPendingBytes: 16 * 1024 * 1024,
+      highWaterMark: 8 * 1024 * 1024,
+      socket: { noDelay: true, sendBufferSize: 64 * 1024 },
+    });
+    const DOWNLOAD = 4 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024, 0x5a);
+    let hostileRefused = 0;
+    let healthyErrors = 0;
+    let downloads = 0;
+    let topUps = 0;
+    const tiny = Buffer.alloc(60, 0x5b);
+    server.on('frame', (s: Session, f: Frame) => {
+      if (f.id === 0x4) {
+        // Top-up in tiny sends until refused: the budget is then full to within a few bytes.
+        topUps++;
+        try {
+          for (let sent = 0; sent < 1024 * 1024 && s.state === 'open'; sent += tiny.length) s.send(tiny, 0x3);
+        } catch {
+          hostileRefused++;
+        }
+        return;
+      }
+      if (f.id === 0x2) {
+        downloads++;
+        // A "download": the server pushes 4 MiB to a peer that never reads.
+        try {
+          for (let sent = 0; sent < DOWNLOAD && s.state === 'open'; sent += chunk.length) s.send(chunk, 0x3);
+        } catch {
+          hostileRefused++;
+        }
+        return;
+      }
+      try {
+        s.send(f.payload, f.id);
+      } catch {
+        healthyErrors++;
+      }
+    });
+    server.on('error', () => {});
+    const closes = new Map<number, SessionCloseInfo>();
+    server.on('close', (s: Session, info: SessionCloseInfo) => closes.set(s.remote.port, info));
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close(200));
+    const enc = new FrameEncoder('fastport');
+    // The healthy client is there first: it holds nothing when the hostile peers fill the budget.
+    const c = new Client({ engine: kind, memoryBudget: false });
+    cleanups.push(() => c.close(100));
+    const got: number[] = [];
+    c.on('frame', (_s: Session, f: Frame) => got.push(numberOf(f.payload)));
+    const healthy = await c.connect({ host: '127.0.0.1', port });
+    await waitFor(() => server.sessions.size === 1, 'healthy session');
+    const HOSTILE = 8;
+    const hostile = [];
+    for (let i = 0; i < HOSTILE; i++) {
+      const p = await rawPeer(port);
+      p.socket.pause(); // never reads
+      p.socket.write(enc.encode(Buffer.from('download'), 0x2));
+      hostile.push(p);
+    }
+    await waitFor(() => downloads === HOSTILE, 'every download started');
+    // Let the kernel take what it will (socket buffers), then fill what that freed.
+    let last = -1;
+    await waitFor(() => {
+      const now = budget.recount();
+      const stable = now === last;
+      last = now;
+      return stable;
+    }, 'hostile queues settled');
+    for (const p of hostile) p.socket.write(enc.encode(Buffer.from('more'), 0x4));
+    await waitFor(() => topUps === HOSTILE - closes.size, 'top-ups handled');
+    const usedWhenFull = budget.recount();
+    // The hostile queues hold the budget to within a few bytes (what the kernel took from them is not counted).
+    expect(usedWhenFull).toBeGreaterThan(LIMIT - 4096);
+    const N = 300;
+    for (let i = 1; i <= N; i++) {
+      healthy.send(numbered(i, 4096), 0x1);
+      if (i % 50 === 0) await waitFor(() => got.length === i, `echo ${i}`);
+    }
+    await waitFor(() => got.length === N, 'every healthy echo');
+    expect(got).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(healthyErrors).toBe(0);
+    expect(healthy.state).toBe('open');
+    const stats = budget.stats();
+    const evicted = [...closes.values()].filter((i) => i.reason === 'memory-budget').length;
+    expect(budget.recount()).toBeLessThanOrEqual(LIMIT + 64 * 1024);
+    console.log(
+      `[${kind}] budget fairness: ${HOSTILE} never-reading peers asked for ${mb(HOSTILE * DOWNLOAD)} against a ${mb(LIMIT)} budget ` +
+        `(${mb(usedWhenFull)} held when full); hostile sends refused ${hostileRefused}x, ${evicted} hostile sessions closed as largest holders; ` +
+        `healthy peer echoed ${got.length}/${N} with ${healthyErrors} errors; budget peak ${mb(stats.peakBytes)}, ${stats.refusals} refusals, ${stats.overdrafts} overdrafts, ${stats.evictions} evictions`,
+    );
+    for (const p of hostile) p.socket.destroy();
+  }, 60_000);
+
   it(`[${kind}] RST mid-frame (50 times): each session ends with the reset, nothing is held, others unaffected`, async () => {
     const budget = new MemoryBudget({ limitBytes: 64 * 1024 * 1024 });
     const { server, port } = await echoServer({ memoryBudget: budget });
