@@ -520,6 +520,77 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     for (const p of hostile) p.socket.destroy();
   }, 60_000);
 
+  it(`[${kind}] read backpressure: a never-reading peer streaming tiny echo requests is paused, its queue stays under the limit, no error per frame`, async () => {
+    // Before: the server read this peer at line rate; once its echo queue hit the limit, every
+    // further echo threw ERR_BACKPRESSURE (one error per frame) while the peer kept sending.
+    const LIMIT = 1024 * 1024;
+    const server = new Server({
+      engine: kind,
+      maxPendingBytes: LIMIT,
+      highWaterMark: 256 * 1024,
+      lowWaterMark: 64 * 1024,
+      memoryBudget: new MemoryBudget({ limitBytes: 256 * 1024 * 1024 }),
+      socket: { noDelay: true, sendBufferSize: 64 * 1024, receiveBufferSize: 64 * 1024 },
+    });
+    let handlerErrors = 0;
+    server.on('frame', (s: Session, f: Frame) => {
+      try {
+        s.send(f.payload, f.id);
+      } catch {
+        handlerErrors++;
+      }
+    });
+    server.on('error', () => handlerErrors++);
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close(200));
+    expect(server.readBackpressure).toBe(true); // the engine can pause receiving
+    const enc = new FrameEncoder('fastport');
+    const batch = Buffer.concat(Array.from({ length: 1024 }, (_, i) => Buffer.from(enc.encode(numbered(i, 60), 0x1))));
+    const hog = await rawPeer(port);
+    hog.socket.pause(); // never reads the echoes
+    await waitFor(() => server.sessions.size === 1, 'hog session');
+    const hogSession = [...server.sessions][0]!;
+    // Stream until 8 MiB are written or the server stops taking them (the peer's socket stays unwritable).
+    const MAX_WRITE = 8 * 1024 * 1024;
+    let written = 0;
+    let maxPending = 0;
+    const sampler = setInterval(() => (maxPending = Math.max(maxPending, hogSession.pendingBytes)), 2);
+    try {
+      while (written < MAX_WRITE) {
+        written += batch.length;
+        if (!hog.socket.write(batch)) {
+          const drained = await new Promise<boolean>((resolve) => {
+            const t = setTimeout(() => resolve(false), 1000);
+            hog.socket.once('drain', () => {
+              clearTimeout(t);
+              resolve(true);
+            });
+          });
+          if (!drained) break; // the server stopped reading: what we want to see
+        }
+      }
+      await waitFor(() => hogSession.readPaused, 'the hog session paused');
+    } finally {
+      clearInterval(sampler);
+    }
+    maxPending = Math.max(maxPending, hogSession.pendingBytes);
+    // A healthy peer is served meanwhile.
+    await echoRoundTrip(port, 'fastport');
+    const st = server.stats();
+    expect(hogSession.state).toBe('open');
+    expect(hogSession.readPaused).toBe(true);
+    expect(hogSession.counters.refused).toBe(0);
+    expect(handlerErrors).toBe(0);
+    expect(maxPending).toBeLessThanOrEqual(LIMIT);
+    expect(written).toBeLessThan(MAX_WRITE); // the peer was throttled, not read at line rate
+    console.log(
+      `[${kind}] read backpressure: never-reading peer wrote ${mb(written)} of tiny echo requests before the server stopped reading it; ` +
+        `its session: ${hogSession.counters.framesIn} frames read, queue at most ${maxPending} bytes (limit ${LIMIT}), ` +
+        `${hogSession.counters.readPauses} pause(s), ${hogSession.counters.refused} refused, ${handlerErrors} handler errors; host readPaused ${st.readPaused}; healthy echo 100/100`,
+    );
+    hog.socket.destroy();
+  }, 60_000);
+
   it(`[${kind}] RST mid-frame (50 times): each session ends with the reset, nothing is held, others unaffected`, async () => {
     const budget = new MemoryBudget({ limitBytes: 64 * 1024 * 1024 });
     const { server, port } = await echoServer({ memoryBudget: budget });
