@@ -574,19 +574,30 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
       clearInterval(sampler);
     }
     maxPending = Math.max(maxPending, hogSession.pendingBytes);
+    const readAtPause = hogSession.counters.bytesIn;
+    const framesAtPause = hogSession.counters.framesIn;
     // A healthy peer is served meanwhile.
     await echoRoundTrip(port, 'fastport');
     const st = server.stats();
     expect(hogSession.state).toBe('open');
     expect(hogSession.readPaused).toBe(true);
+    expect(st.readPaused).toBe(1);
     expect(hogSession.counters.refused).toBe(0);
     expect(handlerErrors).toBe(0);
     expect(maxPending).toBeLessThanOrEqual(LIMIT);
-    expect(written).toBeLessThan(MAX_WRITE); // the peer was throttled, not read at line rate
+    // While paused nothing more is read from it (the rest waits in the kernel, which throttles the peer).
+    expect(hogSession.counters.bytesIn).toBe(readAtPause);
+    // Once the peer reads, the queue drains, reading resumes, and every request is answered: none was lost or refused.
+    hog.socket.resume();
+    await waitFor(() => hog.bytes() === written, 'every echo reached the peer once it read', 30_000);
+    expect(hogSession.readPaused).toBe(false);
+    expect(hogSession.counters.refused).toBe(0);
+    expect(handlerErrors).toBe(0);
     console.log(
-      `[${kind}] read backpressure: never-reading peer wrote ${mb(written)} of tiny echo requests before the server stopped reading it; ` +
-        `its session: ${hogSession.counters.framesIn} frames read, queue at most ${maxPending} bytes (limit ${LIMIT}), ` +
-        `${hogSession.counters.readPauses} pause(s), ${hogSession.counters.refused} refused, ${handlerErrors} handler errors; host readPaused ${st.readPaused}; healthy echo 100/100`,
+      `[${kind}] read backpressure: never-reading peer wrote ${mb(written)} of tiny echo requests (${written / 64} frames); ` +
+        `its session read ${mb(readAtPause)} (${framesAtPause} frames) and then was paused, queue at most ${maxPending} bytes (limit ${LIMIT}), ` +
+        `${hogSession.counters.readPauses} pause(s), ${hogSession.counters.refused} refused, ${handlerErrors} handler errors; host readPaused ${st.readPaused}; healthy echo 100/100; ` +
+        `after the peer read: all ${written / 64} echoes delivered`,
     );
     hog.socket.destroy();
   }, 60_000);
