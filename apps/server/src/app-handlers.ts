@@ -18,6 +18,7 @@ import {
   send,
 } from '@fastport/protocol';
 import type { Server, Session } from '@fastport/session';
+import type { ErrorLog } from './error-log';
 
 const startedAt = Date.now();
 const VERSION = '0.1.0';
@@ -41,9 +42,16 @@ function u64(n: number): bigint {
 }
 
 /** The protocol packets FastPort's server answers: ping, echo, benchmark, admin, chat relay. */
-export function installAppHandlers(server: Server, logger: pino.Logger, opts: { mode: string }): Router<Session> {
+export function installAppHandlers(server: Server, logger: pino.Logger, opts: { mode: string }, errors?: ErrorLog): Router<Session> {
   const router = new Router<Session>({
-    onError: (event) => logger.warn({ session: event.session.id, kind: event.kind, packetId: event.packetId, action: event.action }, 'packet rejected'),
+    onError: (event) => {
+      // A handler whose reply is refused (backpressure) fails on every packet: count all, log at most once per interval.
+      if (errors !== undefined && event.error instanceof Error) {
+        errors.report(event.error, event.session.id, `packet rejected (${event.kind}, ${event.action})`);
+        return;
+      }
+      logger.warn({ session: event.session.id, kind: event.kind, packetId: event.packetId, action: event.action }, 'packet rejected');
+    },
   });
   let lastCpu = process.cpuUsage();
   let lastCpuAt = Date.now();

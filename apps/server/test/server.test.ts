@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BenchmarkRequest, BenchmarkResponse, EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
 import { Client, FrameEncoder, type Frame, type Server, type Session } from '@fastport/session';
-import { parseServerArgs, startServer } from '../src/main';
+import { errorStats, parseServerArgs, startServer } from '../src/main';
 
 const logger = pino({ level: 'silent' });
 
@@ -104,6 +104,45 @@ describe('fastport-server', () => {
     frames.forEach((f, i) => expect(f.payload.equals(Buffer.alloc(sizes[i]!, sizes[i]! & 0xff))).toBe(true));
     expect(new FrameEncoder('u32le').spec.headerSize).toBe(4);
   });
+
+  it('a never-reading peer streaming tiny frames: every refused echo is counted, one error line per session per interval', async () => {
+    // Before: one logger.error line with a stack per frame (tens of thousands for a few MiB of tiny frames).
+    const lines: { msg: string; session?: number; code?: string; suppressed?: number; sessionErrors?: number }[] = [];
+    const sink = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const captured = pino({ level: 'info' }, sink);
+    const server = await startServer(
+      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--no-read-backpressure', '--max-pending', '65536', '--error-log-interval', '60000', '--port', '0', '--host', '127.0.0.1']),
+      captured,
+    );
+    cleanups.push(() => server.close(200));
+    const port = server.address?.port ?? 0;
+    const peer = net.connect({ host: '127.0.0.1', port });
+    peer.on('error', () => {});
+    await new Promise<void>((r) => peer.once('connect', () => r()));
+    peer.pause(); // never reads
+    const enc = new FrameEncoder('fastport');
+    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    // Up to 16 MiB of 16-byte frames (the kernel absorbs the first few MiB of echoes), until enough were refused.
+    for (let i = 0; i < 1024 && (errorStats(server)?.total ?? 0) < 5000; i++) {
+      if (!peer.write(batch)) await new Promise<void>((r) => peer.once('drain', () => r()));
+    }
+    await waitFor(() => (errorStats(server)?.total ?? 0) >= 5000, 'echo errors under backpressure', 30_000);
+    peer.destroy();
+    await waitFor(() => server.sessions.size === 0, 'peer session closed');
+    await waitFor(() => lines.some((l) => l.msg.startsWith('handler errors not logged')), 'close summary');
+    const st = errorStats(server)!;
+    const errorLines = lines.filter((l) => l.msg === 'handler error');
+    const summary = lines.find((l) => l.msg.startsWith('handler errors not logged'))!;
+    expect(st.total).toBe(server.stats().handlerErrors); // counted exactly
+    expect(st.byCode['ERR_BACKPRESSURE']).toBe(st.total);
+    expect(errorLines).toHaveLength(1); // one session, one interval
+    expect(summary.sessionErrors).toBe(st.total);
+    expect(summary.suppressed).toBe(st.total - 1);
+    console.log(
+      `[server] never-reading peer: ${st.total} echo errors (ERR_BACKPRESSURE ${st.byCode['ERR_BACKPRESSURE']}) counted, ` +
+        `${errorLines.length} error line + 1 close summary logged (${st.suppressed} suppressed)`,
+    );
+  }, 60_000);
 
   it('--heartbeat closes a peer that never answers probes, with reason heartbeat-timeout', async () => {
     const { server, port } = await start(['--engine', 'node', '--heartbeat', '20']);
