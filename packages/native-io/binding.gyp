@@ -6,7 +6,8 @@
 #   src/common/      portable code
 #   src/linux/       Linux only (io_uring through raw syscalls, epoll)
 #   src/win/         Windows only
-#   src/binding.cc   the thin N-API binding (node-addon-api, C++ exceptions off)
+#   src/posix/       what the POSIX backends share (sockets)
+#   src/binding/     the thin N-API binding (node-addon-api, C++ exceptions off)
 {
   'variables': {
     'fastport_version%': '<!(node -p "require(\'./package.json\').version")',
@@ -15,7 +16,7 @@
     {
       'target_name': 'fastport_native',
       'sources': [
-        'src/binding.cc',
+        'src/binding/binding.cc',
         'src/common/errno_name.cc',
         'src/common/probe_common.cc',
         'src/common/version.cc',
@@ -39,15 +40,17 @@
             'src/linux/uring_ring.cc',
             'src/linux/uring_loop.cc',
             'src/linux/uring_backend.cc',
-            'src/linux/sockets_posix.cc',
-            'src/linux/epoll_loop.cc',
+            'src/posix/sockets.cc',
+            'src/linux/epoll.cc',
             'src/common/engine_core.cc',
-            'src/engine_napi.cc',
+            'src/common/loop_thread.cc',
+            'src/binding/engine_napi.cc',
           ],
         }],
         ['OS=="win"', {
           'sources': [
             'src/win/probe_win.cc',
+            'src/binding/no_engine.cc',
           ],
           'defines': [ 'WIN32_LEAN_AND_MEAN', 'NOMINMAX', '_HAS_EXCEPTIONS=0' ],
           'msvs_settings': {
@@ -60,6 +63,7 @@
         ['OS!="linux" and OS!="win"', {
           'sources': [
             'src/common/probe_unsupported.cc',
+            'src/binding/no_engine.cc',
           ],
         }],
         ['OS=="mac"', {

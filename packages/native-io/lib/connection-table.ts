@@ -1,9 +1,8 @@
 import type { ConnectionId } from './types';
+import { MAX_GENERATION, SLOT_BITS, SLOT_COUNT } from './wire';
 
 /** Low bits of a ConnectionId hold the slot; the generation sits above (see ConnectionId). */
-export const SLOT_BITS = 22;
-const SLOT_COUNT = 2 ** SLOT_BITS;
-const MAX_GENERATION = 2 ** (53 - SLOT_BITS) - 1;
+export { SLOT_BITS };
 
 export function slotOf(id: ConnectionId): number {
   return id % SLOT_COUNT;

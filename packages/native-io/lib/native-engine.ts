@@ -1,5 +1,5 @@
 /**
- * The native engines (`epoll`, `uring`): the JS side of src/engine_napi.cc.
+ * The native engines (`epoll`, `uring`): the JS side of src/binding/engine_napi.cc.
  *
  * One JS crossing per batch: the addon fills a shared record buffer with the
  * completions of every connection and calls `onBatch(count)` once. Received
@@ -19,6 +19,29 @@ import { FastPortError, OS_ERROR_CODES, type ErrorCode } from './errors';
 import { resolveEngineLimits, type EngineLimits } from './limits';
 import { loadNative } from './native';
 import { pickSocketOptions } from './socket-options';
+import {
+  CLOSE_ABORT,
+  CLOSE_ERROR,
+  CMD_ABORT,
+  CMD_CLOSE,
+  CMD_CONNECT_TIMEOUT,
+  CMD_HEADER_BYTES,
+  CMD_SEND,
+  CMD_SHUTDOWN,
+  ERR_CONNECT_TIMEOUT,
+  ERR_NOT_FOUND,
+  ERR_RESOLVE_FAILED,
+  REC_ACCEPT,
+  REC_CLOSE,
+  REC_CONNECT,
+  REC_DATA,
+  REC_END,
+  REC_LISTENER_CLOSED,
+  REC_LISTENER_ERROR,
+  REC_SENT,
+  REC_WORDS,
+  SLOT_COUNT,
+} from './wire';
 import {
   SendStatus,
   type AddressInfo,
@@ -51,7 +74,7 @@ export interface NativeEngineBuffers {
   commandBytes: number;
 }
 
-/** An engine instance of the addon (src/engine_napi.cc). */
+/** An engine instance of the addon (src/binding/engine_napi.cc). */
 export interface NativeEngineHandle {
   buffers(): NativeEngineBuffers;
   flush(commandBytes: number, deliver: boolean): number;
@@ -75,27 +98,6 @@ export type NativeEngineConstructor = new (
 ) => NativeEngineHandle;
 
 // ------------------------------------------------------------------ wire format (engine_core.h)
-
-const SLOT_COUNT = 2 ** 22;
-const REC_WORDS = 12;
-const REC_ACCEPT = 1;
-const REC_CONNECT = 2;
-const REC_DATA = 3;
-const REC_END = 4;
-const REC_SENT = 5;
-const REC_CLOSE = 6;
-const REC_LERROR = 7;
-const REC_LCLOSED = 8;
-const CMD_SEND = 1;
-const CMD_SHUTDOWN = 2;
-const CMD_CLOSE = 3;
-const CMD_ABORT = 4;
-const CMD_CONNECT_TIMEOUT = 5;
-const CLOSE_ABORT = 1;
-const CLOSE_ERROR = 3;
-const ERR_CONNECT_TIMEOUT = 1000001;
-const ERR_NOT_FOUND = 1000003;
-const ERR_NOT_FOUND_NEG = -100001;
 
 const MODE_NONE = 0;
 const MODE_GRACEFUL = 1;
@@ -135,7 +137,7 @@ function codeOfErrno(errno: number): ErrorCode {
 }
 
 function errorOf(negErrno: number, what: string): FastPortError {
-  if (negErrno === ERR_NOT_FOUND_NEG) return new FastPortError('ENOTFOUND', `${what}: host not found`);
+  if (negErrno === ERR_RESOLVE_FAILED) return new FastPortError('ENOTFOUND', `${what}: host not found`);
   const errno = -negErrno;
   const code = codeOfErrno(errno);
   const name = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
@@ -472,12 +474,12 @@ export class NativeEngine implements Engine {
         this.finish(c, w[o + 3] as number, w[o + 4] as number);
         return;
       }
-      case REC_LERROR: {
+      case REC_LISTENER_ERROR: {
         const errno = w[o + 4] as number;
         this.handler.onListenerError?.(w[o + 3] as number, new FastPortError(codeOfErrno(errno), `accept failed: ${closeMessage(errno)}`, errno));
         return;
       }
-      case REC_LCLOSED: {
+      case REC_LISTENER_CLOSED: {
         const id = w[o + 3] as number;
         const waiter = this.listenerClosing.get(id);
         if (waiter !== undefined && --waiter.remaining <= 0) {
@@ -560,7 +562,7 @@ export class NativeEngine implements Engine {
   }
 
   private writeOp(op: number, c: NConn): void {
-    if (this.cmdLen + 16 > this.cmdCap) this.flushCommandsOnly();
+    if (this.cmdLen + CMD_HEADER_BYTES > this.cmdCap) this.flushCommandsOnly();
     this.lastSendConn = null;
     const w = this.cmdLen >>> 2;
     const cmd = this.cmd32;
@@ -568,7 +570,7 @@ export class NativeEngine implements Engine {
     cmd[w + 1] = c.slot;
     cmd[w + 2] = c.gen;
     cmd[w + 3] = 0;
-    this.cmdLen += 16;
+    this.cmdLen += CMD_HEADER_BYTES;
     this.scheduleFlush();
   }
 
@@ -601,10 +603,10 @@ export class NativeEngine implements Engine {
       }
     }
     while (off < len) {
-      let room = this.cmdCap - this.cmdLen - 16;
+      let room = this.cmdCap - this.cmdLen - CMD_HEADER_BYTES;
       if (room < len - off && room < 65536) {
         this.flushCommandsOnly();
-        room = this.cmdCap - 16;
+        room = this.cmdCap - CMD_HEADER_BYTES;
       }
       const take = len - off < room ? len - off : room;
       const p = this.cmdLen;
@@ -614,11 +616,11 @@ export class NativeEngine implements Engine {
       cmd[w + 1] = c.slot;
       cmd[w + 2] = c.gen;
       cmd[w + 3] = take;
-      this.cmd8.set(off === 0 && take === len ? data : data.subarray(off, off + take), p + 16);
-      this.cmdLen = (p + 16 + take + 3) & ~3;
+      this.cmd8.set(off === 0 && take === len ? data : data.subarray(off, off + take), p + CMD_HEADER_BYTES);
+      this.cmdLen = (p + CMD_HEADER_BYTES + take + 3) & ~3;
       this.lastSendConn = c;
       this.lastSendWord = w;
-      this.lastSendEnd = p + 16 + take;
+      this.lastSendEnd = p + CMD_HEADER_BYTES + take;
       off += take;
     }
     this.scheduleFlush();

@@ -8,6 +8,7 @@
  * The result is cached for the life of the process.
  */
 import * as path from 'node:path';
+import { WIRE_VERSION } from './wire';
 
 // ------------------------------------------------------------------ probe types
 
@@ -176,6 +177,8 @@ export interface NativeBinding {
   version(): string;
   /** N-API version the addon was built against. */
   readonly NAPI_VERSION: number;
+  /** The JS <-> native wire this build speaks (wire/wire.json); must equal lib/wire.ts's WIRE_VERSION. */
+  readonly WIRE_VERSION: string;
   /** The native engine class (Linux builds; see lib/native-engine.ts). */
   readonly NativeEngine?: import('./native-engine').NativeEngineConstructor;
   /** Event backends this build has ('epoll', and 'uring' once linux/uring_loop.cc is built). */
@@ -205,6 +208,20 @@ function isBinding(value: unknown): value is NativeBinding {
   return typeof v.probe === 'function' && typeof v.version === 'function' && typeof v.NAPI_VERSION === 'number';
 }
 
+/**
+ * The addon and this JS must read event records and commands the same way
+ * (wire/wire.json): a stale build or a prebuild of another version would
+ * misread every batch, so it is refused with a message that says what to do.
+ */
+export function wireMismatch(binding: { WIRE_VERSION?: unknown }, file: string): Error | null {
+  if (binding.WIRE_VERSION === WIRE_VERSION) return null;
+  const got = typeof binding.WIRE_VERSION === 'string' ? binding.WIRE_VERSION : 'none';
+  return new Error(
+    `native addon ${file} speaks wire version ${got}, this JavaScript expects ${WIRE_VERSION}: ` +
+      'rebuild it (`node scripts/build-native.js --force` in @fastport/native-io) or install matching versions',
+  );
+}
+
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -232,6 +249,8 @@ function load(): LoadState {
     if (!isBinding(mod)) {
       return { kind: 'failed', error: new Error(`native addon ${file} does not export probe/version/NAPI_VERSION`) };
     }
+    const mismatch = wireMismatch(mod, file);
+    if (mismatch !== null) return { kind: 'failed', error: mismatch };
     return { kind: 'loaded', binding: mod, file };
   } catch (err) {
     const e = asError(err);

@@ -1,5 +1,5 @@
 // The interface between the portable engine core (common/engine_core.*) and a
-// platform event backend (linux/epoll_loop.*, linux/uring_loop.*, later
+// platform event backend (linux/epoll.cc, linux/uring_*, later
 // win/iocp_loop.*). ONE backend instance per I/O loop; an engine has one loop
 // (ioThreads = 0, driven from the JS thread's libuv loop) or N loops (one per
 // native I/O thread). Every method of Backend and every CoreSink callback runs
@@ -112,24 +112,15 @@
 #include <cstddef>
 #include <cstdint>
 
+// The OS types the contract speaks of (SocketHandle, IoSlice, sockaddr): the
+// only platform split in common/, one header per platform family.
 #if defined(_WIN32)
-#include <winsock2.h>
-#include <ws2tcpip.h>
+#include "win/platform.h"
 #else
-#include <sys/socket.h>
-#include <sys/uio.h>
+#include "posix/platform.h"
 #endif
 
 namespace fastport {
-
-#if defined(_WIN32)
-using SocketHandle = intptr_t;  // SOCKET
-constexpr SocketHandle kInvalidSocket = -1;
-#else
-using SocketHandle = int;  // fd
-constexpr SocketHandle kInvalidSocket = -1;
-using IoSlice = struct iovec;  // { void* iov_base; size_t iov_len; }
-#endif
 
 // Send queue chunk size: a large write is streamed through chunks of this
 // size ("a 1 MiB write through 64 KiB chunks"). Chunks come from slabs of

@@ -1,24 +1,11 @@
 // The portable engine core: connections (slot + generation ids), send queues
 // of 64 KiB chunks, the close state machine, the command stream from JS and
 // the event records to JS. One Loop per backend instance; the binding
-// (binding.cc / engine_napi.cc) drives loops and crosses into JS.
+// (binding/binding.cc, binding/engine_napi.cc) drives loops and crosses into JS.
 //
-// Wire formats shared with lib/native-engine.ts (keep in sync):
-//
-// Event record: kRecWords uint32 words
-//   w0 type, w1 slot, w2 generation, w3.. arguments:
-//   ACCEPT   w3 listener id, w4 family(4|6), w5 port, w6..w9 address bytes
-//   CONNECT  w4 family, w5 port, w6..w9 address (the remote)
-//   DATA     w3 offset in the loop's receive region, w4 length, w5 loop index
-//   END      -
-//   SENT     w3 bytes (low 32), w4 bytes (high)
-//   CLOSE    w3 kind (0 graceful done, 1 abort, 3 error), w4 errno (kErrConnectTimeout for a timeout)
-//   LERROR   (slot 0) w3 listener id, w4 errno
-//   LCLOSED  (slot 0) w3 listener id
-//
-// Command (JS -> native), 4-byte aligned, in one buffer:
-//   u32 op, u32 slot, u32 generation, u32 length, then `length` payload bytes
-//   (SEND only), padded to 4.
+// The JS <-> native wire (event records, commands, close kinds, error
+// sentinels) is defined once in wire/wire.json and generated into
+// common/wire.h and lib/wire.ts (scripts/gen-wire.js).
 #ifndef FASTPORT_COMMON_ENGINE_CORE_H_
 #define FASTPORT_COMMON_ENGINE_CORE_H_
 
@@ -34,37 +21,9 @@
 
 #include "common/backend.h"
 #include "common/sockets.h"
+#include "common/wire.h"
 
 namespace fastport {
-
-constexpr int kRecWords = 12;
-enum RecType : uint32_t {
-  kRecAccept = 1,
-  kRecConnect = 2,
-  kRecData = 3,
-  kRecEnd = 4,
-  kRecSent = 5,
-  kRecClose = 6,
-  kRecListenerError = 7,
-  kRecListenerClosed = 8,
-};
-enum CmdOp : uint32_t {
-  kCmdSend = 1,
-  kCmdShutdown = 2,
-  kCmdClose = 3,
-  kCmdAbort = 4,
-  kCmdConnectTimeout = 5,
-};
-constexpr uint32_t kCloseGraceful = 0;
-constexpr uint32_t kCloseAbort = 1;
-constexpr uint32_t kCloseError = 3;
-constexpr int kErrConnectTimeout = 1000001;
-constexpr int kErrQueueLimit = 1000002;
-constexpr int kErrNotFoundErrno = 1000003;  // host name did not resolve: 'ENOTFOUND'
-
-constexpr uint32_t kSlotBits = 22;
-constexpr uint32_t kSlotCount = 1u << kSlotBits;
-constexpr uint32_t kMaxGeneration = (1u << 31) - 1;  // 2^(53-22) - 1
 
 struct Rec {
   uint32_t w[kRecWords];

@@ -1,11 +1,12 @@
 // Socket helpers the core uses to create listeners and outbound sockets and
-// to apply socket options (POSIX in linux/sockets_posix.cc).
+// to apply socket options (POSIX in posix/sockets.cc).
 #ifndef FASTPORT_COMMON_SOCKETS_H_
 #define FASTPORT_COMMON_SOCKETS_H_
 
 #include <cstdint>
 
 #include "common/backend.h"
+#include "common/wire.h"
 
 namespace fastport {
 
@@ -21,8 +22,7 @@ struct SockOpts {
   int rcvbuf = -1;
 };
 
-// Special negative results of sock_resolve (besides -errno).
-constexpr int kErrNotFound = -100001;  // host name did not resolve (ENOTFOUND)
+// sock_resolve returns kErrResolveFailed (common/wire.h) when a name does not resolve.
 
 // Applies every option set in o. Returns 0 or the first -errno met (all are tried).
 int sock_apply(SocketHandle fd, const SockOpts& o);
@@ -47,6 +47,11 @@ int sock_close(SocketHandle fd);
 // Writes {family (4|6), port, addr[4 words]} into w[0..5]; v4-mapped IPv6 is
 // reported as IPv4.
 void sock_addr_words(const sockaddr* a, uint32_t* w);
+// The same, but an IPv6 address stays IPv6 even when v4-mapped (a listener
+// reports its address as bound).
+void sock_bound_addr_words(const sockaddr* a, uint32_t* w);
+// Sets the port of an IPv4 or IPv6 address (other families: unchanged).
+void sock_set_port(sockaddr_storage* ss, uint16_t port);
 
 }  // namespace fastport
 

@@ -39,10 +39,10 @@ describe('native addon: build and load', () => {
     expect(native.loadNative()).toBe(binding);
   });
 
-  it('exports exactly probe, version and NAPI_VERSION (plus the engine class and its backends on Linux)', async () => {
+  it('exports exactly probe, version, NAPI_VERSION and WIRE_VERSION (plus the engine class and its backends on Linux)', async () => {
     const binding = (await freshLoader()).loadNative();
     expect(binding).not.toBeNull();
-    const expected = process.platform === 'linux' ? ['NAPI_VERSION', 'NativeEngine', 'backends', 'probe', 'version'] : ['NAPI_VERSION', 'probe', 'version'];
+    const expected = process.platform === 'linux' ? ['NAPI_VERSION', 'NativeEngine', 'WIRE_VERSION', 'backends', 'probe', 'version'] : ['NAPI_VERSION', 'WIRE_VERSION', 'probe', 'version'];
     expect(Object.keys(binding ?? {}).sort()).toEqual(expected);
     if (process.platform === 'linux') expect(binding?.backends).toContain('epoll');
   });

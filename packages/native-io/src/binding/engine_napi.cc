@@ -27,8 +27,6 @@
 #include <functional>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include "common/engine_core.h"
 #include "fastport.h"
@@ -355,11 +353,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       if (i == 0) {
         std::memcpy(w, ww, sizeof w);
         // The other loops bind the port the first one got (port 0 asks for one).
-        if (ss.ss_family == AF_INET) {
-          reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(static_cast<uint16_t>(w[1]));
-        } else if (ss.ss_family == AF_INET6) {
-          reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(static_cast<uint16_t>(w[1]));
-        }
+        sock_set_port(&ss, static_cast<uint16_t>(w[1]));
       }
     }
     UpdateRef();
@@ -404,7 +398,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     const int resolved = r;
     const std::function<void()> task = [&] {
       if (resolved < 0) {
-        r = loop->connect_failed(resolved == kErrNotFound ? kErrNotFoundErrno : -resolved, &slot, &gen);
+        r = loop->connect_failed(resolved == kErrResolveFailed ? kErrNotFound : -resolved, &slot, &gen);
       } else {
         r = loop->connect(reinterpret_cast<sockaddr*>(&rs), rl, local.empty() ? nullptr : reinterpret_cast<sockaddr*>(&ls), ll,
                           o, &slot, &gen);

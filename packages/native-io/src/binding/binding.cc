@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "common/wire.h"
 #include "fastport.h"
 
 namespace fastport {
@@ -79,9 +80,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("NAPI_VERSION", Napi::Number::New(env, NAPI_VERSION));
-#if defined(__linux__)
+  exports.Set("WIRE_VERSION", Napi::String::New(env, fastport::kWireVersion));
   fastport::InitEngine(env, exports);
-#endif
   return exports;
 }
 

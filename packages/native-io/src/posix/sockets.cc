@@ -64,8 +64,8 @@ int sock_resolve(const char* host, int port, sockaddr_storage* out, socklen_t* o
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host, nullptr, &hints, &res);
-  if (rc != 0 || res == nullptr) return kErrNotFound;
-  int result = kErrNotFound;
+  if (rc != 0 || res == nullptr) return kErrResolveFailed;
+  int result = kErrResolveFailed;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(sockaddr_in)) {
       std::memcpy(out, ai->ai_addr, sizeof(sockaddr_in));
@@ -152,6 +152,26 @@ void sock_addr_words(const sockaddr* a, uint32_t* w) {
       w[0] = 6;
       std::memcpy(&w[2], &v6->sin6_addr, 16);
     }
+  }
+}
+
+void sock_bound_addr_words(const sockaddr* a, uint32_t* w) {
+  if (a != nullptr && a->sa_family == AF_INET6) {
+    const sockaddr_in6* v6 = reinterpret_cast<const sockaddr_in6*>(a);
+    std::memset(w, 0, 6 * sizeof(uint32_t));
+    w[0] = 6;
+    w[1] = ntohs(v6->sin6_port);
+    std::memcpy(&w[2], &v6->sin6_addr, 16);
+    return;
+  }
+  sock_addr_words(a, w);
+}
+
+void sock_set_port(sockaddr_storage* ss, uint16_t port) {
+  if (ss->ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(ss)->sin_port = htons(port);
+  } else if (ss->ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(ss)->sin6_port = htons(port);
   }
 }
 
