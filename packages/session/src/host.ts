@@ -88,7 +88,9 @@ export interface SessionHostOptions {
   /**
    * Read backpressure: a session whose queue passes highWaterMark (or whose
    * send is refused for maxPendingBytes) is not read until it drains to
-   * lowWaterMark, on engines that can pause receiving. Default true.
+   * lowWaterMark, on engines that can pause receiving. Default true on a
+   * Server, false on clients (both ends pausing could deadlock two peers
+   * that pipeline at each other).
    */
   readBackpressure?: boolean;
 }
@@ -270,7 +272,11 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       this.budget?.unregister(this);
       throw err;
     }
-    this.receiveSwitch = options.readBackpressure === false ? null : receiveSwitchOf(this.engine);
+    // On by default for servers only: if both ends of a connection paused reading while their own queue
+    // is high, two peers pipelining at each other could each wait for the other to read (a deadlock).
+    // Servers protect themselves; a client keeps reading so the server's queue always drains.
+    const readBackpressure = options.readBackpressure ?? side === 'server';
+    this.receiveSwitch = readBackpressure ? receiveSwitchOf(this.engine) : null;
   }
 
   /** True when this host pauses reading of sessions over their high watermark (the engine can, and it is on). */
@@ -694,6 +700,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         this.totals.bytesIn += data.byteLength;
         if (slot.closing) return;
         slot.decoder.push(data, slot.onFrame, slot.onError);
+        if (this.receiveSwitch !== null && slot.session.connectionId === conn) slot.session.afterRead();
         const budget = this.budget;
         if (budget !== null) {
           const now = slot.closing ? 0 : reassemblyBytes(slot.decoder);

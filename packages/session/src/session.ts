@@ -246,6 +246,12 @@ export class Session<UserData = unknown> extends EventEmitter {
   };
   /** Reading is paused until the queue drains (read backpressure). */
   readPaused = false;
+  /**
+   * False from a resume until the next read: each drain lets at least one
+   * read through, so an application that refills the queue on every 'drain'
+   * cannot keep the peer's input (its PONGs and ACKs too) unread forever.
+   */
+  private readArmed = true;
   /** The peer has sent control frames (it speaks the session protocol: GOAWAY, PING). */
   peerControl = false;
   /** The last GOAWAY the peer sent on this connection. */
@@ -501,7 +507,7 @@ export class Session<UserData = unknown> extends EventEmitter {
    * pause/resume, or with `readBackpressure: false`.
    */
   private pauseReading(): void {
-    if (this.readPaused || this.state !== 'open' || this.connectionId === 0) return;
+    if (this.readPaused || !this.readArmed || this.state !== 'open' || this.connectionId === 0) return;
     if (this.host.pauseReceiving(this.connectionId)) {
       this.readPaused = true;
       this.counters.readPauses++;
@@ -512,7 +518,14 @@ export class Session<UserData = unknown> extends EventEmitter {
   resumeReading(): void {
     if (!this.readPaused) return;
     this.readPaused = false;
+    this.readArmed = false;
     if (this.connectionId !== 0) this.host.resumeReceiving(this.connectionId);
+  }
+
+  /** @internal A read was delivered: pausing is allowed again, and done now if the queue is still high. */
+  afterRead(): void {
+    this.readArmed = true;
+    if (this.aboveHigh && !this.readPaused) this.pauseReading();
   }
 
   /** @internal The engine's queue fell to the low watermark. */
@@ -871,6 +884,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.hb = null;
     this.aboveHigh = false;
     this.readPaused = false;
+    this.readArmed = true;
     this.closeDeadline = 0;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
@@ -893,6 +907,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.state = open ? 'open' : 'detached';
     this.aboveHigh = false;
     this.readPaused = false;
+    this.readArmed = true;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
     this.peerControl = true;
