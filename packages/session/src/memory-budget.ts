@@ -171,13 +171,20 @@ export class MemoryBudget {
     return true;
   }
 
-  /** Closes the largest holders above `share` until usage is under the limit (once per event-loop turn). */
+  /**
+   * Closes the largest holders above `share` until usage is under the limit.
+   * One scan per event-loop turn, unless the overdrafts since passed the limit
+   * by another fair share (each scan frees at least that much, so the scans
+   * per turn stay few and the overshoot stays under one share).
+   */
   private evictLargest(share: number): void {
-    if (this.evictedThisTurn) return;
-    this.evictedThisTurn = true;
-    setImmediate(() => {
-      this.evictedThisTurn = false;
-    });
+    if (this.evictedThisTurn && this.used <= this.limit + share) return;
+    if (!this.evictedThisTurn) {
+      this.evictedThisTurn = true;
+      setImmediate(() => {
+        this.evictedThisTurn = false;
+      });
+    }
     const candidates: BudgetHolder[] = [];
     for (const m of this.members) if (m.holders !== undefined) for (const h of m.holders(share)) candidates.push(h);
     candidates.sort((a, b) => b.bytes - a.bytes);
