@@ -26,6 +26,8 @@ import {
   CMD_CLOSE,
   CMD_CONNECT_TIMEOUT,
   CMD_HEADER_BYTES,
+  CMD_PAUSE_RECV,
+  CMD_RESUME_RECV,
   CMD_SEND,
   CMD_SHUTDOWN,
   ERR_CONNECT_TIMEOUT,
@@ -240,6 +242,18 @@ class NConn {
   bytesOut = 0;
   remote: AddressInfo;
   connectTimer: NodeJS.Timeout | null = null;
+  /** pauseReceiving() is in force (the addon is told with a PAUSE command). */
+  paused = false;
+  /**
+   * Copies of DATA that reached JS while paused (records already on their way
+   * before the addon saw the PAUSE, or after a resume while older ones wait):
+   * delivered in order after resumeReceiving(). Bounded by what one loop's
+   * receive memory can hold in flight, since the addon stops reading first.
+   */
+  held: Uint8Array[] | null = null;
+  /** An END record came while paused or while DATA was held: reported after it. */
+  endHeld = false;
+  releaseQueued = false;
 
   constructor(slot: number, gen: number, connected: boolean, remote: AddressInfo) {
     this.slot = slot;
@@ -363,6 +377,10 @@ export class NativeEngine implements Engine {
     try {
       let n = count;
       for (;;) {
+        if (this.releasing.length > 0) {
+          const f = this.releaseHeld();
+          if (f !== null && failure === null) failure = f;
+        }
         if (n > 0) {
           const f = this.processRecords(n);
           if (f !== null && failure === null) failure = f;
@@ -379,7 +397,7 @@ export class NativeEngine implements Engine {
         if (!this.alive) break;
         n = this.native.flush(this.cmdLen, true);
         this.resetCmd();
-        if (n === 0) break;
+        if (n === 0 && this.releasing.length === 0) break;
       }
     } finally {
       this.inBatch = false;
@@ -415,8 +433,13 @@ export class NativeEngine implements Engine {
       c.bytesIn += len;
       this.counters.bytesIn += len;
       if (c.closeMode !== MODE_NONE) return; // closing locally: input is discarded
+      const view = new Uint8Array(this.regions[w[o + 5] as number] as ArrayBuffer, w[o + 3] as number, len);
+      if (c.paused || c.held !== null) {
+        (c.held ??= []).push(view.slice()); // the view dies with the batch
+        return;
+      }
       this.counters.events++;
-      this.handler.onData(c.id, new Uint8Array(this.regions[w[o + 5] as number] as ArrayBuffer, w[o + 3] as number, len));
+      this.handler.onData(c.id, view);
       return;
     }
     if (type === REC_SENT) {
@@ -460,12 +483,11 @@ export class NativeEngine implements Engine {
       case REC_END: {
         const c = this.conn(w[o + 1] as number, w[o + 2] as number);
         if (c === undefined) return;
-        if (c.closeMode === MODE_NONE) {
-          this.counters.events++;
-          if (!this.allowHalfOpen || c.shutdownRequested) c.closedByPeer = true;
-          this.handler.onEnd?.(c.id);
+        if (c.closeMode === MODE_NONE && (c.paused || c.held !== null)) {
+          c.endHeld = true;
+          return;
         }
-        if (!this.allowHalfOpen || c.closeMode !== MODE_NONE || c.shutdownRequested) this.close(c.id, 'graceful');
+        this.peerEnd(c);
         return;
       }
       case REC_CLOSE: {
@@ -493,6 +515,47 @@ export class NativeEngine implements Engine {
     }
   }
 
+  private peerEnd(c: NConn): void {
+    if (c.closeMode === MODE_NONE) {
+      this.counters.events++;
+      if (!this.allowHalfOpen || c.shutdownRequested) c.closedByPeer = true;
+      this.handler.onEnd?.(c.id);
+    }
+    if (!this.allowHalfOpen || c.closeMode !== MODE_NONE || c.shutdownRequested) this.close(c.id, 'graceful');
+  }
+
+  /** Connections resumed with DATA or END held: released at the start of the next batch step. */
+  private readonly releasing: NConn[] = [];
+
+  private releaseHeld(): { err: unknown } | null {
+    let failure: { err: unknown } | null = null;
+    const list = this.releasing.splice(0);
+    for (const c of list) {
+      c.releaseQueued = false;
+      if (this.find(c.id) !== c || c.paused) continue; // gone, or paused again: the next resume queues it
+      const held = c.held;
+      try {
+        if (held !== null) {
+          let i = 0;
+          while (i < held.length && !c.paused && c.closeMode === MODE_NONE) {
+            const data = held[i++] as Uint8Array;
+            this.counters.events++;
+            this.handler.onData(c.id, data);
+          }
+          if (c.closeMode !== MODE_NONE || i === held.length) c.held = null;
+          else c.held = held.slice(i); // paused again from a handler: the rest waits, in order
+        }
+        if (c.endHeld && c.held === null && !c.paused) {
+          c.endHeld = false;
+          this.peerEnd(c);
+        }
+      } catch (err) {
+        if (failure === null) failure = { err };
+      }
+    }
+    return failure;
+  }
+
   private adopt(c: NConn): void {
     const old = this.table[c.slot];
     if (old !== undefined) this.limbo.set(old.id, old); // its close record is still on the way
@@ -504,6 +567,7 @@ export class NativeEngine implements Engine {
     if (this.table[c.slot] === c) this.table[c.slot] = undefined;
     else this.limbo.delete(c.id);
     this.live--;
+    c.held = null; // bytes held for a paused connection die with it
     if (c.connectTimer !== null) clearTimeout(c.connectTimer);
     c.connectTimer = null;
     let reason: CloseReason;
@@ -542,7 +606,7 @@ export class NativeEngine implements Engine {
     if (!this.alive || this.inBatch) return;
     const n = this.native.flush(this.cmdLen, true);
     this.resetCmd();
-    if (n > 0) {
+    if (n > 0 || this.releasing.length > 0) {
       this.counters.jsCrossings++;
       this.runBatch(n);
     }
@@ -753,6 +817,31 @@ export class NativeEngine implements Engine {
     const c = this.find(conn);
     if (c === undefined || !this.alive) return false;
     return this.native.setSocketOptions(c.slot, c.gen, optsArray(options)) === 0;
+  }
+
+  pauseReceiving(conn: ConnectionId): boolean {
+    const c = this.find(conn);
+    if (c === undefined || !this.alive) return false;
+    if (!c.paused) {
+      c.paused = true;
+      this.writeOp(CMD_PAUSE_RECV, c);
+    }
+    return true;
+  }
+
+  resumeReceiving(conn: ConnectionId): boolean {
+    const c = this.find(conn);
+    if (c === undefined || !this.alive) return false;
+    if (!c.paused) return true;
+    c.paused = false;
+    this.writeOp(CMD_RESUME_RECV, c);
+    if ((c.held !== null || c.endHeld) && !c.releaseQueued) {
+      // Delivered as part of the next batch step (never from inside this call),
+      // ahead of any record the resume lets in.
+      c.releaseQueued = true;
+      this.releasing.push(c);
+    }
+    return true;
   }
 
   isOpen(conn: ConnectionId): boolean {

@@ -54,6 +54,17 @@ interface NodeConnection {
   /** Staged bytes thrown away by an abort; reported in CloseInfo.unsentBytes. */
   droppedBytes: number;
   connectTimer: NodeJS.Timeout | null;
+  /** pauseReceiving() is in force: the socket is paused and nothing is delivered. */
+  paused: boolean;
+  /**
+   * Chunks node:net handed over while paused (or while earlier held chunks wait): delivered,
+   * in order, after resumeReceiving(). node:net stops emitting once paused, so this only
+   * catches what a stream emits anyway in the same tick; it is never refilled from the kernel.
+   */
+  held: Buffer[] | null;
+  /** The peer's FIN came while paused or while chunks were held: reported after them. */
+  endHeld: boolean;
+  releaseScheduled: boolean;
 }
 
 function addressOf(address: string | undefined, port: number | undefined, family: string | undefined): AddressInfo {
@@ -232,6 +243,10 @@ export class NodeEngine implements Engine {
       inFlight: 0,
       droppedBytes: 0,
       connectTimer: null,
+      paused: false,
+      held: null,
+      endHeld: false,
+      releaseScheduled: false,
     };
     conn.id = this.conns.add(conn);
     applySocketOptions(socket, options);
@@ -240,6 +255,10 @@ export class NodeEngine implements Engine {
       conn.bytesIn += chunk.length;
       this.counters.bytesIn += chunk.length;
       if (conn.closeMode !== null) return; // closing locally: input is discarded
+      if (conn.paused || conn.held !== null) {
+        (conn.held ??= []).push(chunk);
+        return;
+      }
       this.counters.events++;
       this.beginBatch();
       try {
@@ -251,14 +270,13 @@ export class NodeEngine implements Engine {
     socket.on('end', () => {
       conn.peerEnded = true;
       this.counters.jsCrossings++;
+      if (conn.closeMode === null && (conn.paused || conn.held !== null)) {
+        conn.endHeld = true;
+        return;
+      }
       this.beginBatch();
       try {
-        if (conn.closeMode === null) {
-          this.counters.events++;
-          this.handler.onEnd?.(conn.id);
-          if (!this.allowHalfOpen || conn.shutdownRequested) conn.closedByPeer = true;
-        }
-        if (!this.allowHalfOpen || conn.closeMode !== null || conn.shutdownRequested) this.close(conn.id, 'graceful');
+        this.peerEnd(conn);
       } finally {
         this.endBatch();
       }
@@ -273,6 +291,45 @@ export class NodeEngine implements Engine {
     return conn;
   }
 
+  private peerEnd(conn: NodeConnection): void {
+    if (conn.closeMode === null) {
+      this.counters.events++;
+      this.handler.onEnd?.(conn.id);
+      if (!this.allowHalfOpen || conn.shutdownRequested) conn.closedByPeer = true;
+    }
+    if (!this.allowHalfOpen || conn.closeMode !== null || conn.shutdownRequested) this.close(conn.id, 'graceful');
+  }
+
+  /** After resumeReceiving(): the held chunks, then a held FIN, as one batch; then the socket flows again. */
+  private releaseHeld(conn: NodeConnection): void {
+    conn.releaseScheduled = false;
+    if (!conn.open || conn.paused) return; // closed meanwhile, or paused again: the next resume releases
+    const held = conn.held;
+    if (held !== null || conn.endHeld) {
+      this.counters.jsCrossings++;
+      this.beginBatch();
+      try {
+        let i = 0;
+        if (held !== null) {
+          while (i < held.length && !conn.paused && conn.closeMode === null) {
+            const chunk = held[i++] as Buffer;
+            this.counters.events++;
+            this.handler.onData(conn.id, chunk);
+          }
+          if (conn.closeMode !== null || i === held.length) conn.held = null;
+          else conn.held = held.slice(i); // paused again from a handler: keep the rest, in order
+        }
+        if (conn.endHeld && conn.held === null && !conn.paused) {
+          conn.endHeld = false;
+          this.peerEnd(conn);
+        }
+      } finally {
+        this.endBatch();
+      }
+    }
+    if (conn.open && !conn.paused) conn.socket.resume();
+  }
+
   private finish(conn: NodeConnection): void {
     if (!conn.open && !this.conns.get(conn.id)) return;
     conn.open = false;
@@ -280,6 +337,7 @@ export class NodeEngine implements Engine {
     const unsentBytes = conn.droppedBytes + conn.stagedBytes + conn.inFlight;
     conn.staging = null;
     conn.stagedBytes = 0;
+    conn.held = null;
     this.conns.delete(conn.id);
     let reason: CloseReason;
     if (this.destroyed) reason = 'destroy';
@@ -479,6 +537,31 @@ export class NodeEngine implements Engine {
     const c = this.conns.get(conn);
     if (c === undefined || !c.open) return false;
     applySocketOptions(c.socket, options);
+    return true;
+  }
+
+  pauseReceiving(conn: ConnectionId): boolean {
+    const c = this.conns.get(conn);
+    if (c === undefined || !c.open) return false;
+    if (!c.paused) {
+      c.paused = true;
+      c.socket.pause();
+    }
+    return true;
+  }
+
+  resumeReceiving(conn: ConnectionId): boolean {
+    const c = this.conns.get(conn);
+    if (c === undefined || !c.open) return false;
+    if (!c.paused) return true;
+    c.paused = false;
+    if (c.held === null && !c.endHeld) {
+      c.socket.resume();
+    } else if (!c.releaseScheduled) {
+      // Not from inside the caller's stack: held bytes arrive as their own batch, like any data.
+      c.releaseScheduled = true;
+      queueMicrotask(() => this.releaseHeld(c));
+    }
     return true;
   }
 

@@ -193,6 +193,18 @@ export interface Engine {
   /** 'graceful' flushes then closes; 'abort' drops the queue and sends RST. Returns false for a dead id. */
   close(conn: ConnectionId, mode?: 'graceful' | 'abort'): boolean;
   setSocketOptions(conn: ConnectionId, options: SocketOptions): boolean;
+  /**
+   * Read backpressure: stops reading `conn` from the kernel, so unread bytes stay in the
+   * kernel's buffers and TCP flow control pushes back on the peer. No onData (and no onEnd)
+   * is delivered while paused; bytes the engine had already taken from the kernel are held
+   * and delivered, in order, after resumeReceiving(). Sending, close(), shutdown() and error
+   * reporting (onClose) go on as usual; bytes still held when the connection closes are
+   * dropped. Pausing twice is pausing once. Returns true if `conn` is open (false for a
+   * closed or unknown id).
+   */
+  pauseReceiving(conn: ConnectionId): boolean;
+  /** Reading starts again: held bytes first, then the rest, nothing lost or reordered; a peer FIN that came meanwhile is reported (onEnd) after them. Returns true if `conn` is open. */
+  resumeReceiving(conn: ConnectionId): boolean;
   isOpen(conn: ConnectionId): boolean;
   pendingBytes(conn: ConnectionId): number;
   remoteAddress(conn: ConnectionId): AddressInfo | undefined;

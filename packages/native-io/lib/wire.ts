@@ -2,7 +2,7 @@
 /* eslint-disable */
 
 /** Must equal the addon's WIRE_VERSION export (lib/native.ts refuses a mismatch). */
-export const WIRE_VERSION = '1-eb0d95b9e2a6';
+export const WIRE_VERSION = '2-4a6c099b232d';
 /** An event record (native -> JS) is this many u32 words: w0 type, w1 slot, w2 generation, w3.. arguments. */
 export const REC_WORDS = 12;
 /** A command (JS -> native) is u32 op, u32 slot, u32 generation, u32 length, then `length` payload bytes (SEND only), padded to 4. */
@@ -39,6 +39,10 @@ export const CMD_CLOSE = 3;
 export const CMD_ABORT = 4;
 /** a connect that has not finished is given up */
 export const CMD_CONNECT_TIMEOUT = 5;
+/** stop reading the connection from the kernel (Backend::set_receiving; a connection still connecting is paused once connected) */
+export const CMD_PAUSE_RECV = 6;
+/** read the connection again */
+export const CMD_RESUME_RECV = 7;
 
 /** closed after a flush, or the peer closed */
 export const CLOSE_GRACEFUL = 0;

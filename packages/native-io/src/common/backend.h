@@ -13,6 +13,8 @@
 //        send_ready() may come while a send is in flight (ignore it then).
 //        Conn::listener is not set (always nullptr): a listener may be gone
 //        while its accepted connections live on.
+//   v1.2 set_receiving(c, on) added (read backpressure, contract 10); every
+//        backend must implement it.
 //
 // ---------------------------------------------------------------- the model
 //
@@ -106,6 +108,20 @@
 // 9. Counting. The backend increments stats->send_submissions for every
 //    kernel send submission (writev/sendmsg/SQE), recv_calls for receive
 //    syscalls/CQEs if it likes; the core counts everything else.
+//
+// 10. Receive pause. set_receiving(c, false) stops taking bytes from the
+//    kernel for c, so they stay in the socket's receive buffer and TCP flow
+//    control pushes back on the peer; set_receiving(c, true) starts again.
+//    The core calls it on the loop thread, never from inside a sink callback,
+//    only for connected connections that have not reported a peer FIN or an
+//    error, and only when the state changes (no two calls with the same
+//    value in a row). While paused: no on_data and no on_peer_fin, except
+//    for bytes/FIN the backend had already taken from the kernel before the
+//    pause (e.g. completions already in the CQ): those are still reported
+//    (the core passes them on; JS holds them until the resume). Sending,
+//    shutdown_write(), close() and errors go on as usual; a fatal error
+//    (RST) while paused is still reported with on_error when the mechanism
+//    sees it. close() on a paused connection is an ordinary close.
 #ifndef FASTPORT_COMMON_BACKEND_H_
 #define FASTPORT_COMMON_BACKEND_H_
 
@@ -321,6 +337,9 @@ class Backend {
 
   // Contract 4.
   virtual void close(Conn* c, CloseMode mode) = 0;
+
+  // Contract 10: on = false stops receiving on c, on = true restarts it.
+  virtual void set_receiving(Conn* c, bool on) = 0;
 };
 
 // Factories (linux/*.cc). Return nullptr only when out of memory; init()

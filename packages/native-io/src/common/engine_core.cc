@@ -231,6 +231,17 @@ void Loop::start_close(CoreConn* c, CloseMode mode) {
   be_->close(c, mode);  // may call on_closed synchronously
 }
 
+// Tells the backend what JS wants, only where the contract allows it: on a
+// connected connection that can still receive (after a peer FIN or an error
+// there is nothing to switch), and never from inside a sink callback (the
+// callers are run_commands() and finish_turn()).
+void Loop::apply_receiving(CoreConn* c) {
+  if (c->state != CoreConn::kOpen || c->errored || c->peer_fin) return;
+  if (c->recv_paused == c->be_recv_paused) return;
+  c->be_recv_paused = c->recv_paused;
+  be_->set_receiving(c, !c->recv_paused);
+}
+
 // ------------------------------------------------------------------ commands
 
 void Loop::run_commands(const uint8_t* buf, size_t len) {
@@ -288,6 +299,11 @@ void Loop::run_commands(const uint8_t* buf, size_t len) {
         break;
       case kCmdConnectTimeout:
         if (c->state == CoreConn::kConnecting) on_error(c, kErrConnectTimeout);
+        break;
+      case kCmdPauseRecv:
+      case kCmdResumeRecv:
+        c->recv_paused = h[0] == kCmdPauseRecv;
+        apply_receiving(c);  // still connecting: on_connected() defers it
         break;
       default:
         break;
@@ -384,6 +400,7 @@ void Loop::finish_turn() {
       continue;
     }
     if (c->state != CoreConn::kOpen) continue;
+    apply_receiving(c);  // paused while connecting
     if (c->queued > 0) {
       be_->send_ready(c);  // after connect: bytes queued while connecting
       continue;
@@ -584,7 +601,7 @@ void Loop::on_connected(Conn* cb) {
   socklen_t sl = 0;
   Rec& r = push(kRecConnect, c);
   if (sock_peer_name(c->fd, &ss, &sl) == 0) sock_addr_words(reinterpret_cast<const sockaddr*>(&ss), &r.w[4]);
-  if (c->queued > 0 || c->close_req || c->shutdown_req) defer(c);
+  if (c->queued > 0 || c->close_req || c->shutdown_req || c->recv_paused) defer(c);
 }
 
 void Loop::on_data(Conn* cb, const uint8_t* p, size_t n) {

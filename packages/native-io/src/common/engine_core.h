@@ -55,6 +55,8 @@ struct CoreConn : Conn {
   bool in_sent = false;
   bool in_deferred = false;
   bool peer_fin = false;
+  bool recv_paused = false;     // JS asked for no reading (PAUSE_RECV)
+  bool be_recv_paused = false;  // what the backend was last told
   int err = 0;
   uint64_t sent_accum = 0;
   int32_t stage_first = -1;
@@ -159,6 +161,7 @@ class Loop final : public CoreSink {
   void drop_queue(CoreConn* c);
   void flush_conn(CoreConn* c);
   void start_close(CoreConn* c, CloseMode mode);
+  void apply_receiving(CoreConn* c);
 
   EngineCore* engine_;
   uint32_t index_;

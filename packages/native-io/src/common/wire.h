@@ -7,7 +7,7 @@
 
 namespace fastport {
 
-constexpr const char* kWireVersion = "1-eb0d95b9e2a6";
+constexpr const char* kWireVersion = "2-4a6c099b232d";
 // An event record (native -> JS) is this many u32 words: w0 type, w1 slot, w2 generation, w3.. arguments.
 constexpr int kRecWords = 12;
 // A command (JS -> native) is u32 op, u32 slot, u32 generation, u32 length, then `length` payload bytes (SEND only), padded to 4.
@@ -34,6 +34,8 @@ enum CmdOp : uint32_t {
   kCmdClose = 3,  // graceful close once the queue is empty
   kCmdAbort = 4,  // RST now, the queue dropped
   kCmdConnectTimeout = 5,  // a connect that has not finished is given up
+  kCmdPauseRecv = 6,  // stop reading the connection from the kernel (Backend::set_receiving; a connection still connecting is paused once connected)
+  kCmdResumeRecv = 7,  // read the connection again
 };
 
 constexpr uint32_t kCloseGraceful = 0;  // closed after a flush, or the peer closed

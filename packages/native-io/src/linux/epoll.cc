@@ -13,6 +13,11 @@
 // After the peer's FIN the connection leaves the read set (EPOLLIN would stay
 // readable forever); it is removed from the set entirely when nothing is
 // left to watch.
+// A paused connection (set_receiving(c, false)) stays in the set without
+// EPOLLIN (with EPOLLOUT while a send waits), so EPOLLERR still reports a
+// reset at once; EPOLLHUP while paused only means "FIN waiting behind unread
+// bytes", so the connection leaves the set until the resume instead of
+// waking every turn.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -36,6 +41,8 @@ constexpr uint32_t kFlagNoRead = 1u << 2;      // peer FIN seen: not reading
 constexpr uint32_t kFlagConnecting = 1u << 3;
 constexpr uint32_t kFlagDead = 1u << 4;        // error reported: no more callbacks but on_closed
 constexpr uint32_t kFlagIn = 1u << 5;          // EPOLLIN in the set
+constexpr uint32_t kFlagPaused = 1u << 6;      // set_receiving(false): no EPOLLIN
+constexpr uint32_t kFlagHupPaused = 1u << 7;   // EPOLLHUP seen while paused: out of the set until resumed
 
 constexpr uint64_t kTagConn = 0;
 constexpr uint64_t kTagListener = 1;
@@ -110,7 +117,14 @@ class EpollBackend final : public Backend {
         continue;
       }
       if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        if (!(c->bflags & kFlagNoRead)) {
+        if ((c->bflags & kFlagPaused) && !(c->bflags & kFlagNoRead)) {
+          if (e & EPOLLERR) {
+            report_so_error(c);
+          } else if ((e & EPOLLHUP) && !(c->bflags & kFlagOut)) {
+            c->bflags |= kFlagHupPaused;
+            set_events(c, 0);
+          }
+        } else if (!(c->bflags & kFlagNoRead)) {
           if (!read_once(c)) more = true;
         } else if (e & EPOLLERR) {
           report_so_error(c);
@@ -188,6 +202,18 @@ class EpollBackend final : public Backend {
     return 0;
   }
 
+  void set_receiving(Conn* c, bool on) override {
+    if (c->bflags & (kFlagConnecting | kFlagDead | kFlagNoRead)) return;
+    if (on) {
+      c->bflags &= ~(kFlagPaused | kFlagHupPaused);
+    } else {
+      c->bflags |= kFlagPaused;
+    }
+    // Level-triggered: bytes (and a FIN) that waited in the kernel show up as EPOLLIN on the next wait.
+    int r = set_events(c, wanted(c, (c->bflags & kFlagOut) != 0));
+    if (r < 0) fail(c, -r);
+  }
+
   void close(Conn* c, CloseMode mode) override {
     if (c->bflags & kFlagRegistered) epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd, nullptr);
     if (mode == CloseMode::kGraceful) {
@@ -210,7 +236,9 @@ class EpollBackend final : public Backend {
     ev.events = events;
     ev.data.u64 = reinterpret_cast<uint64_t>(c);  // Conn is 8-aligned: tag bits 0 = kTagConn
     int r;
-    if (events == 0) {
+    // A paused connection keeps its registration with no events (EPOLLERR is
+    // always reported), unless EPOLLHUP made it leave the set.
+    if (events == 0 && (!(c->bflags & kFlagPaused) || (c->bflags & kFlagHupPaused))) {
       if (!(c->bflags & kFlagRegistered)) return 0;
       r = epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd, nullptr);
       c->bflags &= ~(kFlagRegistered | kFlagIn | kFlagOut);
@@ -227,7 +255,7 @@ class EpollBackend final : public Backend {
 
   uint32_t wanted(const Conn* c, bool out) const {
     uint32_t ev = 0;
-    if (!(c->bflags & kFlagNoRead)) ev |= EPOLLIN;
+    if (!(c->bflags & (kFlagNoRead | kFlagPaused))) ev |= EPOLLIN;
     if (out) ev |= EPOLLOUT;
     return ev;
   }

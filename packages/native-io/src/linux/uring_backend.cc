@@ -231,6 +231,20 @@ class UringBackend final : public Backend, private uring::UringSink {
     loop_.close(static_cast<uint32_t>(c->bdata), m);
   }
 
+  // Contract 10. Pausing cancels the multishot recv (UringLoop::stop_recv);
+  // CQEs that raced the cancel are still passed on (JS holds them until the
+  // resume). Resuming arms a recv again, or lets the cancelled one's
+  // -ECANCELED completion re-arm it if it has not come back yet.
+  void set_receiving(Conn* c, bool on) override {
+    if (c->bflags & (kClosing | kErrored | kFinSeen)) return;
+    const uint32_t slot = static_cast<uint32_t>(c->bdata);
+    // -EBUSY (no SQE for the cancel even after an enter): the multishot recv
+    // runs on until it ends by itself and is not re-armed; its bytes are held
+    // by JS, never lost. -ENOTCONN cannot happen for a connected conn.
+    int r = on ? loop_.start_recv(slot) : loop_.stop_recv(slot);
+    (void)r;
+  }
+
   const std::string& error() const { return error_; }
 
  private:

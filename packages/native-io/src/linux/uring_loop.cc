@@ -461,6 +461,24 @@ int UringLoop::start_recv(uint32_t slot) {
   return 0;
 }
 
+// ---- read backpressure (pause / resume of receiving)
+
+int UringLoop::stop_recv(uint32_t slot) {
+  Conn* c = conn(slot);
+  if (c == nullptr || c->state != kOpen) return -ENOTCONN;
+  c->recv_wanted = false;  // no re-arm from handle_recv / rearm_parked from here
+  c->waiting_bufs = false;  // dropped from parked_ lazily, as close() does
+  if (!c->recv_armed) return 0;
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return -EBUSY;
+  sqe->opcode = kOpAsyncCancelOp;
+  sqe->addr = ud(kURecv, c->gen, slot);
+  sqe->user_data = ud(kUCancel, c->gen, slot);
+  ++c->inflight;
+  ++stats_.cancels;
+  return 0;
+}
+
 void UringLoop::arm_recv(uint32_t slot, Conn& c) {
   io_uring_sqe* sqe = get_sqe();
   if (sqe == nullptr) return;

@@ -153,6 +153,11 @@ class UringLoop {
   // unless `recv` is false (start_recv later).
   int add_conn(uint32_t slot, uint32_t gen, int fd, bool recv = true);
   int start_recv(uint32_t slot);
+  // Read backpressure: receiving off (start_recv turns it on again). The
+  // recv in flight is cancelled by user_data; its -ECANCELED end is not an
+  // error and is not re-armed. Completions that were already in the CQ (or
+  // raced the cancel) are still delivered through on_data / on_eof.
+  int stop_recv(uint32_t slot);
   // Starts a connect on `fd` (a new nonblocking-or-not socket, owned by the
   // loop from here). `addr` is copied. on_connect follows; receiving starts
   // on success only when start_recv is called (or recv_on_connect).

@@ -2,7 +2,7 @@
 // A self-contained workout of the native engine for valgrind / ASan runs
 // (vitest under valgrind is too slow): echo with many connections, 1 MiB
 // frames, backpressure refusal, half-close, peer RST, abort with queued
-// bytes, connect failures, ioThreads 0 and 2, destroy() with connections
+// bytes, receive pause/resume (and close while paused), connect failures, ioThreads 0 and 2, destroy() with connections
 // open. Exits 0 when every step saw what it expected.
 //
 //   valgrind --leak-check=full --error-exitcode=1 node test/engine-native/memcheck-scenario.js [epoll|uring]
@@ -119,11 +119,38 @@ async function scenario(ioThreads) {
   stall.close();
   await bp.e.destroy();
 
+  // read backpressure: a paused connection leaves the echo in the kernel (the
+  // server's queue grows), resume takes all of it; pause then abort / close
+  // (a small receive buffer, so the kernel holds little of the echo)
+  const pid = client.e.connect({ host: '127.0.0.1', port: l.port, receiveBufferSize: 64 * 1024 });
+  await waitFor(() => client.st.connected.has(pid), 20000, 'pause connect');
+  const gotBefore = 0;
+  if (!client.e.pauseReceiving(pid) || !client.e.pauseReceiving(pid)) throw new Error('pauseReceiving refused');
+  if (client.e.pauseReceiving(123456789) || client.e.resumeReceiving(0)) throw new Error('pause/resume of a dead id');
+  const slice = Buffer.alloc(256 * 1024, 5);
+  const streamed = 32 * slice.length;
+  for (let i = 0; i < 32; i++) client.e.send(pid, slice);
+  await waitFor(() => server.e.stats().pendingBytes > 1024 * 1024, 20000, 'echo stalls behind the paused reader');
+  if ((client.st.got.get(pid) || 0) - gotBefore > 1024 * 1024) throw new Error('paused connection kept reading');
+  if (!client.e.resumeReceiving(pid)) throw new Error('resumeReceiving refused');
+  await waitFor(() => (client.st.got.get(pid) || 0) === gotBefore + streamed, 30000, 'echo after resume');
+  for (const i of [5, 6]) {
+    client.e.pauseReceiving(ids[i]);
+    client.e.send(ids[i], slice);
+  }
+  await waitFor(() => client.e.pendingBytes(ids[5]) === 0 && client.e.pendingBytes(ids[6]) === 0, 20000, 'sent while paused');
+  client.e.close(ids[5], 'abort');
+  client.e.close(ids[6]);
+  await waitFor(() => client.st.closes.has(ids[5]) && client.st.closes.has(ids[6]), 20000, 'closes while paused');
+  client.e.pauseReceiving(ids[7]);
+  client.e.resumeReceiving(ids[7]);
+  client.e.pauseReceiving(ids[8]); // left paused: destroy() closes it
+
   // destroy with connections open (and bytes queued)
   for (const id of ids.slice(4)) client.e.send(id, big);
   await server.e.destroy();
   await client.e.destroy();
-  const total = ids.length + 3;
+  const total = ids.length + 4;
   if (client.st.closes.size !== total) throw new Error(`client closes ${client.st.closes.size} != ${total}`);
   console.log(`ioThreads ${ioThreads}: ok (${N} connections, server closes ${server.st.closes.size})`);
 }

@@ -615,3 +615,40 @@ export async function closedPort(host = '127.0.0.1'): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/**
+ * Streams sequenced chunks on `id` until the peer's kernel buffers are full:
+ * the sender's pending bytes reach `stallBytes` (the kernel stopped taking
+ * them). Never queues past `stallBytes + chunk`, so send() is never refused.
+ * Bounded by `maxBytes` in total and `timeoutMs`; returns the accepted chunks
+ * in order and whether the stall was seen. Pending bytes only grow here when
+ * nothing drains the socket, so a peer that reads ends the loop at its bound
+ * with `stalled` false.
+ */
+export async function streamUntilStalled(
+  side: Side,
+  id: ConnectionId,
+  options: { chunkSize?: number; perTurn?: number; stallBytes?: number; maxBytes?: number; timeoutMs?: number } = {},
+): Promise<{ chunks: Buffer[]; bytes: number; stalled: boolean }> {
+  const chunkSize = options.chunkSize ?? 64 * 1024;
+  const perTurn = options.perTurn ?? 4;
+  const stallBytes = options.stallBytes ?? 2 * 1024 * 1024;
+  const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+  const deadline = Date.now() + (options.timeoutMs ?? WAIT_MS);
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let seq = 0;
+  while (bytes < maxBytes && Date.now() < deadline) {
+    for (let i = 0; i < perTurn && side.engine.pendingBytes(id) < stallBytes && bytes < maxBytes; i++) {
+      const chunk = sequencedChunk(chunkSize, seq++);
+      const status = side.engine.send(id, chunk);
+      if (status === SendStatus.Closed) throw new Error(`streamUntilStalled: connection ${id} closed`);
+      if (status === SendStatus.Refused) throw new Error(`streamUntilStalled: send refused at ${side.engine.pendingBytes(id)} pending`);
+      chunks.push(chunk);
+      bytes += chunk.length;
+    }
+    if (side.engine.pendingBytes(id) >= stallBytes) return { chunks, bytes, stalled: true };
+    await nextTurn();
+  }
+  return { chunks, bytes, stalled: side.engine.pendingBytes(id) >= stallBytes };
+}
