@@ -115,7 +115,8 @@ export async function startServer(opts: ServerCliOptions, logger: pino.Logger): 
     ...(opts.idleTimeout > 0 ? { idleTimeoutMs: opts.idleTimeout } : {}),
     ...(opts.threads !== undefined ? { ioThreads: opts.threads } : {}),
     ...(opts.maxPending !== undefined
-      ? { maxPendingBytes: opts.maxPending, highWaterMark: Math.min(1024 * 1024, opts.maxPending) }
+      ? // Pausing at half the limit leaves room for the answers to one read batch already taken in.
+        { maxPendingBytes: opts.maxPending, highWaterMark: Math.min(1024 * 1024, Math.floor(opts.maxPending / 2)) }
       : {}),
     readBackpressure: opts.readBackpressure,
   });

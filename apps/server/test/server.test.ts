@@ -122,8 +122,8 @@ describe('fastport-server', () => {
     peer.pause(); // never reads
     const enc = new FrameEncoder('fastport');
     const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
-    // Up to 16 MiB of 16-byte frames (the kernel absorbs the first few MiB of echoes), until enough were refused.
-    for (let i = 0; i < 1024 && (errorStats(server)?.total ?? 0) < 5000; i++) {
+    // Up to 8 MiB of 16-byte frames (the kernel absorbs the first few MiB of echoes), until enough were refused.
+    for (let i = 0; i < 512 && (errorStats(server)?.total ?? 0) < 5000; i++) {
       if (!peer.write(batch)) await new Promise<void>((r) => peer.once('drain', () => r()));
     }
     await waitFor(() => (errorStats(server)?.total ?? 0) >= 5000, 'echo errors under backpressure', 30_000);
@@ -142,6 +142,33 @@ describe('fastport-server', () => {
       `[server] never-reading peer: ${st.total} echo errors (ERR_BACKPRESSURE ${st.byCode['ERR_BACKPRESSURE']}) counted, ` +
         `${errorLines.length} error line + 1 close summary logged (${st.suppressed} suppressed)`,
     );
+  }, 60_000);
+
+  it('with read backpressure (the default) a never-reading peer is paused instead of failing every echo', async () => {
+    const server = await startServer(
+      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--max-pending', '1048576', '--port', '0', '--host', '127.0.0.1']),
+      logger,
+    );
+    cleanups.push(() => server.close(200));
+    const peer = net.connect({ host: '127.0.0.1', port: server.address?.port ?? 0 });
+    peer.on('error', () => {});
+    await new Promise<void>((r) => peer.once('connect', () => r()));
+    peer.pause(); // never reads
+    const enc = new FrameEncoder('fastport');
+    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    let written = 0;
+    // Writes until the server stops taking them (paused: the kernel buffers fill) or 16 MiB.
+    const paused = waitFor(() => server.stats().readPaused === 1, 'the session paused', 30_000);
+    for (let i = 0; i < 1024 && server.stats().readPaused === 0; i++) {
+      written += batch.length;
+      if (!peer.write(batch)) await Promise.race([new Promise<void>((r) => peer.once('drain', () => r())), paused]);
+    }
+    await paused;
+    const st = errorStats(server)!;
+    expect(st.total).toBe(0);
+    expect(server.stats().handlerErrors).toBe(0);
+    console.log(`[server] read backpressure on: peer wrote ${written} bytes of 16-byte frames, session paused, ${st.total} handler errors`);
+    peer.destroy();
   }, 60_000);
 
   it('--heartbeat closes a peer that never answers probes, with reason heartbeat-timeout', async () => {
