@@ -6,7 +6,7 @@
 #   src/common/      portable code
 #   src/linux/       Linux only (io_uring through raw syscalls, epoll)
 #   src/win/         Windows only
-#   src/posix/       what the POSIX backends share (sockets)
+#   src/posix/       what the POSIX backends share (sockets, OS memory)
 #   src/binding/     the thin N-API binding (node-addon-api, C++ exceptions off)
 {
   'variables': {
@@ -41,6 +41,7 @@
             'src/linux/uring_loop.cc',
             'src/linux/uring_backend.cc',
             'src/posix/sockets.cc',
+            'src/posix/memory.cc',
             'src/linux/epoll.cc',
             'src/common/engine_core.cc',
             'src/common/loop_thread.cc',

@@ -15,6 +15,7 @@
  */
 import * as os from 'node:os';
 import * as net from 'node:net';
+import { debugViewsEnabled, ViewPoisoner } from './debug-views';
 import { FastPortError, OS_ERROR_CODES, type ErrorCode } from './errors';
 import { resolveEngineLimits, type EngineLimits } from './limits';
 import { loadNative } from './native';
@@ -74,6 +75,10 @@ export interface NativeEngineBuffers {
   eventCapacity: number;
   recordWords: number;
   commandBytes: number;
+  /** Size of one send-queue chunk (older addons leave it out). */
+  sendChunkBytes?: number;
+  /** Idle slab memory each loop keeps after a peak. */
+  sendSlabReserveBytes?: number;
 }
 
 /** An engine instance of the addon (src/binding/engine_napi.cc). */
@@ -238,6 +243,8 @@ class NConn {
   aboveHigh = false;
   /** Mirror of the addon's queue: bytes given to send() and not yet reported taken by the kernel. */
   pending = 0;
+  /** Send chunks the addon's queue holds, as of its last SENT record (memory, not bytes). */
+  heldChunks = 0;
   bytesIn = 0;
   bytesOut = 0;
   remote: AddressInfo;
@@ -276,6 +283,9 @@ export class NativeEngine implements Engine {
   private readonly cmd32: Uint32Array;
   private readonly cmdCap: number;
   private readonly regions: ArrayBuffer[];
+  private readonly chunkBytes: number;
+  /** debugViews: views are copies detached when the batch ends (see debug-views.ts). */
+  private readonly poisoner: ViewPoisoner | null;
   private cmdLen = 0;
   /** The SEND command last written, so consecutive sends to one connection share one command. */
   private lastSendConn: NConn | null = null;
@@ -321,6 +331,7 @@ export class NativeEngine implements Engine {
     this.limits = resolveEngineLimits(options);
     this.socketDefaults = { noDelay: true, ...options.socket };
     this.allowHalfOpen = options.allowHalfOpen ?? false;
+    this.poisoner = debugViewsEnabled(options) ? new ViewPoisoner() : null;
     const ioThreads = options.ioThreads ?? defaultIoThreads();
     this.loops = ioThreads === 0 ? 1 : ioThreads;
     this.inline = ioThreads === 0;
@@ -340,6 +351,7 @@ export class NativeEngine implements Engine {
     this.cmd32 = new Uint32Array(b.commands);
     this.cmdCap = b.commandBytes;
     this.regions = b.regions;
+    this.chunkBytes = b.sendChunkBytes ?? 64 * 1024;
     const features: Record<string, boolean | number | string> = {
       keepAliveTuning: true,
       userTimeout: true,
@@ -347,7 +359,10 @@ export class NativeEngine implements Engine {
       reusePort: true,
       batchedCrossing: true,
       eventCapacity: b.eventCapacity,
+      sendChunkBytes: this.chunkBytes,
     };
+    if (b.sendSlabReserveBytes !== undefined) features['sendSlabReserveBytes'] = b.sendSlabReserveBytes;
+    if (this.poisoner !== null) features['debugViews'] = true;
     for (const [k, v] of Object.entries(this.native.features())) {
       features[k] = v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v;
     }
@@ -401,6 +416,7 @@ export class NativeEngine implements Engine {
       }
     } finally {
       this.inBatch = false;
+      this.poisoner?.endBatch();
     }
     if (failure !== null) throw failure.err;
   }
@@ -439,13 +455,15 @@ export class NativeEngine implements Engine {
         return;
       }
       this.counters.events++;
-      this.handler.onData(c.id, view);
+      this.handler.onData(c.id, this.poisoner === null ? view : this.poisoner.view(view));
       return;
     }
     if (type === REC_SENT) {
       const c = this.conn(w[o + 1] as number, w[o + 2] as number);
       if (c === undefined) return;
       const bytes = (w[o + 3] as number) + (w[o + 4] as number) * 2 ** 32;
+      c.heldChunks = w[o + 5] as number;
+      if (bytes === 0) return; // only the chunk count changed
       c.pending -= bytes;
       c.bytesOut += bytes;
       this.counters.bytesOut += bytes;
@@ -860,20 +878,22 @@ export class NativeEngine implements Engine {
   connectionStats(conn: ConnectionId): ConnectionStats | undefined {
     const c = this.find(conn);
     if (c === undefined) return undefined;
-    return { bytesIn: c.bytesIn, bytesOut: c.bytesOut, pendingBytes: c.pending };
+    return { bytesIn: c.bytesIn, bytesOut: c.bytesOut, pendingBytes: c.pending, heldBytes: c.heldChunks * this.chunkBytes };
   }
 
   stats(): EngineStats {
     let pendingBytes = 0;
     for (const c of this.table) if (c !== undefined) pendingBytes += c.pending;
     for (const c of this.limbo.values()) pendingBytes += c.pending;
-    const native = this.alive ? this.native.counters() : [this.lastSubmissions];
+    const native = this.alive ? this.native.counters() : [this.lastSubmissions, 0, 0, 0];
     this.lastSubmissions = native[0] ?? this.lastSubmissions;
     return {
       ...this.counters,
       sendSubmissions: this.lastSubmissions,
       connections: this.live,
       pendingBytes,
+      sendChunkBytesHeld: native[2] ?? 0,
+      sendSlabBytes: native[3] ?? 0,
       errors: { ...this.errorCounts },
     };
   }

@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import { ConnectionTable } from './connection-table';
 import { FastPortError, toErrorCode, toFastPortError } from './errors';
+import { debugViewsEnabled, ViewPoisoner } from './debug-views';
 import { resolveEngineLimits, type EngineLimits } from './limits';
 import { pickSocketOptions } from './socket-options';
 import {
@@ -108,6 +109,8 @@ export class NodeEngine implements Engine {
     sendSubmissions: 0,
   };
   private readonly errorCounts: Record<string, number> = {};
+  /** debugViews: views are copies detached when the batch ends (see debug-views.ts). */
+  private readonly poisoner: ViewPoisoner | null;
 
   constructor(handler: EngineHandler, options: EngineOptions = {}, requested: EngineRequest = 'node', reason = 'requested') {
     this.handler = handler;
@@ -126,6 +129,8 @@ export class NodeEngine implements Engine {
         reusePort: supportsReusePort(),
       },
     };
+    this.poisoner = debugViewsEnabled(options) ? new ViewPoisoner() : null;
+    if (this.poisoner !== null) (this.info.features as Record<string, boolean>)['debugViews'] = true;
   }
 
   listen(options: ListenOptions): Promise<ListenerInfo> {
@@ -262,7 +267,7 @@ export class NodeEngine implements Engine {
       this.counters.events++;
       this.beginBatch();
       try {
-        this.handler.onData(conn.id, chunk);
+        this.handler.onData(conn.id, this.poisoner === null ? chunk : this.poisoner.buffer(chunk));
       } finally {
         this.endBatch();
       }
@@ -375,6 +380,7 @@ export class NodeEngine implements Engine {
     try {
       this.handler.onBatchEnd?.();
     } finally {
+      this.poisoner?.endBatch();
       this.flushDirty();
     }
   }

@@ -137,6 +137,13 @@ export interface EngineOptions {
   allowHalfOpen?: boolean;
   /** Socket options applied to every accepted and connected socket unless overridden. */
   socket?: SocketOptions;
+  /**
+   * Debug mode for onData views: each view is a copy that is detached when its
+   * batch ends, so a view kept by mistake reads as empty (byteLength 0) and its
+   * methods throw, instead of showing other bytes later. Costs a copy per
+   * view. Default: on when FASTPORT_DEBUG_VIEWS=1, else off.
+   */
+  debugViews?: boolean;
 }
 
 export interface EngineInfo {
@@ -168,6 +175,13 @@ export interface EngineStats {
   /** Kernel submissions of send data (after coalescing). */
   sendSubmissions: number;
   pendingBytes: number;
+  /**
+   * Native engines: memory the send queues hold, in whole chunks (64 KiB; a
+   * queue of one byte holds a chunk). What a memory budget should count.
+   */
+  sendChunkBytesHeld?: number;
+  /** Native engines: send memory mapped (slabs of chunks, idle ones included; idle slabs go back after a peak). */
+  sendSlabBytes?: number;
   errors: Record<string, number>;
 }
 
@@ -175,6 +189,8 @@ export interface ConnectionStats {
   bytesIn: number;
   bytesOut: number;
   pendingBytes: number;
+  /** Native engines: send-queue memory this connection holds (whole chunks), as of the engine's last report. */
+  heldBytes?: number;
 }
 
 /** The contract every engine implements. */

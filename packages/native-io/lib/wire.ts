@@ -2,7 +2,7 @@
 /* eslint-disable */
 
 /** Must equal the addon's WIRE_VERSION export (lib/native.ts refuses a mismatch). */
-export const WIRE_VERSION = '2-4a6c099b232d';
+export const WIRE_VERSION = '3-ec812b75737d';
 /** An event record (native -> JS) is this many u32 words: w0 type, w1 slot, w2 generation, w3.. arguments. */
 export const REC_WORDS = 12;
 /** A command (JS -> native) is u32 op, u32 slot, u32 generation, u32 length, then `length` payload bytes (SEND only), padded to 4. */
@@ -20,7 +20,7 @@ export const REC_CONNECT = 2;
 export const REC_DATA = 3;
 /** the peer sent FIN */
 export const REC_END = 4;
-/** w3 bytes taken by the kernel (low 32 bits), w4 (high 32 bits) */
+/** w3 bytes taken by the kernel (low 32 bits), w4 (high 32 bits), w5 send chunks the connection's queue holds now (a SENT with 0 bytes: only that count changed) */
 export const REC_SENT = 5;
 /** w3 close kind, w4 errno or an error sentinel */
 export const REC_CLOSE = 6;

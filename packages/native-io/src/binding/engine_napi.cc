@@ -9,7 +9,7 @@
 //   closeListener(id): number (0 | -errno)
 //   connect(host, port, localAddress, opts[8]): [slot, gen]
 //   setSocketOptions(slot, gen, opts[8]): number (0 | -errno)
-//   counters(): number[]                     [sendSubmissions, recvCalls]
+//   counters(): number[]                     [sendSubmissions, recvCalls, sendChunkBytesHeld, sendSlabBytes]
 //   features(): Record<string, string>
 //   destroy()
 //
@@ -131,6 +131,18 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       return;
     }
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    // An idle inline loop has no turns: this timer runs its housekeeping
+    // (returning idle send slabs). Unreferenced: it never keeps Node alive.
+    maint_timer_ = new uv_timer_t;
+    maint_timer_->data = this;
+    r = uv_timer_init(loop, maint_timer_);
+    if (r != 0) {
+      delete maint_timer_;
+      maint_timer_ = nullptr;
+      ThrowErrno(env, r, "uv_timer_init failed");
+      return;
+    }
+    uv_unref(reinterpret_cast<uv_handle_t*>(maint_timer_));
     napi_add_env_cleanup_hook(env, CleanupHook, this);
     hook_added_ = true;
     ok_ = true;
@@ -155,6 +167,30 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   static void OnPollClosed(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
+  static void OnTimerClosed(uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); }
+
+  static void OnMaintenance(uv_timer_t* h) {
+    NativeEngine* self = static_cast<NativeEngine*>(h->data);
+    if (self == nullptr || !self->ok_) return;
+    self->maint_due_ = 0;
+    self->core_.loop(0)->maintain();
+    self->ScheduleMaintenance();
+  }
+
+  // Inline mode: (re)arms the housekeeping timer for what the loop asks.
+  void ScheduleMaintenance() {
+    if (maint_timer_ == nullptr || !ok_) return;
+    const int ms = core_.loop(0)->maintenance_wait_ms();
+    if (ms < 0) {
+      if (maint_due_ != 0) uv_timer_stop(maint_timer_);
+      maint_due_ = 0;
+      return;
+    }
+    const uint64_t due = uv_now(maint_timer_->loop) + static_cast<uint64_t>(ms);
+    if (maint_due_ != 0 && maint_due_ <= due) return;  // already due no later
+    maint_due_ = due;
+    uv_timer_start(maint_timer_, OnMaintenance, static_cast<uint64_t>(ms), 0);
+  }
   static void OnAsyncClosed(uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); }
   static void NotifyAsync(void* ctx) { uv_async_send(static_cast<uv_async_t*>(ctx)); }
 
@@ -204,7 +240,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       if (r != kPollMore) break;
     }
     napi_close_handle_scope(env_, scope);
-    if (ok_) UpdateRef();
+    if (ok_) {
+      UpdateRef();
+      ScheduleMaintenance();
+    }
   }
 
   // Copies up to kEventCapacity pending records into the events window.
@@ -217,6 +256,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (rec_head_ == q.size()) {
       q.clear();
       rec_head_ = 0;
+      // A burst (a connection flood) must not keep its record memory.
+      if (q.capacity() > kEventCapacity * 4) std::vector<Rec>().swap(q);
     }
     return n;
   }
@@ -277,6 +318,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     o.Set("eventCapacity", Napi::Number::New(env, kEventCapacity));
     o.Set("recordWords", Napi::Number::New(env, kRecWords));
     o.Set("commandBytes", Napi::Number::New(env, static_cast<double>(kCommandBytes)));
+    o.Set("sendChunkBytes", Napi::Number::New(env, static_cast<double>(kChunkSize)));
+    o.Set("sendSlabReserveBytes", Napi::Number::New(env, static_cast<double>(kSlabReserve * kSlabBytes)));
     return o;
   }
 
@@ -292,6 +335,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (len > 0) core_.run_commands(commands_, len);
     uint32_t n = deliver ? TakeRecords() : 0;
     UpdateRef();
+    ScheduleMaintenance();
     napi_value out;
     napi_create_uint32(env, n, &out);
     return Napi::Value(env, out);
@@ -431,17 +475,21 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    double subs = 0, recvs = 0;
+    double subs = 0, recvs = 0, chunks = 0, slabs = 0;
     if (ok_) {
       for (uint32_t i = 0; i < core_.nloops(); ++i) {
         Loop* lp = core_.loop(i);
         subs += static_cast<double>(threaded_ ? lp->stat_submissions() : lp->stats().send_submissions);
         recvs += static_cast<double>(threaded_ ? lp->stat_recv_calls() : lp->stats().recv_calls);
+        chunks += static_cast<double>(lp->send_chunk_bytes());
+        slabs += static_cast<double>(lp->send_slab_bytes());
       }
     }
-    Napi::Array a = Napi::Array::New(env, 2);
+    Napi::Array a = Napi::Array::New(env, 4);
     a.Set(0u, Napi::Number::New(env, subs));
     a.Set(1u, Napi::Number::New(env, recvs));
+    a.Set(2u, Napi::Number::New(env, chunks));
+    a.Set(3u, Napi::Number::New(env, slabs));
     return a;
   }
 
@@ -490,6 +538,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnPollClosed);
       poll_ = nullptr;
     }
+    if (maint_timer_ != nullptr) {
+      uv_timer_stop(maint_timer_);
+      maint_timer_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(maint_timer_), OnTimerClosed);
+      maint_timer_ = nullptr;
+    }
     if (!from_cleanup_hook) {
       for (Napi::Reference<Napi::ArrayBuffer>& ref : buffer_refs_) {
         if (!ref.IsEmpty()) {
@@ -521,6 +575,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   uint8_t* commands_ = nullptr;
   size_t rec_head_ = 0;
   uv_poll_t* poll_ = nullptr;
+  uv_timer_t* maint_timer_ = nullptr;
+  uint64_t maint_due_ = 0;  // uv_now() at which the timer fires; 0 = stopped
   uv_async_t* async_ = nullptr;
   bool threaded_ = false;
   std::vector<Rec> js_fifo_;

@@ -15,6 +15,13 @@
 //        while its accepted connections live on.
 //   v1.2 set_receiving(c, on) added (read backpressure, contract 10); every
 //        backend must implement it.
+//   v1.3 Send slabs can be released before the backend dies:
+//        on_send_slab_released(index, base, bytes) comes first (only when no
+//        chunk of the slab is queued, so nothing the kernel may still read);
+//        the index may be reused by a later on_send_slab(). With I/O
+//        threads the core may call poll() with a positive timeout (ms) for
+//        its housekeeping; a backend that cannot bound its wait may block
+//        longer (housekeeping is then late, nothing else).
 //
 // ---------------------------------------------------------------- the model
 //
@@ -141,7 +148,7 @@ namespace fastport {
 // Send queue chunk size: a large write is streamed through chunks of this
 // size ("a 1 MiB write through 64 KiB chunks"). Chunks come from slabs of
 // kChunksPerSlab chunks (a backend may register slabs with the kernel, see
-// Backend::on_send_slab()).
+// Backend::on_send_slab()); idle slabs are released after a peak.
 constexpr size_t kChunkSize = 64 * 1024;
 constexpr size_t kChunksPerSlab = 16;
 
@@ -284,8 +291,8 @@ class Backend {
   virtual SocketHandle wait_fd() const = 0;
 
   // Processes ready events/completions, calling the sink. timeout_ms: 0 =
-  // do not block, -1 = block until something happens or wake().
-  // Returns kPollDone, kPollMore or -errno (fatal for the loop).
+  // do not block, -1 = block until something happens or wake(), > 0 = block
+  // at most that many ms (v1.3). Returns kPollDone, kPollMore or -errno (fatal for the loop).
   virtual int poll(int timeout_ms) = 0;
 
   // Pushes operations issued since the last call to the kernel.
@@ -300,9 +307,16 @@ class Backend {
   virtual void recv_consumed() = 0;
 
   // A slab of send chunks was created (index, base, bytes); backends that
-  // send from registered memory may register it. Slabs live until the
-  // backend is destroyed. Optional.
+  // send from registered memory may register it. Optional.
   virtual void on_send_slab(uint32_t index, uint8_t* base, size_t bytes) {
+    (void)index;
+    (void)base;
+    (void)bytes;
+  }
+  // The core is about to unmap slab `index` (idle after a peak; see
+  // CHANGELOG v1.3): unregister it. No chunk of it is queued or in flight.
+  // Slabs still mapped when the backend is destroyed get no call. Optional.
+  virtual void on_send_slab_released(uint32_t index, uint8_t* base, size_t bytes) {
     (void)index;
     (void)base;
     (void)bytes;

@@ -2,6 +2,7 @@
 #include "common/engine_core.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,43 +11,136 @@ namespace fastport {
 
 // ------------------------------------------------------------------ chunks
 
+namespace {
+
+uint8_t* map_slab() { return os_map_pages(kSlabBytes); }
+void unmap_slab(uint8_t* p) { os_unmap_pages(p, kSlabBytes); }
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
 ChunkPool::~ChunkPool() {
-  for (uint8_t* s : slabs_) std::free(s);
-  for (SendChunk* d : descs_) delete[] d;
+  for (Slab& s : slabs_) {
+    if (s.base != nullptr) unmap_slab(s.base);
+    delete[] s.descs;
+  }
+}
+
+std::vector<uint32_t>* ChunkPool::list_of(uint32_t nfree) {
+  if (nfree == kChunksPerSlab) return &idle_;
+  if (nfree == 0) return nullptr;
+  return &partial_;
+}
+
+// Moves slab idx to the list its free count now asks for.
+void ChunkPool::relist(uint32_t idx, uint32_t nfree_before) {
+  Slab& s = slabs_[idx];
+  std::vector<uint32_t>* from = list_of(nfree_before);
+  std::vector<uint32_t>* to = list_of(s.nfree);
+  if (from == to) return;
+  if (from != nullptr) {
+    const uint32_t last = from->back();
+    (*from)[s.pos] = last;
+    slabs_[last].pos = s.pos;
+    from->pop_back();
+    if (from == &idle_ && idle_.size() < idle_low_) idle_low_ = idle_.size();
+  }
+  if (to != nullptr) {
+    s.pos = static_cast<uint32_t>(to->size());
+    to->push_back(idx);
+  }
+}
+
+int ChunkPool::new_slab(Backend* be) {
+  uint8_t* base = map_slab();
+  if (base == nullptr) return -1;
+  SendChunk* d = new (std::nothrow) SendChunk[kChunksPerSlab];
+  if (d == nullptr) {
+    unmap_slab(base);
+    return -1;
+  }
+  uint32_t idx;
+  if (!holes_.empty()) {
+    idx = holes_.back();
+    holes_.pop_back();
+  } else {
+    idx = static_cast<uint32_t>(slabs_.size());
+    slabs_.emplace_back();
+  }
+  Slab& s = slabs_[idx];
+  s.base = base;
+  s.descs = d;
+  s.free = nullptr;
+  for (size_t i = kChunksPerSlab; i-- > 0;) {
+    d[i].begin = d[i].end = 0;
+    d[i].slab = idx;
+    d[i].reserved = 0;
+    d[i].data = base + i * kChunkSize;
+    d[i].next = s.free;
+    s.free = &d[i];
+  }
+  s.nfree = kChunksPerSlab;
+  s.pos = static_cast<uint32_t>(idle_.size());
+  idle_.push_back(idx);
+  ++live_;
+  if (be != nullptr) be->on_send_slab(idx, base, kSlabBytes);
+  return static_cast<int>(idx);
 }
 
 SendChunk* ChunkPool::get(Backend* be) {
-  if (free_.empty()) {
-    void* mem = nullptr;
-    if (posix_memalign(&mem, 4096, kChunkSize * kChunksPerSlab) != 0 || mem == nullptr) return nullptr;
-    SendChunk* d = new (std::nothrow) SendChunk[kChunksPerSlab];
-    if (d == nullptr) {
-      std::free(mem);
-      return nullptr;
-    }
-    uint8_t* base = static_cast<uint8_t*>(mem);
-    const uint32_t slab = static_cast<uint32_t>(slabs_.size());
-    slabs_.push_back(base);
-    descs_.push_back(d);
-    free_.reserve(free_.size() + kChunksPerSlab);
-    for (size_t i = kChunksPerSlab; i-- > 0;) {
-      d[i].next = nullptr;
-      d[i].begin = d[i].end = 0;
-      d[i].slab = slab;
-      d[i].reserved = 0;
-      d[i].data = base + i * kChunkSize;
-      free_.push_back(&d[i]);
-    }
-    if (be != nullptr) be->on_send_slab(slab, base, kChunkSize * kChunksPerSlab);
+  uint32_t idx;
+  if (!partial_.empty()) {
+    idx = partial_.back();
+  } else if (!idle_.empty()) {
+    idx = idle_.back();
+  } else {
+    const int r = new_slab(be);
+    if (r < 0) return nullptr;
+    idx = static_cast<uint32_t>(r);
   }
-  SendChunk* c = free_.back();
-  free_.pop_back();
+  Slab& s = slabs_[idx];
+  SendChunk* c = s.free;
+  s.free = c->next;
+  const uint32_t before = s.nfree--;
+  relist(idx, before);
+  ++held_;
   c->next = nullptr;
   c->begin = c->end = 0;
   return c;
 }
 
-void ChunkPool::put(SendChunk* c) { free_.push_back(c); }
+void ChunkPool::put(SendChunk* c) {
+  const uint32_t idx = c->slab;
+  Slab& s = slabs_[idx];
+  c->next = s.free;
+  s.free = c;
+  const uint32_t before = s.nfree++;
+  relist(idx, before);
+  --held_;
+}
+
+size_t ChunkPool::release_idle(Backend* be, size_t keep, size_t max) {
+  size_t n = 0;
+  while (n < max && idle_.size() > keep) {
+    const uint32_t idx = idle_.back();
+    idle_.pop_back();
+    Slab& s = slabs_[idx];
+    // Nothing can reference it: every chunk is free, and a chunk only comes
+    // back to the pool once the kernel is done with it (on_sent / on_closed).
+    if (be != nullptr) be->on_send_slab_released(idx, s.base, kSlabBytes);
+    unmap_slab(s.base);
+    delete[] s.descs;
+    s = Slab{};
+    holes_.push_back(idx);
+    --live_;
+    ++n;
+  }
+  if (idle_.size() < idle_low_) idle_low_ = idle_.size();
+  return n;
+}
 
 int core_send_iov(const Conn* c, IoSlice* iov, int max_iov, size_t max_bytes, size_t* bytes) {
   int n = 0;
@@ -174,12 +268,22 @@ void Loop::note_sent(CoreConn* c, size_t n) {
   }
 }
 
+// The chunk count changed: JS hears of it with this turn's SENT record.
+void Loop::note_held(CoreConn* c) {
+  if (!c->in_sent) {
+    c->in_sent = true;
+    sent_.push_back(c);
+  }
+}
+
 void Loop::emit_sent(CoreConn* c) {
   c->in_sent = false;
-  if (c->sent_accum == 0) return;
+  if (c->sent_accum == 0 && c->chunks == c->chunks_reported) return;
   Rec& r = push(kRecSent, c);
   r.w[3] = static_cast<uint32_t>(c->sent_accum & 0xffffffffu);
   r.w[4] = static_cast<uint32_t>(c->sent_accum >> 32);
+  r.w[5] = c->chunks;
+  c->chunks_reported = c->chunks;
   c->sent_accum = 0;
 }
 
@@ -189,6 +293,8 @@ bool Loop::append_queue(CoreConn* c, const uint8_t* p, size_t n) {
     if (t == nullptr || t->end == kChunkSize) {
       SendChunk* k = pool_.get(be_);
       if (k == nullptr) return false;
+      c->chunks++;
+      note_held(c);
       if (t == nullptr) {
         c->sq_head = c->sq_tail = k;
       } else {
@@ -217,6 +323,7 @@ void Loop::drop_queue(CoreConn* c) {
   }
   c->sq_head = c->sq_tail = nullptr;
   c->queued = 0;
+  c->chunks = 0;
 }
 
 void Loop::start_close(CoreConn* c, CloseMode mode) {
@@ -420,6 +527,41 @@ void Loop::finish_turn() {
   }
   sent_.clear();
   be_->submit();
+  maintain();
+}
+
+void Loop::maintain() {
+  if (slab_release_credit_ == 0 && pool_.idle_count() <= kSlabReserve) {
+    slab_epoch_end_ms_ = 0;
+    maint_wait_ms_ = -1;
+    return;
+  }
+  const int64_t now = now_ms();
+  if (slab_epoch_end_ms_ == 0) {
+    // Idle slabs beyond the reserve: watch them for one epoch.
+    slab_epoch_end_ms_ = now + kSlabIdleEpochMs;
+    pool_.take_idle_low();
+  } else if (now >= slab_epoch_end_ms_) {
+    const size_t low = pool_.take_idle_low();
+    slab_release_credit_ = low > kSlabReserve ? low - kSlabReserve : 0;
+    slab_epoch_end_ms_ = now + kSlabIdleEpochMs;
+  }
+  if (slab_release_credit_ > 0) {
+    const size_t max = slab_release_credit_ < kSlabReleasesPerTurn ? slab_release_credit_ : kSlabReleasesPerTurn;
+    const size_t n = pool_.release_idle(be_, kSlabReserve, max);
+    slab_release_credit_ = n < max ? 0 : slab_release_credit_ - n;
+    if (slab_release_credit_ > 0) {
+      maint_wait_ms_ = 0;
+      return;
+    }
+  }
+  if (pool_.idle_count() <= kSlabReserve) {
+    slab_epoch_end_ms_ = 0;
+    maint_wait_ms_ = -1;
+    return;
+  }
+  const int64_t wait = slab_epoch_end_ms_ - now;
+  maint_wait_ms_ = wait < 1 ? 1 : static_cast<int>(wait);
 }
 
 int Loop::poll_once(int timeout_ms) {
@@ -636,6 +778,7 @@ void Loop::on_sent(Conn* cb, size_t n) {
       c->sq_head = h->next;
       if (c->sq_head == nullptr) c->sq_tail = nullptr;
       pool_.put(h);
+      c->chunks--;
     }
   }
   if (c->queued == 0 && (c->close_req || (c->shutdown_req && !c->shut_done))) defer(c);
@@ -702,6 +845,7 @@ void EngineCore::run_commands(const uint8_t* buf, size_t len) {
     if (route_[i].empty()) continue;
     loops_[i]->post_commands(route_[i].data(), route_[i].size());
     route_[i].clear();
+    shrink_after_peak(route_[i]);
   }
 }
 

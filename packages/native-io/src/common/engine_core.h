@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/backend.h"
+#include "common/os_memory.h"
 #include "common/sockets.h"
 #include "common/wire.h"
 
@@ -29,18 +30,63 @@ struct Rec {
   uint32_t w[kRecWords];
 };
 
-// Chunk pool: slabs of kChunksPerSlab chunks, never returned before the loop dies.
+// Send memory policy. A queue holds whole chunks: one queued byte pins
+// kChunkSize, and every chunk pins its slab. So the loop counts chunks and
+// slabs, not bytes, and gives idle slabs back to the OS: a slab whose chunks
+// are all free and that stayed so for a whole epoch is unmapped (down to a
+// small reserve, a bounded number per turn), so the memory of a peak (slow
+// readers, a connection flood) goes back within about a second while a
+// steady load that keeps reusing its slabs never pays for a remap.
+constexpr size_t kSlabBytes = kChunkSize * kChunksPerSlab;
+constexpr size_t kSlabReserve = 2;         // idle slabs a loop keeps
+constexpr int kSlabIdleEpochMs = 500;      // idle this long (a whole epoch) before a slab goes
+constexpr size_t kSlabReleasesPerTurn = 16;
+
+// Chunks from slabs mapped straight from the OS (malloc would keep freed
+// large blocks once its mmap threshold has adapted). Chunks are taken from
+// partly used slabs first, so idle slabs stay idle and can go.
 class ChunkPool {
  public:
+  ChunkPool() = default;
   ~ChunkPool();
+  ChunkPool(const ChunkPool&) = delete;
+  ChunkPool& operator=(const ChunkPool&) = delete;
+
   SendChunk* get(Backend* be);  // nullptr when out of memory
   void put(SendChunk* c);
-  size_t slabs() const { return slabs_.size(); }
+  // Unmaps idle slabs while more than `keep` are idle, at most `max`; tells
+  // the backend first (Backend::on_send_slab_released). Returns how many.
+  size_t release_idle(Backend* be, size_t keep, size_t max);
+
+  size_t chunks_held() const { return held_; }
+  size_t slab_count() const { return live_; }
+  size_t idle_count() const { return idle_.size(); }
+  // The fewest idle slabs since the previous call; starts counting again.
+  size_t take_idle_low() {
+    const size_t low = idle_low_;
+    idle_low_ = idle_.size();
+    return low;
+  }
 
  private:
-  std::vector<uint8_t*> slabs_;
-  std::vector<SendChunk*> descs_;  // arrays of kChunksPerSlab descriptors
-  std::vector<SendChunk*> free_;
+  struct Slab {
+    uint8_t* base = nullptr;      // nullptr: index free for the next slab
+    SendChunk* descs = nullptr;   // kChunksPerSlab descriptors
+    SendChunk* free = nullptr;    // free chunks of this slab
+    uint32_t nfree = 0;
+    uint32_t pos = 0;             // index in partial_ or idle_ (by nfree)
+  };
+  int new_slab(Backend* be);  // index, or -1 when out of memory
+  void relist(uint32_t idx, uint32_t nfree_before);
+  std::vector<uint32_t>* list_of(uint32_t nfree);
+
+  std::vector<Slab> slabs_;      // by slab index (stable: backends may have registered it)
+  std::vector<uint32_t> holes_;  // indices of released slabs
+  std::vector<uint32_t> partial_;
+  std::vector<uint32_t> idle_;
+  size_t held_ = 0;
+  size_t live_ = 0;
+  size_t idle_low_ = 0;
 };
 
 struct CoreConn : Conn {
@@ -63,6 +109,8 @@ struct CoreConn : Conn {
   int32_t stage_last = -1;
   uint32_t stage_count = 0;
   uint64_t staged = 0;
+  uint32_t chunks = 0;           // send chunks in the queue
+  uint32_t chunks_reported = 0;  // as last told to JS (SENT w5)
 };
 
 struct CoreListener : Listener {
@@ -73,6 +121,16 @@ struct CoreListener : Listener {
 struct EngineLimits {
   uint64_t max_pending = 10u << 20;
 };
+
+// A buffer that grew for a burst (a flood of commands or records) gives its
+// memory back once it is empty again, instead of keeping the peak forever.
+constexpr size_t kKeepBufferBytes = 8u << 20;  // above a steady load's batches (the JS command buffer is 1 MiB)
+template <typename V>
+void shrink_after_peak(V& v, size_t keep_bytes = kKeepBufferBytes) {
+  if (!v.empty() || v.capacity() * sizeof(typename V::value_type) <= keep_bytes) return;
+  V().swap(v);
+  os_trim_heap();  // glibc keeps freed blocks below its adaptive mmap threshold
+}
 
 class EngineCore;
 
@@ -135,6 +193,21 @@ class Loop final : public CoreSink {
   void release(uint64_t seq);
   uint64_t stat_submissions() const { return snap_subs_.load(std::memory_order_relaxed); }
   uint64_t stat_recv_calls() const { return snap_recvs_.load(std::memory_order_relaxed); }
+  // Send memory: chunks held by queues and slabs mapped, in bytes (any thread
+  // with I/O threads: a snapshot of the loop's last turn).
+  uint64_t send_chunk_bytes() const {
+    return threaded_ ? snap_chunks_.load(std::memory_order_relaxed) : pool_.chunks_held() * kChunkSize;
+  }
+  uint64_t send_slab_bytes() const {
+    return threaded_ ? snap_slabs_.load(std::memory_order_relaxed) : pool_.slab_count() * kSlabBytes;
+  }
+  // Housekeeping (idle slab release). Runs at the end of every turn; when it
+  // has work left for later, maintenance_wait_ms() says in how many ms it
+  // wants to run again (0 = as soon as possible, -1 = nothing to do).
+  // Inline mode: the binding calls maintain() from a timer, since an idle
+  // loop has no turns; with I/O threads the loop bounds its wait by it.
+  void maintain();
+  int maintenance_wait_ms() const { return maint_wait_ms_; }
 
   // CoreSink
   Conn* on_accepted(Listener* l, SocketHandle fd, const sockaddr* addr, socklen_t addr_len) override;
@@ -162,6 +235,7 @@ class Loop final : public CoreSink {
   void flush_conn(CoreConn* c);
   void start_close(CoreConn* c, CloseMode mode);
   void apply_receiving(CoreConn* c);
+  void note_held(CoreConn* c);
 
   EngineCore* engine_;
   uint32_t index_;
@@ -185,6 +259,9 @@ class Loop final : public CoreSink {
   };
   std::vector<Stage> stage_;
   bool tearing_down_ = false;
+  int64_t slab_epoch_end_ms_ = 0;  // 0: no epoch running (no idle slab beyond the reserve)
+  size_t slab_release_credit_ = 0; // idle slabs found idle for a whole epoch, still to release
+  int maint_wait_ms_ = -1;
 
   void thread_main();
   bool handle_inbox();  // returns true if anything was done
@@ -209,6 +286,8 @@ class Loop final : public CoreSink {
   std::atomic<size_t> busy_{0};
   std::atomic<uint64_t> snap_subs_{0};
   std::atomic<uint64_t> snap_recvs_{0};
+  std::atomic<uint64_t> snap_chunks_{0};
+  std::atomic<uint64_t> snap_slabs_{0};
   void (*notify_)(void*) = nullptr;
   void* notify_ctx_ = nullptr;
 

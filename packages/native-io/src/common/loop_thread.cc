@@ -62,6 +62,7 @@ uint64_t Loop::take_posted(std::vector<Rec>* out) {
   if (!out_recs_.empty()) {
     out->insert(out->end(), out_recs_.begin(), out_recs_.end());
     out_recs_.clear();
+    shrink_after_peak(out_recs_);
   }
   return posted_seq_;
 }
@@ -96,6 +97,7 @@ bool Loop::handle_inbox() {
   if (!work_cmds_.empty()) {
     run_commands(work_cmds_.data(), work_cmds_.size());
     work_cmds_.clear();
+    shrink_after_peak(work_cmds_);
     did = true;
   }
   return did;
@@ -104,6 +106,8 @@ bool Loop::handle_inbox() {
 void Loop::post_records() {
   snap_subs_.store(stats_.send_submissions, std::memory_order_relaxed);
   snap_recvs_.store(stats_.recv_calls, std::memory_order_relaxed);
+  snap_chunks_.store(pool_.chunks_held() * kChunkSize, std::memory_order_relaxed);
+  snap_slabs_.store(pool_.slab_count() * kSlabBytes, std::memory_order_relaxed);
   if (recs_.empty()) return;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -115,6 +119,7 @@ void Loop::post_records() {
     if (posted_data_) ++posted_seq_;
   }
   recs_.clear();
+  shrink_after_peak(recs_);
   posted_data_ = false;
   notify_(notify_ctx_);
 }
@@ -148,7 +153,8 @@ void Loop::thread_main() {
       last = kPollDone;
       continue;
     }
-    last = be_->poll(-1);
+    // Blocks until there is work, or until housekeeping is due.
+    last = be_->poll(maint_wait_ms_);
     if (last < 0) last = kPollDone;
     finish_turn();
   }

@@ -7,7 +7,7 @@
 
 namespace fastport {
 
-constexpr const char* kWireVersion = "2-4a6c099b232d";
+constexpr const char* kWireVersion = "3-ec812b75737d";
 // An event record (native -> JS) is this many u32 words: w0 type, w1 slot, w2 generation, w3.. arguments.
 constexpr int kRecWords = 12;
 // A command (JS -> native) is u32 op, u32 slot, u32 generation, u32 length, then `length` payload bytes (SEND only), padded to 4.
@@ -22,7 +22,7 @@ enum RecType : uint32_t {
   kRecConnect = 2,  // w4 family, w5 port, w6..w9 address (the remote)
   kRecData = 3,  // w3 offset in the loop's receive region, w4 length, w5 loop index
   kRecEnd = 4,  // the peer sent FIN
-  kRecSent = 5,  // w3 bytes taken by the kernel (low 32 bits), w4 (high 32 bits)
+  kRecSent = 5,  // w3 bytes taken by the kernel (low 32 bits), w4 (high 32 bits), w5 send chunks the connection's queue holds now (a SENT with 0 bytes: only that count changed)
   kRecClose = 6,  // w3 close kind, w4 errno or an error sentinel
   kRecListenerError = 7,  // slot 0; w3 listener id, w4 errno
   kRecListenerClosed = 8,  // slot 0; w3 listener id

@@ -18,9 +18,17 @@
 // reset at once; EPOLLHUP while paused only means "FIN waiting behind unread
 // bytes", so the connection leaves the set until the resume instead of
 // waking every turn.
+//
+// Out of descriptors (EMFILE/ENFILE) or memory while accepting, the waiting
+// connections keep a level-triggered listener readable, so "retry on the
+// next turn" would spin the loop at 100% CPU. Such a listener leaves the set
+// for kAcceptBackoffMs (one timerfd per loop, created at init because no fd
+// can be had once they run out) and comes back early when this loop closes
+// a connection (an fd was freed).
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +36,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "common/backend.h"
 #include "common/sockets.h"
@@ -47,6 +56,10 @@ constexpr uint32_t kFlagHupPaused = 1u << 7;   // EPOLLHUP seen while paused: ou
 constexpr uint64_t kTagConn = 0;
 constexpr uint64_t kTagListener = 1;
 constexpr uint64_t kTagWake = 2;
+constexpr uint64_t kTagTimer = 3;
+
+constexpr uint32_t kListenerPaused = 1u << 0;  // Listener::bflags: out of the set until the backoff ends
+constexpr long kAcceptBackoffMs = 50;          // as the uring backend
 
 constexpr size_t kMinRecvRoom = 16 * 1024;  // below this the batch goes to JS first
 constexpr int kMaxEvents = 1024;
@@ -58,6 +71,7 @@ class EpollBackend final : public Backend {
  public:
   ~EpollBackend() override {
     if (wake_fd_ >= 0) ::close(wake_fd_);
+    if (timer_fd_ >= 0) ::close(timer_fd_);
     if (ep_ >= 0) ::close(ep_);
     std::free(arena_);
   }
@@ -85,6 +99,11 @@ class EpollBackend final : public Backend {
     ev.events = EPOLLIN;
     ev.data.u64 = kTagWake;
     if (epoll_ctl(ep_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) return -errno;
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ < 0) return -errno;
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagTimer;
+    if (epoll_ctl(ep_, EPOLL_CTL_ADD, timer_fd_, &ev) != 0) return -errno;
     return 0;
   }
 
@@ -104,6 +123,14 @@ class EpollBackend final : public Backend {
         while (read(wake_fd_, &v, sizeof v) > 0) {
         }
         sink_->on_wake();
+        continue;
+      }
+      if (tag == kTagTimer) {
+        uint64_t expirations;
+        while (read(timer_fd_, &expirations, sizeof expirations) > 0) {
+        }
+        timer_armed_ = false;
+        resume_listeners();
         continue;
       }
       if (tag == kTagListener) {
@@ -159,7 +186,18 @@ class EpollBackend final : public Backend {
   }
 
   void remove_listener(Listener* l) override {
-    epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);  // the fd is closed next anyway
+    if (l->bflags & kListenerPaused) {
+      for (size_t i = 0; i < paused_.size(); ++i) {
+        if (paused_[i] == l) {
+          paused_[i] = paused_.back();
+          paused_.pop_back();
+          break;
+        }
+      }
+      l->bflags &= ~kListenerPaused;
+    } else {
+      epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);  // the fd is closed next anyway
+    }
     sock_close(l->fd);
     l->fd = kInvalidSocket;
     sink_->on_listener_closed(l);
@@ -228,6 +266,7 @@ class EpollBackend final : public Backend {
     c->fd = kInvalidSocket;
     c->bflags = kFlagDead;
     sink_->on_closed(c);
+    if (!paused_.empty()) resume_listeners();  // an fd is free again
   }
 
  private:
@@ -276,7 +315,8 @@ class EpollBackend final : public Backend {
         const int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) return true;
         if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
-        sink_->on_listener_error(l, err);  // EMFILE, ENFILE, ENOBUFS, ENOMEM: retried on the next turn
+        sink_->on_listener_error(l, err);  // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
+        pause_listener(l);
         return true;
       }
       Conn* c = sink_->on_accepted(l, fd, reinterpret_cast<sockaddr*>(&ss), len);
@@ -286,6 +326,41 @@ class EpollBackend final : public Backend {
       if (r < 0) fail(c, -r);
     }
     return false;
+  }
+
+  // Takes l out of the set until the backoff timer (or a close) brings it back.
+  void pause_listener(Listener* l) {
+    if (l->bflags & kListenerPaused) return;
+    if (epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr) != 0) return;  // cannot happen for a registered fd; keep it then
+    l->bflags |= kListenerPaused;
+    paused_.push_back(l);
+    arm_timer();
+  }
+
+  void resume_listeners() {
+    size_t kept = 0;
+    for (size_t i = 0; i < paused_.size(); ++i) {
+      Listener* l = paused_[i];
+      epoll_event ev;
+      ev.events = EPOLLIN;
+      ev.data.u64 = reinterpret_cast<uint64_t>(l) | kTagListener;
+      if (epoll_ctl(ep_, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
+        l->bflags &= ~kListenerPaused;
+      } else {
+        paused_[kept++] = l;  // ENOMEM/ENOSPC: try again after the next backoff
+      }
+    }
+    paused_.resize(kept);
+    if (!paused_.empty()) arm_timer();
+  }
+
+  void arm_timer() {
+    if (timer_armed_) return;
+    itimerspec ts;
+    std::memset(&ts, 0, sizeof ts);
+    ts.it_value.tv_nsec = kAcceptBackoffMs * 1000 * 1000;
+    if (timerfd_settime(timer_fd_, 0, &ts, nullptr) == 0) timer_armed_ = true;
+    // If arming fails the listener still comes back when this loop closes a connection.
   }
 
   void finish_connect(Conn* c) {
@@ -393,6 +468,9 @@ class EpollBackend final : public Backend {
   LoopStats* stats_ = nullptr;
   int ep_ = -1;
   int wake_fd_ = -1;
+  int timer_fd_ = -1;
+  bool timer_armed_ = false;
+  std::vector<Listener*> paused_;  // listeners out of the set after an accept error
   uint8_t* arena_ = nullptr;
   size_t arena_size_ = 0;
   size_t cursor_ = 0;

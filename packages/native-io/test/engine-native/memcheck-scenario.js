@@ -2,8 +2,10 @@
 // A self-contained workout of the native engine for valgrind / ASan runs
 // (vitest under valgrind is too slow): echo with many connections, 1 MiB
 // frames, backpressure refusal, half-close, peer RST, abort with queued
-// bytes, receive pause/resume (and close while paused), connect failures, ioThreads 0 and 2, destroy() with connections
-// open. Exits 0 when every step saw what it expected.
+// bytes, receive pause/resume (and close while paused), connect failures,
+// idle send slabs released after slow readers leave, debugViews (server
+// side), ioThreads 0 and 2, destroy() with connections open. Exits 0 when
+// every step saw what it expected.
 //
 //   valgrind --leak-check=full --error-exitcode=1 node test/engine-native/memcheck-scenario.js [epoll|uring]
 const net = require('node:net');
@@ -56,7 +58,7 @@ function engine(ioThreads, extra = {}) {
 }
 
 async function scenario(ioThreads) {
-  const server = engine(ioThreads);
+  const server = engine(ioThreads, { debugViews: true });
   server.st.echo = true;
   const client = engine(ioThreads);
   const l = await server.e.listen({ host: '127.0.0.1', port: 0 });
@@ -116,7 +118,6 @@ async function scenario(ioThreads) {
   for (const s of stalled) s.resume();
   await waitFor(() => bp.st.drains > 0, 20000, 'drain');
   for (const s of stalled) s.destroy();
-  stall.close();
   await bp.e.destroy();
 
   // read backpressure: a paused connection leaves the echo in the kernel (the
@@ -145,6 +146,21 @@ async function scenario(ioThreads) {
   client.e.pauseReceiving(ids[7]);
   client.e.resumeReceiving(ids[7]);
   client.e.pauseReceiving(ids[8]); // left paused: destroy() closes it
+
+  // slow readers with big queues leave: their slabs go back to the reserve
+  const mem = engine(ioThreads);
+  const slow = [];
+  const stalledBefore = stalled.length;
+  for (let i = 0; i < 4; i++) slow.push(mem.e.connect({ host: '127.0.0.1', port: stall.address().port, sendBufferSize: 65536 }));
+  await waitFor(() => slow.every((id) => mem.st.connected.has(id)) && stalled.length === stalledBefore + slow.length, 20000, 'slow readers connect');
+  for (const id of slow) mem.e.send(id, Buffer.alloc(4 * 1024 * 1024, 9));
+  await waitFor(() => mem.e.stats().sendChunkBytesHeld >= 8 * 1024 * 1024, 20000, 'slow reader queues');
+  for (const s of stalled) s.resetAndDestroy();
+  await waitFor(() => slow.every((id) => mem.st.closes.has(id)), 20000, 'slow readers closed');
+  const reserve = mem.e.info.features.sendSlabReserveBytes * Math.max(1, ioThreads);
+  await waitFor(() => mem.e.stats().sendSlabBytes <= reserve, 20000, 'idle slabs released');
+  stall.close();
+  await mem.e.destroy();
 
   // destroy with connections open (and bytes queued)
   for (const id of ids.slice(4)) client.e.send(id, big);
