@@ -298,7 +298,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     const slot = this.slots.get(session.connectionId);
     const replay = session.rel !== null ? session.rel.out.bytes : 0;
     if (slot === undefined || slot.evicted) return replay;
-    return this.engine.pendingBytes(slot.conn) + slot.reserved + replay;
+    return this.engine.heldBytes(slot.conn) + slot.reserved + replay;
   }
 
   sessionCount(): number {
@@ -320,7 +320,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   /** Closes a session that holds the most of a full budget; returns what leaves the budget now. */
   private evict(slot: SessionSlot, message: string): number {
     const session = slot.session;
-    const queued = this.engine.pendingBytes(slot.conn);
+    const queued = this.engine.heldBytes(slot.conn);
     slot.evicted = true;
     this.stopReading(slot); // gives its reassembly bytes back itself
     if (session.rel !== null) session.rel.final = true; // its replay buffer is given back when it ends
@@ -376,7 +376,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     };
   }
 
-  /** Bytes this host holds now (send queues, reassembly, replay buffers): what the memory budget counts. */
+  /** Bytes this host holds now (send-queue memory as the engine holds it, reassembly, replay buffers): what the memory budget counts. */
   memoryUsage(): number {
     let total = 0;
     const engine = this.engine;
@@ -384,7 +384,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       const r = slot.closing ? 0 : reassemblyBytes(slot.decoder);
       slot.reserved = r;
       if (slot.evicted) continue;
-      total += engine.pendingBytes(slot.conn) + r;
+      total += engine.heldBytes(slot.conn) + r;
       const rel = slot.session.rel;
       if (rel !== null && slot.session.connectionId === slot.conn) total += rel.out.bytes;
     }
