@@ -11,6 +11,7 @@
 // Tuning by environment (tests and benchmarks):
 //   FASTPORT_URING_BUF_COUNT   buffers in the ring (power of two), default from recv_bytes
 //   FASTPORT_URING_BUF_SIZE    bytes per buffer, default 16384
+//   FASTPORT_URING_SQ_ENTRIES  submission queue entries (the kernel rounds up to a power of two), default 2048
 //   FASTPORT_URING_DISABLE     comma list: deferTaskrun,coopTaskrun,singleIssuer,
 //                              bufRing,multishotRecv,multishotAccept,cancelFd
 #include <sys/eventfd.h>
@@ -117,6 +118,7 @@ class UringBackend final : public Backend, private uring::UringSink {
     if (count < 8) count = 8;
     o.buf_count = floor_pow2(env_uint("FASTPORT_URING_BUF_COUNT", count));
     if (o.buf_count > 32768) o.buf_count = 32768;
+    o.sq_entries = env_uint("FASTPORT_URING_SQ_ENTRIES", o.sq_entries);
     o.disable = env_disable();
     o.eventfd = inline_;
     std::string err;

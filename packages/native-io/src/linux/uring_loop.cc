@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -246,7 +247,39 @@ void UringLoop::destroy() {
 
 // ------------------------------------------------------------ helpers
 
+#if defined(FASTPORT_URING_TEST_HOOKS)
+// Fault injection for the mechanics tests only (never in the addon build):
+// FASTPORT_URING_FAULT_SQE=N makes every Nth get_sqe() find no SQE (after
+// the first FASTPORT_URING_FAULT_SQE_AFTER calls);
+// FASTPORT_URING_FAULT_CANCEL_EINVAL=1 makes the first CANCEL_FD cancel
+// complete as -EINVAL (the < 5.19 run-time fallback).
+static unsigned fault_every() {
+  static const unsigned n = [] {
+    const char* v = std::getenv("FASTPORT_URING_FAULT_SQE");
+    return v != nullptr ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : 0u;
+  }();
+  return n;
+}
+static bool fault_cancel_einval() {
+  static bool armed = [] {
+    const char* v = std::getenv("FASTPORT_URING_FAULT_CANCEL_EINVAL");
+    return v != nullptr && *v == '1';
+  }();
+  if (!armed) return false;
+  armed = false;
+  return true;
+}
+#endif
+
 io_uring_sqe* UringLoop::get_sqe() {
+#if defined(FASTPORT_URING_TEST_HOOKS)
+  static unsigned fault_count = 0;
+  static const unsigned fault_after = [] {
+    const char* v = std::getenv("FASTPORT_URING_FAULT_SQE_AFTER");
+    return v != nullptr ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : 0u;
+  }();
+  if (fault_every() > 0 && ++fault_count > fault_after && fault_count % fault_every() == 0) return nullptr;
+#endif
   io_uring_sqe* sqe = ring_.next_sqe();
   if (sqe == nullptr) {
     // SQ full: hand what is queued to the kernel (no wait) and retry.
@@ -835,14 +868,19 @@ void UringLoop::dispatch(const io_uring_cqe& cqe) {
       if (c->state == kOpen) sink_->on_shutdown(slot, cqe.res);
       op_done(slot, *c);
       return;
-    case kUCancel:
-      if (cqe.res == -EINVAL && features_.cancel_fd) {
+    case kUCancel: {
+      int res = cqe.res;
+#if defined(FASTPORT_URING_TEST_HOOKS)
+      if (features_.cancel_fd && fault_cancel_einval()) res = -EINVAL;
+#endif
+      if (res == -EINVAL && features_.cancel_fd) {
         // < 5.19: no CANCEL_FD; cancel by user_data instead.
         features_.cancel_fd = false;
         if (c->state == kClosing) submit_cancel(slot, *c);
       }
       op_done(slot, *c);
       return;
+    }
     default:
       return;
   }
