@@ -123,7 +123,8 @@ struct Side : CoreSink {
   // The engine's inline turn (engine_napi RunInline): at most 64 polls, each
   // followed by the core's submit, the JS batch (sends), then recv_consumed.
   void inline_turn() {
-    for (int i = 0; i < 64; ++i) {
+    static const int cap = std::getenv("MECH_INLINE_CAP") ? std::atoi(std::getenv("MECH_INLINE_CAP")) : 64;
+    for (int i = 0; i < cap; ++i) {
       int r = b->poll(0);
       b->submit();
       for (TConn* t : to_flush) {
@@ -344,6 +345,11 @@ int run(int argc, char** argv) {
     } else {
       if (!wait_until([&] { return server_got() >= bytes * conns; })) {
         std::fprintf(stderr, "server got %zu of %zu bytes\n", server_got(), bytes * conns);
+        if (std::getenv("MECH_DEBUG") != nullptr) {
+          std::fprintf(stderr, "server wait_fd readable: %d\n", srv.readable() ? 1 : 0);
+          for (int k = 0; k < 200; ++k) srv.turn();
+          std::fprintf(stderr, "after 200 forced turns: %zu\n", server_got());
+        }
         return fail("flood: the server stopped receiving");
       }
       for (TConn* t : srv.conns) {
