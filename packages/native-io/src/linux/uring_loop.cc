@@ -42,10 +42,11 @@ bool is_pow2(unsigned v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
-// Connection slots live in fixed chunks so a Conn never moves: SQEs point at
-// its msghdr and sockaddr until the kernel has consumed them.
-static constexpr unsigned kChunkShift = 10;
-static constexpr unsigned kChunkSize = 1u << kChunkShift;
+// Connection slots live in fixed blocks so a Conn never moves: SQEs point at
+// its msghdr and sockaddr until the kernel has consumed them. (Not the send
+// queue's kChunkSize of common/backend.h.)
+static constexpr unsigned kConnBlockShift = 10;
+static constexpr unsigned kConnBlockSlots = 1u << kConnBlockShift;
 
 UringLoop::~UringLoop() { destroy(); }
 
@@ -230,16 +231,16 @@ int UringLoop::enable() {
 void UringLoop::destroy() {
   // Closing the ring cancels everything in flight; then the fds can go.
   ring_.destroy();
-  for (auto& chunk : chunks_) {
+  for (auto& chunk : conn_blocks_) {
     if (!chunk) continue;
-    for (unsigned i = 0; i < kChunkSize; ++i) {
+    for (unsigned i = 0; i < kConnBlockSlots; ++i) {
       Conn& c = chunk[i];
       if (c.fd >= 0) ::close(c.fd);
       c.fd = -1;
       c.state = kFree;
     }
   }
-  chunks_.clear();
+  conn_blocks_.clear();
   for (auto& l : listeners_) {
     if (l.fd >= 0) ::close(l.fd);
     l.fd = -1;
@@ -308,47 +309,34 @@ io_uring_sqe* UringLoop::get_sqe() {
 }
 
 UringLoop::Conn* UringLoop::conn(uint32_t slot) {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size()) return nullptr;
-  Conn* chunk = chunks_[ci].get();
-  return chunk == nullptr ? nullptr : &chunk[slot & (kChunkSize - 1)];
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size()) return nullptr;
+  Conn* chunk = conn_blocks_[ci].get();
+  return chunk == nullptr ? nullptr : &chunk[slot & (kConnBlockSlots - 1)];
 }
 
 UringLoop::Conn* UringLoop::conn_alloc(uint32_t slot) {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size()) chunks_.resize(ci + 1);
-  if (!chunks_[ci]) chunks_[ci].reset(new Conn[kChunkSize]);
-  return &chunks_[ci][slot & (kChunkSize - 1)];
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size()) conn_blocks_.resize(ci + 1);
+  if (!conn_blocks_[ci]) conn_blocks_[ci].reset(new Conn[kConnBlockSlots]);
+  return &conn_blocks_[ci][slot & (kConnBlockSlots - 1)];
 }
 
 bool UringLoop::send_busy(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return false;
-  return chunks_[ci][slot & (kChunkSize - 1)].send_inflight;
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size() || !conn_blocks_[ci]) return false;
+  return conn_blocks_[ci][slot & (kConnBlockSlots - 1)].send_inflight;
 }
 
 void* UringLoop::user(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return nullptr;
-  return chunks_[ci][slot & (kChunkSize - 1)].user;
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size() || !conn_blocks_[ci]) return nullptr;
+  return conn_blocks_[ci][slot & (kConnBlockSlots - 1)].user;
 }
 
 void UringLoop::set_user(uint32_t slot, void* p) {
   Conn* c = conn_alloc(slot);
   c->user = p;
-}
-
-bool UringLoop::is_open(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return false;
-  const Conn& c = chunks_[ci][slot & (kChunkSize - 1)];
-  return c.state == kOpen || c.state == kConnecting;
-}
-
-int UringLoop::fd_of(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return -1;
-  return chunks_[ci][slot & (kChunkSize - 1)].fd;
 }
 
 void UringLoop::recycle(uint32_t bid) {
@@ -538,14 +526,6 @@ int UringLoop::add_conn(uint32_t slot, uint32_t gen, int fd, bool recv) {
   c->cancel_keep_send = false;
   c->recv_wanted = recv;
   if (recv) arm_recv(slot, *c);
-  return 0;
-}
-
-int UringLoop::start_recv(uint32_t slot) {
-  Conn* c = conn(slot);
-  if (c == nullptr || c->state != kOpen) return -ENOTCONN;
-  c->recv_wanted = true;
-  if (!c->recv_armed && !c->waiting_bufs) arm_recv(slot, *c);
   return 0;
 }
 

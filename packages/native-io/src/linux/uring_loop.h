@@ -145,7 +145,6 @@ class UringLoop {
     std::lock_guard<std::mutex> g(features_mu_);
     return features_pub_;
   }
-  const UringStats& stats() const { return stats_; }
   // The registered eventfd (nonblocking): readable when CQEs or deferred task
   // work wait. -1 without it.
   int event_fd() const { return event_fd_; }
@@ -160,7 +159,6 @@ class UringLoop {
   // Adopts an open socket (accepted or connected) and starts receiving
   // unless `recv` is false (start_recv later).
   int add_conn(uint32_t slot, uint32_t gen, int fd, bool recv = true);
-  int start_recv(uint32_t slot);
   // Starts a connect on `fd` (a new nonblocking-or-not socket, owned by the
   // loop from here). `addr` is copied. on_connect follows; receiving starts
   // on success only when start_recv is called (or recv_on_connect).
@@ -178,11 +176,9 @@ class UringLoop {
   // was in flight, else from a later process().
   enum CloseMode { kCloseGraceful = 0, kCloseAbort = 1, kCloseSilent = 2 };
   int close(uint32_t slot, CloseMode mode);
-  bool is_open(uint32_t slot) const;
   bool send_busy(uint32_t slot) const;
   void* user(uint32_t slot) const;
   void set_user(uint32_t slot, void* p);
-  int fd_of(uint32_t slot) const;
 
   uint8_t* buffer_base() const { return buf_base_; }
   size_t buffer_bytes() const { return buf_len_; }
@@ -202,13 +198,10 @@ class UringLoop {
   int flush();
   // Reads the eventfd (clears readiness). Call when uv_poll reports it.
   void drain_event_fd();
-  // True when SQEs are queued or closes wait to be reported.
-  bool has_pending() const { return ring_.sq_pending() > 0 || !closed_ready_.empty() || !retry_.empty(); }
   // Connections parked on ENOBUFS (receive memory all handed out).
   size_t parked() const { return parked_.size(); }
   // Parked connections that cannot be re-armed until buffers come back.
   bool starved() const { return !parked_.empty() && stats_.buffers_out >= features_.buf_count; }
-  size_t buffers_out() const { return static_cast<size_t>(stats_.buffers_out); }
 
  private:
   // user_data op tags (not kernel opcodes).
@@ -346,7 +339,7 @@ class UringLoop {
   bool multishot_recv_confirmed_ = false;
   bool multishot_accept_confirmed_ = false;
 
-  std::vector<std::unique_ptr<Conn[]>> chunks_;  // fixed chunks: a Conn never moves
+  std::vector<std::unique_ptr<Conn[]>> conn_blocks_;  // fixed blocks: a Conn never moves
   std::vector<Listener> listeners_;
   std::vector<uint32_t> closed_listeners_;
   std::vector<Deferred> deferred_;
