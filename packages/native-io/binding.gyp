@@ -37,7 +37,7 @@
         ['OS=="linux"', {
           'sources': [
             'src/linux/probe_linux.cc',
-            'src/linux/uring_ring.cc',
+            'src/linux/uring/ring.cc',
             'src/linux/uring_loop.cc',
             'src/linux/uring_backend.cc',
             'src/posix/sockets.cc',

@@ -109,7 +109,7 @@ int UringLoop::setup_ring(const UringOptions& opts, std::string* error) {
     if (pr < 0) return true;  // no probe (< 5.6): assume, failures show up per op
     return op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED) != 0;
   };
-  const uint8_t needed[] = {kOpRecvOp, kOpSend, kOpSendmsg, kOpAcceptOp, kOpConnect, kOpAsyncCancelOp};
+  const uint8_t needed[] = {kOpRecv, kOpSend, kOpSendmsg, kOpAccept, kOpConnect, kOpAsyncCancel};
   for (uint8_t op : needed) {
     if (!has(op)) {
       *error = "io_uring lacks opcode " + std::to_string(op) + " (kernel too old)";
@@ -445,7 +445,7 @@ void UringLoop::arm_accept(uint32_t listener) {
     retry_.push_back(Retry{kRetryAccept, listener, 0});
     return;
   }
-  sqe->opcode = kOpAcceptOp;
+  sqe->opcode = kOpAccept;
   sqe->fd = l.fd;
   sqe->accept_flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
   if (features_.multishot_accept) sqe->ioprio = IORING_ACCEPT_MULTISHOT;
@@ -490,7 +490,7 @@ bool UringLoop::submit_listener_cancel(uint32_t listener) {
   Listener& l = listeners_[listener];
   io_uring_sqe* sqe = get_sqe();
   if (sqe == nullptr) return false;
-  sqe->opcode = kOpAsyncCancelOp;
+  sqe->opcode = kOpAsyncCancel;
   sqe->addr = l.retry_pending ? ud(kUAcceptRetry, 0, listener) : ud(kUAccept, 0, listener);
   sqe->user_data = ud(kUListenerCancel, 0, listener);
   return true;
@@ -554,7 +554,7 @@ int UringLoop::stop_recv(uint32_t slot) {
 bool UringLoop::submit_recv_cancel(uint32_t slot, Conn& c) {
   io_uring_sqe* sqe = get_sqe();
   if (sqe == nullptr) return false;
-  sqe->opcode = kOpAsyncCancelOp;
+  sqe->opcode = kOpAsyncCancel;
   sqe->addr = ud(kURecv, c.gen, slot);
   sqe->user_data = ud(kUCancel, c.gen, slot);
   ++c.inflight;
@@ -570,7 +570,7 @@ void UringLoop::arm_recv(uint32_t slot, Conn& c) {
     retry_.push_back(Retry{kRetryRecv, slot, c.gen});
     return;
   }
-  sqe->opcode = kOpRecvOp;
+  sqe->opcode = kOpRecv;
   sqe->fd = c.fd;
   sqe->flags = IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBgid;
@@ -690,7 +690,7 @@ bool UringLoop::submit_cancel(uint32_t slot, Conn& c) {
   if (features_.cancel_fd) {
     io_uring_sqe* sqe = get_sqe();
     if (sqe == nullptr) return false;
-    sqe->opcode = kOpAsyncCancelOp;
+    sqe->opcode = kOpAsyncCancel;
     sqe->fd = c.fd;
     sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
     sqe->user_data = ud(kUCancel, c.gen, slot);
@@ -708,7 +708,7 @@ bool UringLoop::submit_cancel(uint32_t slot, Conn& c) {
       ok = false;
       return;
     }
-    sqe->opcode = kOpAsyncCancelOp;
+    sqe->opcode = kOpAsyncCancel;
     sqe->addr = target;
     sqe->user_data = ud(kUCancel, c.gen, slot);
     ++c.inflight;

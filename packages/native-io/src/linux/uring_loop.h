@@ -37,7 +37,7 @@
 #include <string>
 #include <vector>
 
-#include "linux/uring_ring.h"
+#include "linux/uring/ring.h"
 
 namespace fastport {
 namespace uring {

@@ -50,7 +50,7 @@ if (!selected || !availability.available) {
         path.join(__dirname, 'uring_mech.cc'),
         'src/linux/uring_backend.cc',
         'src/linux/uring_loop.cc',
-        'src/linux/uring_ring.cc',
+        'src/linux/uring/ring.cc',
         'src/common/errno_name.cc',
       ].map((s) => path.resolve(PKG, s));
       const common = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-pthread', '-DFASTPORT_URING_TEST_HOOKS', '-I', path.join(PKG, 'src')];

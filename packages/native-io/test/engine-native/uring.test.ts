@@ -76,7 +76,7 @@ if (!selected) {
         path.join(__dirname, 'uring_mech.cc'),
         'src/linux/uring_backend.cc',
         'src/linux/uring_loop.cc',
-        'src/linux/uring_ring.cc',
+        'src/linux/uring/ring.cc',
         'src/common/errno_name.cc',
       ].map((s) => path.resolve(PKG, s));
       const variants: Record<string, string[]> = {
