@@ -37,9 +37,8 @@
         ['OS=="linux"', {
           'sources': [
             'src/linux/probe_linux.cc',
-            'src/linux/uring_ring.cc',
-            'src/linux/uring_loop.cc',
-            'src/linux/uring_backend.cc',
+            'src/linux/uring/ring.cc',
+            'src/linux/uring/backend.cc',
             'src/posix/sockets.cc',
             'src/posix/memory.cc',
             'src/linux/epoll.cc',

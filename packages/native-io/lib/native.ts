@@ -181,7 +181,7 @@ export interface NativeBinding {
   readonly WIRE_VERSION: string;
   /** The native engine class (Linux builds; see lib/native-engine.ts). */
   readonly NativeEngine?: import('./native-engine').NativeEngineConstructor;
-  /** Event backends this build has ('epoll', and 'uring' once linux/uring_loop.cc is built). */
+  /** Event backends this build has ('epoll', and 'uring' when linux/uring/backend.cc is built). */
   readonly backends?: readonly string[];
 }
 

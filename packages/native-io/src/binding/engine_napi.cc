@@ -288,9 +288,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   void UpdateRef() {
     uv_handle_t* h = threaded_ ? reinterpret_cast<uv_handle_t*>(async_) : reinterpret_cast<uv_handle_t*>(poll_);
     if (h == nullptr) return;
-    size_t busy = 0;
-    for (uint32_t i = 0; i < core_.nloops(); ++i) busy += core_.loop(i)->busy_count();
-    if (busy > 0) {
+    bool busy = false;
+    for (uint32_t i = 0; i < core_.nloops() && !busy; ++i) busy = core_.loop(i)->keeps_js_alive();
+    if (busy) {
       uv_ref(h);
     } else {
       uv_unref(h);

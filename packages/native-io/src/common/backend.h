@@ -1,6 +1,6 @@
 // The interface between the portable engine core (common/engine_core.*) and a
-// platform event backend (linux/epoll.cc, linux/uring_*, later
-// win/iocp_loop.*). ONE backend instance per I/O loop; an engine has one loop
+// platform event backend (linux/epoll.cc, linux/uring/backend.cc, later
+// win/iocp.cc). ONE backend instance per I/O loop; an engine has one loop
 // (ioThreads = 0, driven from the JS thread's libuv loop) or N loops (one per
 // native I/O thread). Every method of Backend and every CoreSink callback runs
 // on that loop's thread, except Backend::wake(), which any thread may call.
@@ -22,6 +22,10 @@
 //        threads the core may call poll() with a positive timeout (ms) for
 //        its housekeeping; a backend that cannot bound its wait may block
 //        longer (housekeeping is then late, nothing else).
+//   v1.4 Conn loses the fields nothing used (listener, core_state,
+//        core_flags, core_pad, core_next, core_ptr, bops, bdata). A
+//        backend keeps per-connection state behind Conn::bptr (uring: its
+//        ring state) and may key kernel tags by Conn::slot + Conn::gen.
 //
 // ---------------------------------------------------------------- the model
 //
@@ -178,19 +182,11 @@ struct Conn {
   uint64_t queued = 0;      // bytes in the send queue not yet taken by the kernel
   SendChunk* sq_head = nullptr;
   SendChunk* sq_tail = nullptr;
-  Listener* listener = nullptr;  // unused, always nullptr (see CHANGELOG v1.1)
-  uint8_t core_state = 0;        // core's state machine (opaque to the backend)
-  uint8_t core_flags = 0;
-  uint16_t core_pad = 0;
-  uint32_t core_next = 0;        // core's intrusive list links
-  void* core_ptr = nullptr;
 
   // ---- backend-owned (the core only reads fd, to set socket options)
   SocketHandle fd = kInvalidSocket;  // set by the core before accept/connect hand-off
   uint32_t bflags = 0;      // backend's private flags
-  uint32_t bops = 0;        // backend's private counter (e.g. operations in flight)
   void* bptr = nullptr;     // backend's private per-connection state
-  uint64_t bdata = 0;       // backend's private word
 };
 
 struct Listener {
@@ -358,10 +354,9 @@ class Backend {
 
 // Factories (linux/*.cc). Return nullptr only when out of memory; init()
 // reports kernel refusal. new_uring_backend is declared weak on Linux so the
-// addon links before linux/uring_loop.cc exists: the core checks
-// `&new_uring_backend != nullptr` and reports 'uring' unbuilt otherwise.
-// Define it normally (strong) in uring_loop.cc and add the file to
-// binding.gyp's linux sources.
+// addon links without linux/uring/backend.cc: the core checks
+// `&new_uring_backend != nullptr` and reports 'uring' unbuilt otherwise
+// (binding.gyp's linux sources include it, which defines it strong).
 Backend* new_epoll_backend();
 #if defined(__GNUC__) && !defined(_WIN32)
 Backend* new_uring_backend() __attribute__((weak));

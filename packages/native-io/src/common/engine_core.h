@@ -172,8 +172,10 @@ class Loop final : public CoreSink {
   void shutdown_all();
   size_t live() const { return live_; }
   size_t listeners() const { return listeners_.size(); }
-  // Readable from any thread (approximate while the loop runs).
-  size_t busy_count() const { return busy_.load(std::memory_order_relaxed); }
+  // JS thread: this loop still owes JS something (live connections or
+  // listeners, or records posted and not yet taken), so the engine's libuv
+  // handle must keep Node alive.
+  bool keeps_js_alive();
 
   // ---- I/O thread mode (ioThreads >= 1). Everything above that is not
   // thread-safe runs on the loop thread: the JS thread reaches it through
@@ -266,7 +268,21 @@ class Loop final : public CoreSink {
   void thread_main();
   bool handle_inbox();  // returns true if anything was done
   void post_records();
-  void update_busy() { busy_.store(live_ + listeners_.size(), std::memory_order_relaxed); }
+  // busy_ is what keeps_js_alive() reads. With a loop thread a rise is
+  // published at once (JS must hold on from the moment it asked for a
+  // connect or a listen) but a drop only in post_records(), together with
+  // the CLOSE/LCLOSED records that announce it: JS letting go between the
+  // drop and those records would let Node exit with them undelivered (and
+  // destroy() or closeListener() pending forever).
+  void update_busy() {
+    const size_t now = live_ + listeners_.size();
+    if (!threaded_ || now >= busy_.load(std::memory_order_relaxed)) {
+      busy_.store(now, std::memory_order_relaxed);
+    } else {
+      busy_drop_due_ = true;
+    }
+  }
+  bool busy_drop_due_ = false;
 
   bool threaded_ = false;
   std::thread thread_;

@@ -67,6 +67,14 @@ uint64_t Loop::take_posted(std::vector<Rec>* out) {
   return posted_seq_;
 }
 
+bool Loop::keeps_js_alive() {
+  if (!threaded_) return busy_.load(std::memory_order_relaxed) > 0;
+  // busy_ and out_recs_ change together under mu_: seeing neither means JS
+  // has taken every record up to the last drop.
+  std::lock_guard<std::mutex> g(mu_);
+  return busy_.load(std::memory_order_relaxed) > 0 || !out_recs_.empty();
+}
+
 void Loop::release(uint64_t seq) {
   if (released_seq_.load() >= seq) return;
   {
@@ -108,7 +116,14 @@ void Loop::post_records() {
   snap_recvs_.store(stats_.recv_calls, std::memory_order_relaxed);
   snap_chunks_.store(pool_.chunks_held() * kChunkSize, std::memory_order_relaxed);
   snap_slabs_.store(pool_.slab_count() * kSlabBytes, std::memory_order_relaxed);
-  if (recs_.empty()) return;
+  if (recs_.empty()) {
+    if (busy_drop_due_) {
+      std::lock_guard<std::mutex> g(mu_);
+      busy_.store(live_ + listeners_.size(), std::memory_order_relaxed);
+      busy_drop_due_ = false;
+    }
+    return;
+  }
   {
     std::lock_guard<std::mutex> g(mu_);
     if (out_recs_.empty()) {
@@ -117,6 +132,9 @@ void Loop::post_records() {
       out_recs_.insert(out_recs_.end(), recs_.begin(), recs_.end());
     }
     if (posted_data_) ++posted_seq_;
+    // A drop becomes visible with the records that explain it (update_busy).
+    busy_.store(live_ + listeners_.size(), std::memory_order_relaxed);
+    busy_drop_due_ = false;
   }
   recs_.clear();
   shrink_after_peak(recs_);

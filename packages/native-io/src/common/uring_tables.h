@@ -61,11 +61,6 @@ inline constexpr const char* kOps[] = {
 };
 inline constexpr size_t kOpCount = sizeof(kOps) / sizeof(kOps[0]);
 
-// Opcode numbers the probes submit.
-inline constexpr uint8_t kOpAccept = 13;
-inline constexpr uint8_t kOpAsyncCancel = 14;
-inline constexpr uint8_t kOpRecv = 27;
-
 // io_uring_setup() flags worth knowing, with every flag each one needs to be
 // accepted (DEFER_TASKRUN needs SINGLE_ISSUER, TASKRUN_FLAG needs COOP_TASKRUN).
 inline constexpr uint32_t kSetupCqsize = 1u << 3;

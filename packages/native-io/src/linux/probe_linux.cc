@@ -13,11 +13,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "common/uring_tables.h"
 #include "fastport.h"
-#include "linux/uring_ring.h"
-#include "linux/uring_sys.h"
+#include "linux/uring/ring.h"
 
 namespace fastport {
 namespace {
@@ -39,9 +39,11 @@ static_assert(t::kFeatures[5].bit == IORING_FEAT_FAST_POLL, "feature table");
 static_assert(t::kFeatures[8].bit == IORING_FEAT_EXT_ARG, "feature table");
 static_assert(t::kFeatures[14].bit == IORING_FEAT_RECVSEND_BUNDLE, "feature table");
 static_assert(t::kFeatures[t::kFeatureCount - 1].bit == IORING_FEAT_NO_IOWAIT, "feature table");
-static_assert(t::kOpAccept == IORING_OP_ACCEPT, "opcode table");
-static_assert(t::kOpAsyncCancel == IORING_OP_ASYNC_CANCEL, "opcode table");
-static_assert(t::kOpRecv == IORING_OP_RECV, "opcode table");
+static_assert(uring::kOpAccept == IORING_OP_ACCEPT, "opcode numbers (linux/uring/ring.h)");
+static_assert(uring::kOpAsyncCancel == IORING_OP_ASYNC_CANCEL, "opcode numbers (linux/uring/ring.h)");
+static_assert(uring::kOpRecv == IORING_OP_RECV, "opcode numbers (linux/uring/ring.h)");
+static_assert(std::string_view(t::kOps[uring::kOpAccept]) == "accept", "opcode table");
+static_assert(std::string_view(t::kOps[uring::kOpRecv]) == "recv", "opcode table");
 static_assert(t::kSetupCqsize == IORING_SETUP_CQSIZE, "setup flag table");
 static_assert(t::kSetupSubmitAll == IORING_SETUP_SUBMIT_ALL, "setup flag table");
 static_assert(t::kSetupCoopTaskrun == IORING_SETUP_COOP_TASKRUN, "setup flag table");
@@ -181,7 +183,7 @@ std::string cancel_multishot(Ring& ring, uint64_t target) {
   constexpr uint64_t kCancelTag = 0xCA4CE1ULL;
   io_uring_sqe* sqe = ring.next_sqe();
   if (sqe == nullptr) return "cancel: submission queue full";
-  sqe->opcode = t::kOpAsyncCancel;
+  sqe->opcode = uring::kOpAsyncCancel;
   sqe->fd = -1;
   sqe->addr = target;
   sqe->user_data = kCancelTag;
@@ -254,7 +256,7 @@ OpProbe probe_multishot_accept(std::string* note) {
     *note = "submission queue full";
     return OpProbe::kCouldNotRun;
   }
-  sqe->opcode = t::kOpAccept;
+  sqe->opcode = uring::kOpAccept;
   sqe->fd = lfd.get();
   sqe->ioprio = IORING_ACCEPT_MULTISHOT;
   sqe->accept_flags = SOCK_CLOEXEC;
@@ -362,7 +364,7 @@ void probe_buffers_and_recv(UringProbe* u, OpProbe* recv, std::string* recv_note
       if (sqe == nullptr) {
         *recv_note = "submission queue full";
       } else {
-        sqe->opcode = t::kOpRecv;
+        sqe->opcode = uring::kOpRecv;
         sqe->fd = a.get();
         sqe->flags = IOSQE_BUFFER_SELECT;
         sqe->ioprio = IORING_RECV_MULTISHOT;
@@ -474,7 +476,7 @@ void probe_uring(UringProbe* u, const KernelVersion& kv) {
     accept = probe_multishot_accept(&accept_note);
   }
 
-  const bool accept_by_version = u->ops[t::kOpAccept].value && kv.at_least(5, 19);
+  const bool accept_by_version = u->ops[uring::kOpAccept].value && kv.at_least(5, 19);
   const bool recv_by_version = u->buf_ring && kv.at_least(6, 0);
   if (accept == OpProbe::kCouldNotRun) {
     u->multishot_accept = accept_by_version;

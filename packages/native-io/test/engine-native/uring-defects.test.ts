@@ -1,8 +1,8 @@
 /**
  * Regression tests for the io_uring defects of issue 8, driven through the
- * mechanics harness (uring_mech.cc: a minimal core over two UringBackends,
+ * mechanics harness (uring_mech.cc: a minimal core over two uring Backends,
  * no Node) built here with FASTPORT_URING_TEST_HOOKS, which compiles in the
- * fault-injection knobs of src/linux/uring_loop.cc:
+ * fault-injection knobs of src/linux/uring/backend.cc:
  *   FASTPORT_URING_FAULT_SQE=N (+ _AFTER=M)  every Nth get_sqe() finds no SQE
  *   FASTPORT_URING_FAULT_CANCEL_EINVAL=1     the first CANCEL_FD cancel "fails" with EINVAL
  * Variants: plain, ASan+UBSan with libstdc++ debug mode (checked iterators),
@@ -48,9 +48,8 @@ if (!selected || !availability.available) {
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-uring-defects-'));
       const sources = [
         path.join(__dirname, 'uring_mech.cc'),
-        'src/linux/uring_backend.cc',
-        'src/linux/uring_loop.cc',
-        'src/linux/uring_ring.cc',
+        'src/linux/uring/backend.cc',
+        'src/linux/uring/ring.cc',
         'src/common/errno_name.cc',
       ].map((s) => path.resolve(PKG, s));
       const common = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-pthread', '-DFASTPORT_URING_TEST_HOOKS', '-I', path.join(PKG, 'src')];

@@ -1,5 +1,5 @@
 /**
- * io_uring engine specifics (src/linux/uring_loop.*, uring_backend.cc):
+ * io_uring engine specifics (src/linux/uring/backend.cc, ring.{h,cc}):
  *
  * - the mechanics without Node (uring_mech.cc, a minimal core driving two
  *   backends): echo with a tiny buffer ring, every feature fallback
@@ -74,9 +74,8 @@ if (!selected) {
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-uring-mech-'));
       const sources = [
         path.join(__dirname, 'uring_mech.cc'),
-        'src/linux/uring_backend.cc',
-        'src/linux/uring_loop.cc',
-        'src/linux/uring_ring.cc',
+        'src/linux/uring/backend.cc',
+        'src/linux/uring/ring.cc',
         'src/common/errno_name.cc',
       ].map((s) => path.resolve(PKG, s));
       const variants: Record<string, string[]> = {

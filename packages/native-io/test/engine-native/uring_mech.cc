@@ -1,7 +1,9 @@
 // Mechanics test of the io_uring backend without Node: a minimal core
-// (CoreSink + core_send_iov) drives two UringBackends (server and client)
-// on one thread over loopback. Built and run by uring-mech.test.ts (also
-// under ASan and valgrind). Exit 0 = pass; prints one JSON line of results.
+// (CoreSink + core_send_iov, Conns numbered by slot as the core does) drives
+// two uring Backends (server and client) through the contract of
+// common/backend.h, on one thread over loopback. Built and run by
+// uring.test.ts and uring-defects.test.ts (also under ASan, TSan, valgrind).
+// Exit 0 = pass; prints one JSON line of results.
 //
 //   uring_mech echo    CONNS MSGS SIZE   every client sends MSGS frames of SIZE at once,
 //                                        the server echoes, clients check every byte
@@ -82,6 +84,7 @@ struct Side : CoreSink {
   Conn* on_accepted(Listener*, SocketHandle fd, const sockaddr*, socklen_t) override {
     TConn* t = new TConn();
     t->conn.fd = fd;
+    t->conn.slot = static_cast<uint32_t>(conns.size());  // the backend keys its table by slot
     t->conn.gen = 1;
     conns.push_back(t);
     ++accepted;
@@ -216,6 +219,7 @@ int run(int argc, char** argv) {
   for (int i = 0; i < conns; ++i) {
     TConn* t = new TConn();
     t->conn.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    t->conn.slot = static_cast<uint32_t>(i);
     t->conn.gen = 1;
     cli.conns.push_back(t);
     if (cli.b->start_connect(&t->conn, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) return fail("connect");

@@ -1,4 +1,4 @@
-#include "linux/uring_ring.h"
+#include "linux/uring/ring.h"
 
 #include <sys/mman.h>
 

@@ -1,12 +1,16 @@
-// io_uring through raw syscalls (no liburing), Linux only.
+// io_uring through raw syscalls (no liburing), Linux only: the kernel ABI
+// (constants, structs and syscalls newer than the build host's header) and
+// Ring, a minimal ring (setup, the three mmaps, SQE submission, CQE reaping).
+// Used by the probe (linux/probe_linux.cc) and the uring backend
+// (linux/uring/backend.cc). Not thread-safe: one ring, one submitting thread.
 //
 // Structures come from the kernel's uapi <linux/io_uring.h> (any header from
 // 5.7 on has what this file uses). Anything newer than the build host's
 // header is defined here: #define constants behind #ifndef, and enum values
 // (opcodes, register codes, which #ifndef cannot see) as our own constexpr
 // numbers, which are kernel ABI and never change.
-#ifndef FASTPORT_LINUX_URING_SYS_H_
-#define FASTPORT_LINUX_URING_SYS_H_
+#ifndef FASTPORT_LINUX_URING_RING_H_
+#define FASTPORT_LINUX_URING_RING_H_
 
 #include <linux/io_uring.h>
 #include <sys/syscall.h>
@@ -14,6 +18,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstdint>
 
 // ------------------------------------------------------------ syscall numbers
@@ -194,19 +199,19 @@ constexpr unsigned kUnregisterPbufRing = 23;
 // Flags of IORING_REGISTER_PBUF_RING.
 constexpr uint16_t kPbufRingIncremental = 2;  // IOU_PBUF_RING_INC (6.12)
 
-// SQE opcodes (enum io_uring_op, kernel ABI; the names are in
-// common/uring_tables.h). Spelled as numbers so an old header still builds.
+// SQE opcodes (enum io_uring_op, kernel ABI; the probe's names for them are
+// in common/uring_tables.h). Spelled as numbers so an old header still builds.
 constexpr uint8_t kOpNop = 0;
 constexpr uint8_t kOpPollAdd = 6;
 constexpr uint8_t kOpSendmsg = 9;
 constexpr uint8_t kOpTimeout = 11;
-constexpr uint8_t kOpAcceptOp = 13;
-constexpr uint8_t kOpAsyncCancelOp = 14;
+constexpr uint8_t kOpAccept = 13;
+constexpr uint8_t kOpAsyncCancel = 14;
 constexpr uint8_t kOpConnect = 16;
 constexpr uint8_t kOpClose = 19;
 constexpr uint8_t kOpRead = 22;
 constexpr uint8_t kOpSend = 26;
-constexpr uint8_t kOpRecvOp = 27;
+constexpr uint8_t kOpRecv = 27;
 constexpr uint8_t kOpProvideBuffers = 31;
 constexpr uint8_t kOpShutdown = 34;
 
@@ -308,4 +313,106 @@ class UniqueFd {
 
 }  // namespace fastport
 
-#endif  // FASTPORT_LINUX_URING_SYS_H_
+// ------------------------------------------------------------ the ring
+namespace fastport {
+namespace uring {
+
+class Ring {
+ public:
+  Ring() = default;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring() { destroy(); }
+
+  // Sets up the ring with `params` (flags etc. filled by the caller; the
+  // kernel's answer is copied back). Returns 0 or -errno.
+  int init(unsigned entries, io_uring_params* params);
+
+  // Unmaps everything and closes the ring fd (which cancels what is still
+  // in flight). Returns 0 or the first -errno met. Safe to call twice.
+  int destroy();
+
+  int fd() const { return fd_.get(); }
+  uint32_t features() const { return features_; }
+
+  // A zeroed SQE to fill, or nullptr if the submission queue is full.
+  io_uring_sqe* next_sqe();
+
+  // Submits the SQEs taken since the last call and waits for `wait_nr`
+  // completions (0 = do not wait). With `timeout_ms` >= 0 the wait is bounded
+  // (needs IORING_FEAT_EXT_ARG, else -EOPNOTSUPP). Returns the number of SQEs
+  // submitted (a timed-out wait is not an error; check the CQ), or -errno.
+  int submit_and_wait(unsigned wait_nr, int timeout_ms);
+
+  // Copies the oldest CQE into *out and consumes it; false if the CQ is empty.
+  bool pop_cqe(io_uring_cqe* out);
+
+  // ---- engine fast path (uring/backend.cc) ----
+
+  // SQEs taken with next_sqe() and not yet handed to the kernel.
+  unsigned sq_pending() const { return sqe_tail_ - sqe_head_; }
+  unsigned sq_entries() const { return sq_entries_; }
+  unsigned cq_entries() const { return cq_mask_ + 1; }
+
+  // Publishes the pending SQEs and calls io_uring_enter once: submit them
+  // and, with `getevents`, run deferred task work (DEFER_TASKRUN) and wait
+  // for `wait_nr` CQEs (0 = no wait; timeout_ms < 0 = no bound). Returns the
+  // number submitted or -errno; EINTR is retried, ETIME/EBUSY/EAGAIN count
+  // as "nothing more now" (0 or what was submitted).
+  int enter(unsigned wait_nr, bool getevents, int timeout_ms);
+
+  // Visits every ready CQE in place (no copy) and consumes them with one
+  // release store. Returns how many were visited. `fn` may take SQEs but
+  // must not reap the CQ.
+  template <typename Fn>
+  unsigned drain_cqes(Fn&& fn) {
+    if (cqes_ == nullptr) return 0;
+    unsigned head = *cq_head_;
+    const unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+    const unsigned n = tail - head;
+    for (; head != tail; ++head) fn(cqes_[head & cq_mask_]);
+    __atomic_store_n(cq_head_, tail, __ATOMIC_RELEASE);
+    return n;
+  }
+  unsigned cq_ready() const {
+    if (cqes_ == nullptr) return 0;
+    return __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE) - *cq_head_;
+  }
+  // IORING_SQ_* flags the kernel sets (TASKRUN with COOP_TASKRUN|TASKRUN_FLAG,
+  // CQ_OVERFLOW when the CQ overflowed and entries wait in the kernel).
+  unsigned sq_flags() const { return sq_flags_ ? __atomic_load_n(sq_flags_, __ATOMIC_ACQUIRE) : 0; }
+  // IORING_REGISTER_ENABLE_RINGS for a ring made with IORING_SETUP_R_DISABLED:
+  // with SINGLE_ISSUER the calling thread becomes the ring's only submitter.
+  int enable();
+  int register_op(unsigned opcode, const void* arg, unsigned nr) { return sys_register(fd_.get(), opcode, arg, nr); }
+
+ private:
+  UniqueFd fd_;
+  uint32_t features_ = 0;
+
+  void* sq_map_ = nullptr;
+  size_t sq_map_len_ = 0;
+  void* cq_map_ = nullptr;  // == sq_map_ with IORING_FEAT_SINGLE_MMAP
+  size_t cq_map_len_ = 0;
+  io_uring_sqe* sqes_ = nullptr;
+  size_t sqes_len_ = 0;
+
+  unsigned* sq_head_ = nullptr;
+  unsigned* sq_tail_ = nullptr;
+  unsigned sq_mask_ = 0;
+  unsigned sq_entries_ = 0;
+  unsigned* sq_array_ = nullptr;
+  unsigned* sq_flags_ = nullptr;
+  unsigned sqe_head_ = 0;  // SQEs handed out but not yet published
+  unsigned sqe_tail_ = 0;
+
+  unsigned* cq_head_ = nullptr;
+  unsigned* cq_tail_ = nullptr;
+  unsigned cq_mask_ = 0;
+  io_uring_cqe* cqes_ = nullptr;
+};
+
+}  // namespace uring
+}  // namespace fastport
+
+#endif  // FASTPORT_LINUX_URING_RING_H_
