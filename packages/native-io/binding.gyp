@@ -45,7 +45,9 @@
             'src/linux/epoll.cc',
             'src/common/engine_core.cc',
             'src/common/loop_thread.cc',
+            'src/posix/backends.cc',
             'src/binding/engine_napi.cc',
+            'src/binding/loop_driver_uv.cc',
           ],
         }],
         ['OS=="win"', {

@@ -1,0 +1,15 @@
+// The backends of the Windows build (see common/backends.h).
+#include "common/backends.h"
+#include "win/iocp.h"
+
+namespace fastport {
+
+size_t backend_kinds(const BackendKind** out) {
+  static const BackendKind table[] = {
+      {"iocp", new_iocp_backend},
+  };
+  *out = table;
+  return sizeof table / sizeof table[0];
+}
+
+}  // namespace fastport
