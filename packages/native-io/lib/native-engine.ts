@@ -1,5 +1,5 @@
 /**
- * The native engines (`epoll`, `uring`): the JS side of src/binding/engine_napi.cc.
+ * The native engines (`epoll`, `uring` on Linux, `iocp` on Windows): the JS side of src/binding/engine_napi.cc.
  *
  * One JS crossing per batch: the addon fills a shared record buffer with the
  * completions of every connection and calls `onBatch(count)` once. Received
@@ -96,8 +96,15 @@ export interface NativeEngineHandle {
   destroy(): void;
 }
 
+/** The engines the addon implements, per platform. */
+export type NativeEngineKind = 'epoll' | 'uring' | 'iocp';
+const PLATFORM_NATIVE_KINDS: Partial<Record<NodeJS.Platform, readonly NativeEngineKind[]>> = {
+  linux: ['epoll', 'uring'],
+  win32: ['iocp'],
+};
+
 export type NativeEngineConstructor = new (
-  backend: 'epoll' | 'uring',
+  backend: NativeEngineKind,
   ioThreads: number,
   maxPendingBytes: number,
   recvBytes: number,
@@ -321,7 +328,7 @@ export class NativeEngine implements Engine {
 
   constructor(
     ctor: NativeEngineConstructor,
-    kind: 'epoll' | 'uring',
+    kind: NativeEngineKind,
     handler: EngineHandler,
     options: EngineOptions,
     requested: EngineRequest,
@@ -337,6 +344,10 @@ export class NativeEngine implements Engine {
     this.inline = ioThreads === 0;
     if (!Number.isSafeInteger(ioThreads) || ioThreads < 0 || ioThreads > 64) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be an integer in 0..64, got ${ioThreads}`);
+    }
+    // Several loops share a port through SO_REUSEPORT, which Windows lacks.
+    if (kind === 'iocp' && ioThreads > 1) {
+      throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be 0 or 1 for the ${kind} engine (no SO_REUSEPORT on Windows), got ${ioThreads}`);
     }
     try {
       this.native = new ctor(kind, ioThreads, this.limits.maxPendingBytes, DEFAULT_RECV_BYTES, this.onBatch);
@@ -356,7 +367,7 @@ export class NativeEngine implements Engine {
       keepAliveTuning: true,
       userTimeout: true,
       bufferSizes: true,
-      reusePort: true,
+      reusePort: process.platform !== 'win32',
       batchedCrossing: true,
       eventCapacity: b.eventCapacity,
       sendChunkBytes: this.chunkBytes,
@@ -929,7 +940,7 @@ export class NativeEngine implements Engine {
 }
 
 /** The addon's engine constructor, or null when the addon (or this backend) is missing. */
-export function nativeEngineConstructor(kind: 'epoll' | 'uring'): NativeEngineConstructor | null {
+export function nativeEngineConstructor(kind: NativeEngineKind): NativeEngineConstructor | null {
   const binding = loadNative();
   if (binding === null || binding.NativeEngine === undefined) return null;
   if (binding.backends !== undefined && !binding.backends.includes(kind)) return null;
@@ -943,8 +954,7 @@ type Register = (
 
 /** Registers the native engines this build of the addon has (called by engine.ts on import). */
 export function registerNativeEngines(register: Register): void {
-  if (process.platform !== 'linux') return;
-  for (const kind of ['epoll', 'uring'] as const) {
+  for (const kind of PLATFORM_NATIVE_KINDS[process.platform] ?? []) {
     const ctor = nativeEngineConstructor(kind);
     if (ctor === null) continue;
     register(kind, (handler, options, requested, reason) => new NativeEngine(ctor, kind, handler, options, requested, reason));

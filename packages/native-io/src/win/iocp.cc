@@ -155,6 +155,13 @@ class IocpBackend final : public Backend {
   SocketHandle wait_fd() const override { return reinterpret_cast<SocketHandle>(port_); }
 
   int poll(int timeout_ms) override {
+    in_poll_ = true;
+    const int r = poll_port(timeout_ms);
+    in_poll_ = false;
+    return r;
+  }
+
+  int poll_port(int timeout_ms) {
     DWORD timeout = timeout_ms < 0 ? INFINITE : static_cast<DWORD>(timeout_ms);
     if (ready_head_ != nullptr) timeout = 0;
     if (any_starved_ && timeout > kStarvedRetryMs) timeout = kStarvedRetryMs;
@@ -557,6 +564,11 @@ class IocpBackend final : public Backend {
   // ---- ready list (connections whose bytes wait to be drained), FIFO
   void ready_push(IocpConn* ic) {
     if (ic->in_ready) return;
+    // Outside poll() (a resume from a command flush, a zero-byte recv that
+    // completed inline) the port knows nothing of this: a wake packet makes
+    // the next wait return, so the list is drained (inline mode waits on
+    // the port, not on the list).
+    if (!in_poll_) wake();
     ic->in_ready = true;
     ic->ready_next = nullptr;
     ic->ready_prev = ready_tail_;
@@ -820,6 +832,7 @@ class IocpBackend final : public Backend {
   bool wsa_started_ = false;
   bool skip_ok_ = false;
   bool any_starved_ = false;
+  bool in_poll_ = false;
   std::atomic<bool> wake_posted_{false};
   LPFN_CONNECTEX connect_ex_ = nullptr;
   uint8_t* arena_ = nullptr;
