@@ -342,7 +342,11 @@ class IocpBackend final : public Backend {
       lg.l_linger = 0;
       setsockopt(s, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&lg), sizeof lg);
     }
-    // Every op still in the kernel completes after this (swallowed in complete()).
+    // Every op still in the kernel completes after this (swallowed in
+    // complete()). Cancelled first: Wine keeps an overlapped WSASend to a
+    // peer that does not read pending across closesocket() (the context
+    // could never be freed), and holds the socket open until it ends.
+    if (ic != nullptr && ic->pending > 0) CancelIoEx(reinterpret_cast<HANDLE>(s), nullptr);
     closesocket(s);
     c->fd = kInvalidSocket;
     if (ic == nullptr) {  // never attached (accepted but attach failed)
@@ -616,6 +620,16 @@ class IocpBackend final : public Backend {
       }
       ic->flags &= ~kFlagReadable;
       if (n == 0) {
+        // A reset can read as end of stream: Wine's socket server takes the
+        // pending error (SO_ERROR) itself when it completes the zero-byte
+        // recv, so recv() then sees a plain EOF. It keeps the error for
+        // SO_ERROR, which says 0 after a real FIN (on Windows too).
+        int soerr = 0;
+        int soerr_len = sizeof soerr;
+        if (getsockopt(ic->s, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&soerr), &soerr_len) == 0 && soerr != 0) {
+          fail(ic, wsa_errno(soerr));
+          continue;
+        }
         ic->flags |= kFlagNoRead;
         sink_->on_peer_fin(ic->c);
         continue;
