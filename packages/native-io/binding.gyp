@@ -57,6 +57,7 @@
             'src/win/wsa_errno.cc',
             'src/win/memory.cc',
             'src/win/iocp.cc',
+            'src/win/rio.cc',
             'src/win/backends.cc',
             'src/common/engine_core.cc',
             'src/common/loop_thread.cc',

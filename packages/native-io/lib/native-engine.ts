@@ -97,11 +97,21 @@ export interface NativeEngineHandle {
 }
 
 /** The engines the addon implements, per platform. */
-export type NativeEngineKind = 'epoll' | 'uring' | 'iocp';
+export type NativeEngineKind = 'epoll' | 'uring' | 'iocp' | 'rio';
 const PLATFORM_NATIVE_KINDS: Partial<Record<NodeJS.Platform, readonly NativeEngineKind[]>> = {
   linux: ['epoll', 'uring'],
-  win32: ['iocp'],
+  win32: ['iocp', 'rio'],
 };
+
+/** What a start failure means for engines whose errno alone says little. */
+function startFailureHint(kind: NativeEngineKind, errno: number): string {
+  if (kind !== 'rio') return '';
+  if (errno === os.constants.errno.EOPNOTSUPP) {
+    return ': the RIO function table is absent (WSAIoctl SIO_GET_MULTIPLE_EXTENSION_FUNCTION_POINTER with WSAID_MULTIPLE_RIO answered WSAEOPNOTSUPP; Wine has no RIO)';
+  }
+  if (errno === os.constants.errno.ENOSYS) return ': the RIO function table is present, but this build has no RIO backend over it yet';
+  return '';
+}
 
 export type NativeEngineConstructor = new (
   backend: NativeEngineKind,
@@ -346,14 +356,18 @@ export class NativeEngine implements Engine {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be an integer in 0..64, got ${ioThreads}`);
     }
     // Several loops share a port through SO_REUSEPORT, which Windows lacks.
-    if (kind === 'iocp' && ioThreads > 1) {
+    if ((kind === 'iocp' || kind === 'rio') && ioThreads > 1) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be 0 or 1 for the ${kind} engine (no SO_REUSEPORT on Windows), got ${ioThreads}`);
     }
     try {
       this.native = new ctor(kind, ioThreads, this.limits.maxPendingBytes, DEFAULT_RECV_BYTES, this.onBatch);
     } catch (err) {
       const e = err as { errno?: unknown; message?: string };
-      if (typeof e.errno === 'number') throw errorOf(e.errno, `${kind} engine`);
+      if (typeof e.errno === 'number') {
+        const failure = errorOf(e.errno, `${kind} engine`);
+        const hint = startFailureHint(kind, -e.errno);
+        throw hint === '' ? failure : new FastPortError(failure.code, failure.message + hint, failure.errno);
+      }
       throw err;
     }
     const b = this.native.buffers();
