@@ -171,6 +171,11 @@ if wine_run 180 "$FASTPORT_WIN32_NODE" "$(winpath "$PKG_ROOT/test/win32/engine-s
       out.push(`ioThreads ${s.ioThreads}: ${s.clients} clients, ${s.bytes} bytes echoed, 0 bad`);
     }
     if (r.steps.length !== 2) fail("expected runs for ioThreads 0 and 1");
+    for (const f of r.flood || []) {
+      if (f.closed !== f.accepted || f.listenerErrors.length || f.sentinel !== "sentinel") fail("flood ioThreads " + f.ioThreads);
+      out.push(`ioThreads ${f.ioThreads}: ${f.n} connects reset at once, ${f.accepted} accepted and closed, sentinel echoed`);
+    }
+    if (!r.flood || r.flood.length !== 2) fail("expected flood runs for ioThreads 0 and 1");
     if (!r.auto || r.auto.kind !== "iocp" || !/skipped rio: failed to start: .*RIO function table is absent/.test(r.auto.reason)) fail("auto");
     if (!r.rio || r.rio.created || r.rio.code !== "EOPNOTSUPP" || !/RIO function table is absent/.test(r.rio.message)) fail("kind rio");
     out.push(`auto -> ${r.auto.kind} ("${r.auto.reason.slice(0, 60)}...")`, `rio -> ${r.rio.code}`);

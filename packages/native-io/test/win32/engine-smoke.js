@@ -76,9 +76,86 @@ async function echoRun(ioThreads, clients, rounds) {
   return { ioThreads, kind: info.kind, clients, accepted, closed, bad, bytes, closeErrors };
 }
 
+// 1,000 node:net clients connect and reset at once; the server must end
+// every accepted one, report no listener error, hold nothing afterwards and
+// still serve a sentinel client.
+async function floodRun(ioThreads, n) {
+  const net = require('node:net');
+  let accepted = 0;
+  let closed = 0;
+  const listenerErrors = [];
+  const engine = createEngine({
+    kind: 'iocp',
+    ioThreads,
+    handler: {
+      onAccept() {
+        accepted++;
+      },
+      onConnect() {},
+      onData(id, data) {
+        engine.send(id, data);
+      },
+      onEnd(id) {
+        engine.close(id);
+      },
+      onClose() {
+        closed++;
+      },
+      onListenerError(_l, err) {
+        listenerErrors.push(err.code);
+      },
+    },
+  });
+  const l = await engine.listen({ host: '127.0.0.1', port: 0, backlog: 2048 });
+  let settled = 0;
+  await Promise.race([
+    new Promise((resolve) => {
+      for (let i = 0; i < n; i++) {
+        const s = net.connect(l.port, '127.0.0.1');
+        const done = () => {
+          if (++settled === n) resolve();
+        };
+        s.once('connect', () => {
+          s.resetAndDestroy();
+          done();
+        });
+        s.once('error', () => {
+          s.destroy();
+          done();
+        });
+      }
+    }),
+    deadline(60000, `${n} connects`),
+  ]);
+  const waitUntil = async (pred, ms, what) => {
+    const end = Date.now() + ms;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out: ${what} (accepted ${accepted}, closed ${closed})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  // Every reset either never became an accept or ends as a close.
+  await waitUntil(() => closed === accepted && engine.stats().connections === 0, 30000, 'flood closes');
+  const sentinel = await new Promise((resolve, reject) => {
+    const s = net.connect(l.port, '127.0.0.1', () => s.write('sentinel'));
+    let got = '';
+    s.on('data', (d) => {
+      got += d;
+      if (got.length >= 8) s.end();
+    });
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+  });
+  await waitUntil(() => engine.stats().connections === 0, 10000, 'sentinel close');
+  await engine.destroy();
+  return { ioThreads, n, accepted, closed, listenerErrors, sentinel };
+}
+
 (async () => {
   try {
     for (const t of [0, 1]) result.steps.push(await echoRun(t, 20, 4));
+    result.flood = [];
+    for (const t of [0, 1]) result.flood.push(await floodRun(t, 1000));
     const auto = createEngine({ handler: { onAccept() {}, onConnect() {}, onData() {}, onClose() {} } });
     result.auto = { kind: auto.info.kind, reason: auto.info.reason };
     await auto.destroy();
