@@ -213,7 +213,7 @@ export class LoadThread {
       const payload = this.pattern.raw(c.index, seq);
       ok = this.transport.send(c, this.pattern.frame, payload, RAW_PACKET_ID);
     } else {
-      const payload = BenchmarkRequest.encode({ seq, clientTimeNs: Math.round(stamp * 1e6), payload: this.pattern.body(seq) }).finish();
+      const payload = BenchmarkRequest.encode({ seq, clientTimeNs: BigInt(Math.round(stamp * 1e6)), payload: this.pattern.body(seq) }).finish();
       ok = this.transport.send(c, payload, payload, PacketId.BenchmarkRequest);
     }
     if (!ok) {

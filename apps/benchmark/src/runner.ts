@@ -462,7 +462,7 @@ async function runIdle(s: BenchSettings, t: TargetSpec, server: RunningServer, p
   const rssOf = async (): Promise<number> => {
     if (server.pid !== undefined) return sampleProcess(server.pid)?.rssBytes ?? NaN;
     const st = await queryServerStatus(server.host, server.port, s.framing, s.maxFrame);
-    return st ? st.memoryRssBytes : NaN;
+    return st ? Number(st.memoryRssBytes) : NaN;
   };
   // warm the server's accept path and JIT, so the baseline is not a cold process
   const warm = new Client({ engine: s.clientEngine, framing: framingOption(s.framing, s.maxFrame) });

@@ -19,6 +19,12 @@ import {
 } from '@fastport/protocol';
 import { Client, type Session } from '@fastport/session';
 
+/** JSON has no bigint: uint64 fields print as numbers when exact, else as decimal strings. */
+function jsonBigint(_key: string, value: unknown): unknown {
+  if (typeof value !== 'bigint') return value;
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+}
+
 interface ClientCliOptions {
   host: string;
   port: number;
@@ -111,7 +117,7 @@ class Requests {
 export async function main(argv: string[]): Promise<void> {
   const opts = parseArgs(argv);
   const print = (kind: string, fields: Record<string, unknown>) => {
-    if (opts.json) console.log(JSON.stringify({ kind, ...fields }));
+    if (opts.json) console.log(JSON.stringify({ kind, ...fields }, jsonBigint));
     else console.log(`${kind} ${Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : String(v)}`).join(' ')}`);
   };
   const client = new Client({ engine: opts.engine });
@@ -129,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
     })
     .on(ChatMessage, (_s, m) => print('chat', { room: m.room, from: m.from, text: m.text }))
     .on(ServerStatusResponse, (_s, m) => {
-      print('status', { engine: m.engineName, connections: m.connections, total: m.totalConnections, uptimeMs: m.uptimeMs, packetsIn: m.packetsIn, packetsOut: m.packetsOut, rssMiB: m.memoryRssBytes / 1048576, version: m.version });
+      print('status', { engine: m.engineName, connections: m.connections, total: m.totalConnections, uptimeMs: m.uptimeMs, packetsIn: m.packetsIn, packetsOut: m.packetsOut, rssMiB: Number(m.memoryRssBytes) / 1048576, version: m.version });
       statusWaiters.shift()?.(true);
     })
     .on(SessionListResponse, (_s, m) => {
@@ -157,7 +163,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const ping = async () => {
     const { seq, done } = requests.next(opts.timeout, 'ping');
-    send(session, PingRequest, { clientTimeUs: Date.now() * 1000, seq });
+    send(session, PingRequest, { clientTimeUs: BigInt(Date.now()) * 1000n, seq });
     return done;
   };
   const echo = async (text: string) => {
@@ -175,7 +181,7 @@ export async function main(argv: string[]): Promise<void> {
       if (what === 'status') send(session, ServerStatusRequest, {});
       else send(session, SessionListRequest, { offset: 0, limit: 100 });
     });
-  const chat = (text: string) => send(session, ChatMessage, { room: opts.room, from: opts.name, text, timeMs: Date.now() });
+  const chat = (text: string) => send(session, ChatMessage, { room: opts.room, from: opts.name, text, timeMs: BigInt(Date.now()) });
 
   const scripted = opts.ping > 0 || opts.echo.length > 0 || opts.chat.length > 0 || opts.status || opts.sessions;
   let failed = false;

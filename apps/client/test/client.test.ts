@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Server, type Frame, type Session } from '@fastport/session';
-import { EchoRequest, EchoResponse, PacketId, PingRequest, PingResponse, decodeMessage, encodeMessage } from '@fastport/protocol';
+import { EchoRequest, EchoResponse, PacketId, PingRequest, PingResponse, ServerStatusResponse, decodeMessage, encodeMessage } from '@fastport/protocol';
 
 const BIN = path.join(__dirname, '..', 'bin', 'fastport-client');
 
@@ -34,10 +34,16 @@ describe('fastport-client', () => {
     server.on('frame', (session: Session, frame: Frame) => {
       if (frame.id === PacketId.PingRequest) {
         const m = decodeMessage(PingRequest, frame.payload);
-        session.send(encodeMessage(PingResponse, { clientTimeUs: m.clientTimeUs, serverTimeUs: 1, seq: m.seq }), PacketId.PingResponse);
+        session.send(encodeMessage(PingResponse, { clientTimeUs: m.clientTimeUs, serverTimeUs: 1n, seq: m.seq }), PacketId.PingResponse);
       } else if (frame.id === PacketId.EchoRequest) {
         const m = decodeMessage(EchoRequest, frame.payload);
         session.send(encodeMessage(EchoResponse, { data: m.data, seq: m.seq }), PacketId.EchoResponse);
+      } else if (frame.id === PacketId.ServerStatusRequest) {
+        // uint64 counters past 2^53 (a long-running server): printed exactly, never refused.
+        session.send(
+          encodeMessage(ServerStatusResponse, { engineName: 'node', totalConnections: 2n ** 64n - 1n, uptimeMs: 12n, memoryRssBytes: 1048576n }),
+          PacketId.ServerStatusResponse,
+        );
       }
     });
     return (await server.listen(0, '127.0.0.1')).port;
@@ -52,6 +58,15 @@ describe('fastport-client', () => {
     expect(pongs.map((p) => p.seq)).toEqual([1, 2, 3]);
     for (const p of pongs) expect(p.rttMs).toBeGreaterThan(0);
     expect(lines.find((l) => l.kind === 'echo')?.data).toBe('hello world');
+  });
+
+  it('prints 64-bit status fields at full range (--status --json)', async () => {
+    const port = await startServer();
+    const r = await run(['--port', String(port), '--status', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const status = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.kind === 'status');
+    expect(status).toMatchObject({ engine: 'node', total: '18446744073709551615', uptimeMs: 12, rssMiB: 1 });
   });
 
   it('reads commands line by line from stdin', async () => {

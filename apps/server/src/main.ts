@@ -3,6 +3,14 @@ import yargs from 'yargs';
 import { ENGINE_KINDS, type EngineRequest } from '@fastport/native-io';
 import { Server, type FramingOption, type ShutdownReport } from '@fastport/session';
 import { installAppHandlers } from './app-handlers';
+import { DEFAULT_ERROR_LOG_INTERVAL_MS, ErrorLog, type ErrorLogStats } from './error-log';
+
+const errorLogs = new WeakMap<Server, ErrorLog>();
+
+/** Handler errors of a server started by startServer: every one counted, by code (logged at most once per session per interval). */
+export function errorStats(server: Server): ErrorLogStats | undefined {
+  return errorLogs.get(server)?.stats();
+}
 
 export interface ServerCliOptions {
   engine: EngineRequest;
@@ -18,6 +26,12 @@ export interface ServerCliOptions {
   statsInterval: number;
   grace: number;
   logLevel: string;
+  /** ms: at most one error line per session in this long. */
+  errorLogInterval: number;
+  /** Per-session queue limit (bytes). */
+  maxPending: number | undefined;
+  /** Stop reading sessions whose queue passed the high watermark (engines that can). */
+  readBackpressure: boolean;
 }
 
 export function parseServerArgs(argv: string[]): ServerCliOptions {
@@ -54,6 +68,17 @@ export function parseServerArgs(argv: string[]): ServerCliOptions {
     .option('stats-interval', { type: 'number', default: 0, describe: 'log stats every N seconds (0 = off)' })
     .option('grace', { type: 'number', default: 5000, describe: 'ms for the graceful stop on SIGINT/SIGTERM (GOAWAY, flush, half-close), then reset' })
     .option('log-level', { type: 'string', default: 'info', describe: 'pino level: trace|debug|info|warn|error' })
+    .option('error-log-interval', {
+      type: 'number',
+      default: DEFAULT_ERROR_LOG_INTERVAL_MS,
+      describe: 'ms: handler errors are all counted (stats), but logged at most once per session per interval',
+    })
+    .option('max-pending', { type: 'number', describe: 'per-session send queue limit in bytes (default 10 MiB)' })
+    .option('read-backpressure', {
+      type: 'boolean',
+      default: true,
+      describe: 'stop reading a session whose queue passed its high watermark until it drains (--no-read-backpressure: read at line rate)',
+    })
     .strict()
     .help()
     .parseSync();
@@ -71,6 +96,9 @@ export function parseServerArgs(argv: string[]): ServerCliOptions {
     statsInterval: args['stats-interval'],
     grace: args.grace,
     logLevel: args['log-level'],
+    errorLogInterval: args['error-log-interval'],
+    maxPending: args['max-pending'],
+    readBackpressure: args['read-backpressure'],
   };
 }
 
@@ -86,17 +114,25 @@ export async function startServer(opts: ServerCliOptions, logger: pino.Logger): 
     ...(opts.heartbeat > 0 ? { heartbeat: { intervalMs: opts.heartbeat } } : {}),
     ...(opts.idleTimeout > 0 ? { idleTimeoutMs: opts.idleTimeout } : {}),
     ...(opts.threads !== undefined ? { ioThreads: opts.threads } : {}),
+    ...(opts.maxPending !== undefined
+      ? // Pausing at half the limit leaves room for the answers to one read batch already taken in.
+        { maxPendingBytes: opts.maxPending, highWaterMark: Math.min(1024 * 1024, Math.floor(opts.maxPending / 2)) }
+      : {}),
+    readBackpressure: opts.readBackpressure,
   });
-  server.on('error', (err: Error, session?: { id: number }) => logger.error({ err, session: session?.id }, 'handler error'));
+  const errors = new ErrorLog(logger, opts.errorLogInterval);
+  errorLogs.set(server, errors);
+  server.on('error', (err: Error, session?: { id: number }) => errors.report(err, session?.id));
   if (opts.mode === 'echo') {
     // The echo is written the way a user would write it: one handler call per frame.
     server.on('frame', (session, frame) => {
       session.sendFrame(frame.bytes);
     });
   } else {
-    installAppHandlers(server, logger, opts);
+    installAppHandlers(server, logger, opts, errors);
   }
   server.on('close', (session, info) => {
+    errors.sessionClosed(session.id);
     if (info.reason !== 'local' && info.reason !== 'peer' && info.reason !== 'shutdown') {
       logger.debug({ session: session.id, ...info }, 'session closed');
     }
@@ -160,7 +196,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   let statsTimer: NodeJS.Timeout | undefined;
   if (opts.statsInterval > 0) {
-    statsTimer = setInterval(() => logger.info({ stats: server.stats() }, 'stats'), opts.statsInterval * 1000);
+    statsTimer = setInterval(() => logger.info({ stats: server.stats(), handlerErrors: errorStats(server) }, 'stats'), opts.statsInterval * 1000);
     statsTimer.unref();
   }
   let stopping = false;

@@ -1,9 +1,9 @@
 import * as net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
+import { BenchmarkRequest, BenchmarkResponse, EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
 import { Client, FrameEncoder, type Frame, type Server, type Session } from '@fastport/session';
-import { parseServerArgs, startServer } from '../src/main';
+import { errorStats, parseServerArgs, startServer } from '../src/main';
 
 const logger = pino({ level: 'silent' });
 
@@ -55,17 +55,34 @@ describe('fastport-server', () => {
   it('app mode answers ping, echo and status; an unknown id gets ErrorResponse', async () => {
     const { port } = await start(['--engine', 'node']);
     const { session, frames } = await connect(port);
-    session.send(encodeMessage(PingRequest, { clientTimeUs: 42, seq: 1 }), PacketId.PingRequest);
+    session.send(encodeMessage(PingRequest, { clientTimeUs: 42n, seq: 1 }), PacketId.PingRequest);
     session.send(encodeMessage(EchoRequest, { data: Buffer.from('hello'), seq: 2 }), PacketId.EchoRequest);
     session.send(encodeMessage(ServerStatusRequest, {}), PacketId.ServerStatusRequest);
     session.send(Buffer.from([1, 2, 3]), 0x7777);
     await waitFor(() => frames.length === 4, '4 replies');
     expect(frames.map((f) => f.id)).toEqual([PacketId.PingResponse, PacketId.EchoResponse, PacketId.ServerStatusResponse, PacketId.ErrorResponse]);
-    expect(PingResponse.decode(frames[0]!.payload)).toMatchObject({ clientTimeUs: 42, seq: 1 });
+    expect(PingResponse.decode(frames[0]!.payload)).toMatchObject({ clientTimeUs: 42n, seq: 1 });
     const echo = EchoResponse.decode(frames[1]!.payload);
     expect(Buffer.from(echo.data).toString()).toBe('hello');
     expect(ServerStatusResponse.decode(frames[2]!.payload)).toMatchObject({ engineName: 'node', connections: 1 });
     expect(ErrorResponse.decode(frames[3]!.payload)).toMatchObject({ code: ResultCode.UNKNOWN_PACKET, packetId: 0x7777 });
+  });
+
+  it('app mode echoes a BenchmarkRequest whose client_time_ns is nanoseconds since the epoch (uint64 above 2^53)', async () => {
+    const { port } = await start(['--engine', 'node']);
+    const { session, frames } = await connect(port);
+    const clientTimeNs = 1_733_000_000_000_000_000n; // what a C++ FastPort client sends
+    const max = 2n ** 64n - 1n;
+    session.send(encodeMessage(BenchmarkRequest, { seq: 1, clientTimeNs, payload: Buffer.from('x') }), PacketId.BenchmarkRequest);
+    session.send(encodeMessage(BenchmarkRequest, { seq: 2, clientTimeNs: max }), PacketId.BenchmarkRequest);
+    await waitFor(() => frames.length === 2, '2 replies');
+    expect(frames.map((f) => f.id)).toEqual([PacketId.BenchmarkResponse, PacketId.BenchmarkResponse]);
+    const r1 = BenchmarkResponse.decode(frames[0]!.payload);
+    const r2 = BenchmarkResponse.decode(frames[1]!.payload);
+    expect(r1.clientTimeNs).toBe(clientTimeNs);
+    expect(r2.clientTimeNs).toBe(max);
+    // The server stamps its own clock in nanoseconds since the epoch too.
+    expect(r1.serverTimeNs > BigInt(Number.MAX_SAFE_INTEGER)).toBe(true);
   });
 
   it('app mode answers a garbage payload with DECODE_ERROR and keeps the session', async () => {
@@ -87,6 +104,72 @@ describe('fastport-server', () => {
     frames.forEach((f, i) => expect(f.payload.equals(Buffer.alloc(sizes[i]!, sizes[i]! & 0xff))).toBe(true));
     expect(new FrameEncoder('u32le').spec.headerSize).toBe(4);
   });
+
+  it('a never-reading peer streaming tiny frames: every refused echo is counted, one error line per session per interval', async () => {
+    // Before: one logger.error line with a stack per frame (tens of thousands for a few MiB of tiny frames).
+    const lines: { msg: string; session?: number; code?: string; suppressed?: number; sessionErrors?: number }[] = [];
+    const sink = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const captured = pino({ level: 'info' }, sink);
+    const server = await startServer(
+      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--no-read-backpressure', '--max-pending', '65536', '--error-log-interval', '60000', '--port', '0', '--host', '127.0.0.1']),
+      captured,
+    );
+    cleanups.push(() => server.close(200));
+    const port = server.address?.port ?? 0;
+    const peer = net.connect({ host: '127.0.0.1', port });
+    peer.on('error', () => {});
+    await new Promise<void>((r) => peer.once('connect', () => r()));
+    peer.pause(); // never reads
+    const enc = new FrameEncoder('fastport');
+    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    // Up to 8 MiB of 16-byte frames (the kernel absorbs the first few MiB of echoes), until enough were refused.
+    for (let i = 0; i < 512 && (errorStats(server)?.total ?? 0) < 5000; i++) {
+      if (!peer.write(batch)) await new Promise<void>((r) => peer.once('drain', () => r()));
+    }
+    await waitFor(() => (errorStats(server)?.total ?? 0) >= 5000, 'echo errors under backpressure', 30_000);
+    peer.destroy();
+    await waitFor(() => server.sessions.size === 0, 'peer session closed');
+    await waitFor(() => lines.some((l) => l.msg.startsWith('handler errors not logged')), 'close summary');
+    const st = errorStats(server)!;
+    const errorLines = lines.filter((l) => l.msg === 'handler error');
+    const summary = lines.find((l) => l.msg.startsWith('handler errors not logged'))!;
+    expect(st.total).toBe(server.stats().handlerErrors); // counted exactly
+    expect(st.byCode['ERR_BACKPRESSURE']).toBe(st.total);
+    expect(errorLines).toHaveLength(1); // one session, one interval
+    expect(summary.sessionErrors).toBe(st.total);
+    expect(summary.suppressed).toBe(st.total - 1);
+    console.log(
+      `[server] never-reading peer: ${st.total} echo errors (ERR_BACKPRESSURE ${st.byCode['ERR_BACKPRESSURE']}) counted, ` +
+        `${errorLines.length} error line + 1 close summary logged (${st.suppressed} suppressed)`,
+    );
+  }, 60_000);
+
+  it('with read backpressure (the default) a never-reading peer is paused instead of failing every echo', async () => {
+    const server = await startServer(
+      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--max-pending', '1048576', '--port', '0', '--host', '127.0.0.1']),
+      logger,
+    );
+    cleanups.push(() => server.close(200));
+    const peer = net.connect({ host: '127.0.0.1', port: server.address?.port ?? 0 });
+    peer.on('error', () => {});
+    await new Promise<void>((r) => peer.once('connect', () => r()));
+    peer.pause(); // never reads
+    const enc = new FrameEncoder('fastport');
+    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    let written = 0;
+    // Writes until the server stops taking them (paused: the kernel buffers fill) or 16 MiB.
+    const paused = waitFor(() => server.stats().readPaused === 1, 'the session paused', 30_000);
+    for (let i = 0; i < 1024 && server.stats().readPaused === 0; i++) {
+      written += batch.length;
+      if (!peer.write(batch)) await Promise.race([new Promise<void>((r) => peer.once('drain', () => r())), paused]);
+    }
+    await paused;
+    const st = errorStats(server)!;
+    expect(st.total).toBe(0);
+    expect(server.stats().handlerErrors).toBe(0);
+    console.log(`[server] read backpressure on: peer wrote ${written} bytes of 16-byte frames, session paused, ${st.total} handler errors`);
+    peer.destroy();
+  }, 60_000);
 
   it('--heartbeat closes a peer that never answers probes, with reason heartbeat-timeout', async () => {
     const { server, port } = await start(['--engine', 'node', '--heartbeat', '20']);

@@ -895,6 +895,13 @@ export class NativeEngine implements Engine {
     return this.find(conn)?.pending ?? 0;
   }
 
+  heldBytes(conn: ConnectionId): number {
+    const c = this.find(conn);
+    // heldChunks is as of the last SENT record; bytes queued since then are
+    // at least their own size.
+    return c === undefined ? 0 : Math.max(c.pending, c.heldChunks * this.chunkBytes);
+  }
+
   remoteAddress(conn: ConnectionId): AddressInfo | undefined {
     const c = this.find(conn);
     return c === undefined ? undefined : { ...c.remote };

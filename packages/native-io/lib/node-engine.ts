@@ -581,6 +581,11 @@ export class NodeEngine implements Engine {
     return c === undefined ? 0 : this.pendingOf(c);
   }
 
+  /** node:net keeps queued writes as the buffers given to it: nothing beyond the pending bytes. */
+  heldBytes(conn: ConnectionId): number {
+    return this.pendingBytes(conn);
+  }
+
   remoteAddress(conn: ConnectionId): AddressInfo | undefined {
     return this.conns.get(conn)?.remote;
   }

@@ -223,6 +223,12 @@ export interface Engine {
   resumeReceiving(conn: ConnectionId): boolean;
   isOpen(conn: ConnectionId): boolean;
   pendingBytes(conn: ConnectionId): number;
+  /**
+   * Memory the engine holds for `conn`'s send queue: at least pendingBytes,
+   * more where the queue is kept in fixed-size chunks (a 1-byte queue pins a
+   * whole chunk in the native engines). What a memory budget should charge.
+   */
+  heldBytes(conn: ConnectionId): number;
   remoteAddress(conn: ConnectionId): AddressInfo | undefined;
   connectionStats(conn: ConnectionId): ConnectionStats | undefined;
   stats(): EngineStats;

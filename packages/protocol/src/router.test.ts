@@ -343,7 +343,7 @@ describe('Router: decoded messages do not alias the input', () => {
     router.on(BenchmarkRequest, (_s, msg) => void kept.push(msg));
     // The payload is a view into a bigger buffer, as an engine would hand it over.
     const engineMemory = new Uint8Array(256);
-    const encoded = encodeMessage(BenchmarkRequest, { seq: 1, clientTimeNs: 5, payload: bytes(10, 20, 30, 40) });
+    const encoded = encodeMessage(BenchmarkRequest, { seq: 1, clientTimeNs: 5n, payload: bytes(10, 20, 30, 40) });
     engineMemory.set(encoded, 16);
     const view = engineMemory.subarray(16, 16 + encoded.length);
     expect(router.dispatch(new MockSession(), PacketId.BenchmarkRequest, view)).toBe('handled');
@@ -382,12 +382,12 @@ describe('send helpers', () => {
     const router = new Router<MockSession>();
     router.send(s, BenchmarkResponse, { seq: 4, payload: bytes(1) });
     expect(s.sent.map((p) => p.id)).toEqual([PacketId.PingResponse, PacketId.BenchmarkResponse]);
-    expect(decodePacket(s.sent[0]!.id, s.sent[0]!.payload).message).toEqual({ clientTimeUs: 0, serverTimeUs: 0, seq: 3 });
+    expect(decodePacket(s.sent[0]!.id, s.sent[0]!.payload).message).toEqual({ clientTimeUs: 0n, serverTimeUs: 0n, seq: 3 });
     expect(decodePacket(s.sent[1]!.id, s.sent[1]!.payload).message).toEqual({
       seq: 4,
-      clientTimeNs: 0,
+      clientTimeNs: 0n,
       payload: bytes(1),
-      serverTimeNs: 0,
+      serverTimeNs: 0n,
     });
   });
 

@@ -3,6 +3,7 @@ import { FastPortError } from '@fastport/native-io';
 import {
   FRAMING_PRESETS,
   FrameDecoder,
+  MIN_REASSEMBLY_BYTES,
   FrameEncoder,
   resolveFrameSpec,
   type Frame,
@@ -780,5 +781,54 @@ describe('callbacks that throw or reset', () => {
     dec.push(frames[3]!, (f) => (kept = f), () => {});
     expect(kept!.payload.length).toBe(0);
     expect(kept!.bytes.length).toBe(0);
+  });
+});
+
+describe('reassembly grows with the bytes received', () => {
+  const hdr = (payloadLen: number): Uint8Array => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, payloadLen, true);
+    return b;
+  };
+
+  it('a header declaring 16 MiB plus 100 bytes holds about 100 bytes, not 16 MiB', () => {
+    const dec = new FrameDecoder({ preset: 'u32le', maxFrameSize: 16 * 1024 * 1024 });
+    const noop = (): void => {};
+    const fail = (e: Error): void => {
+      throw e;
+    };
+    dec.push(hdr(16 * 1024 * 1024 - 4), noop, fail);
+    expect(dec.heldBytes).toBeLessThanOrEqual(MIN_REASSEMBLY_BYTES);
+    dec.push(new Uint8Array(100), noop, fail);
+    expect(dec.heldBytes).toBeLessThanOrEqual(Math.max(MIN_REASSEMBLY_BYTES, 2 * 104));
+    // Grows geometrically and stays within twice what arrived; the completed frame is exact.
+    let sent = 104;
+    const chunk = new Uint8Array(64 * 1024).fill(7);
+    let got: Uint8Array | undefined;
+    while (got === undefined) {
+      const want = Math.min(chunk.length, 16 * 1024 * 1024 - sent);
+      dec.push(chunk.subarray(0, want), (f) => (got = Buffer.from(f.bytes)), fail);
+      sent += want;
+      if (got === undefined) expect(dec.heldBytes).toBeLessThanOrEqual(2 * sent);
+    }
+    expect(got.length).toBe(16 * 1024 * 1024);
+    expect(got[got.length - 1]).toBe(7);
+    expect(dec.heldBytes).toBe(0);
+  });
+
+  it('a failed allocation (a huge maxFrameSize) poisons the decoder with ENOBUFS instead of throwing', () => {
+    class TightDecoder extends FrameDecoder {
+      protected override allocate(bytes: number): Uint8Array {
+        if (bytes > 1024) throw new RangeError('Array buffer allocation failed');
+        return super.allocate(bytes);
+      }
+    }
+    const dec = new TightDecoder({ preset: 'u32le', maxFrameSize: 4 + 0xffffffff });
+    const errors: FastPortError[] = [];
+    dec.push(hdr(0xffffffff), () => {}, (e) => errors.push(e));
+    expect(() => dec.push(new Uint8Array(4096), () => {}, (e) => errors.push(e))).not.toThrow();
+    expect(errors.map((e) => e.code)).toEqual(['ENOBUFS']);
+    expect(dec.poisoned).toBe(true);
+    expect(dec.heldBytes).toBe(0);
   });
 });

@@ -15,9 +15,10 @@
  * Decoding is zero-copy for frames that lie wholly inside one pushed chunk:
  * they are delivered as `subarray` views of that chunk, through one `Frame`
  * object reused by the decoder. Only a frame split across chunks is copied,
- * into a buffer of exactly its size, allocated once its header is known (and
- * after the size was checked against `maxFrameSize`, so a hostile length never
- * allocates).
+ * into a buffer that grows as its bytes arrive (doubling, capped at the
+ * declared size): a declared length is only checked against `maxFrameSize`,
+ * never allocated ahead, so a peer that declares 16 MiB and sends 100 bytes
+ * makes the decoder hold about 100 bytes, not 16 MiB.
  */
 import { FastPortError } from '@fastport/native-io';
 
@@ -209,6 +210,9 @@ export interface Frame {
 
 const EMPTY = new Uint8Array(0);
 
+/** Smallest reassembly buffer: trickled bytes do not reallocate on every read. */
+export const MIN_REASSEMBLY_BYTES = 256;
+
 // Field kinds: width and endianness folded into one small integer so the hot
 // loop reads fields with one well-predicted switch (and V8 inlines readField).
 const K_U8 = 0;
@@ -276,13 +280,19 @@ function writeField(b: Uint8Array, p: number, kind: number, v: number): void {
  * Streaming decoder: `push` each received chunk, get every complete frame.
  *
  * - Frames wholly inside a chunk are delivered as views of that chunk; a frame
- *   split across chunks is reassembled in a buffer of exactly its size.
+ *   split across chunks is reassembled in a buffer that grows with the bytes
+ *   received (at most twice them, or MIN_REASSEMBLY_BYTES, and never more
+ *   than the declared size): `heldBytes` is what it holds.
+ * - A reassembly buffer that cannot be allocated (RangeError) poisons the
+ *   decoder like a bad header: onError gets an ENOBUFS error, nothing is thrown.
  * - The `Frame` passed to `onFrame` is one object reused for every frame, and
  *   its views are valid only during the callback: copy what you keep.
  * - The first malformed or oversized frame poisons the decoder: `onError` is
  *   called once, the rest is discarded, and `push` returns false from then on
  *   (until `reset()`). Frames before the bad one are delivered.
- * - Apart from the case below, the decoder holds at most `maxFrameSize` bytes.
+ * - Apart from the case below, the decoder holds at most `maxFrameSize` bytes,
+ *   and for a frame being reassembled at most max(2 × its bytes received,
+ *   MIN_REASSEMBLY_BYTES).
  * - If `onFrame` throws, the exception propagates out of `push`; the frame
  *   that threw counts as consumed, and the unread rest of that chunk is kept
  *   (copied) and decoded first on the next `push` — call `push(new
@@ -307,9 +317,11 @@ export class FrameDecoder {
   /** Header bytes of a frame whose header was split (length `headerSize`). */
   private readonly head: Uint8Array;
   private headFilled = 0;
-  /** Buffer of the frame being reassembled (exactly its size), or null. */
+  /** Buffer of the frame being reassembled (grown as bytes arrive), or null. */
   private pending: Uint8Array | null = null;
   private pendingFilled = 0;
+  /** Whole size of the frame being reassembled (its declared length). */
+  private pendingTotal = 0;
   /** Unread rest of a chunk whose onFrame threw. */
   private backlog: Uint8Array | null = null;
 
@@ -338,6 +350,16 @@ export class FrameDecoder {
     return this.backlog !== null ? held + this.backlog.length : held;
   }
 
+  /**
+   * Bytes of memory the decoder holds now: the reassembly buffer's capacity
+   * (at most about twice the bytes received of that frame), the split header,
+   * and any held-back rest. What the memory budget is charged.
+   */
+  get heldBytes(): number {
+    const held = this.pending !== null ? this.pending.byteLength : this.headFilled;
+    return this.backlog !== null ? held + this.backlog.length : held;
+  }
+
   /** True after a malformed or oversized frame, until reset(). */
   get poisoned(): boolean {
     return this.isPoisoned;
@@ -349,6 +371,7 @@ export class FrameDecoder {
     this.headFilled = 0;
     this.pending = null;
     this.pendingFilled = 0;
+    this.pendingTotal = 0;
     this.backlog = null;
     this.isPoisoned = false;
     this.frame.payload = EMPTY;
@@ -426,10 +449,13 @@ export class FrameDecoder {
       if (this.pending !== null || this.headFilled !== 0) {
         pos = this.fill(chunk, onError);
         if (pos < 0) return false;
-        const buf = this.pending;
-        if (buf === null || this.pendingFilled < buf.length) return true; // chunk used up
+        const held = this.pending;
+        if (held === null || this.pendingFilled < this.pendingTotal) return true; // chunk used up
+        // Complete: the buffer has exactly the frame's size (growth is capped at it).
+        const buf = held;
         this.pending = null;
         this.pendingFilled = 0;
+        this.pendingTotal = 0;
         frame.id = idKind === K_NONE ? 0 : readField(buf, idPos, idKind);
         frame.bytes = buf;
         frame.payload = buf.subarray(hs);
@@ -456,11 +482,13 @@ export class FrameDecoder {
       const rest = len - pos;
       if (rest > 0) {
         if (rest >= hs) {
-          // Header complete and already checked above: allocate the frame once.
-          const buf = new Uint8Array(total);
+          // Header complete and already checked above: hold what arrived, not what was declared.
+          const buf = this.allocateOrFail(initialCapacity(rest, total), total, onError);
+          if (buf === null) return false;
           buf.set(rest === len ? chunk : chunk.subarray(pos), 0);
           this.pending = buf;
           this.pendingFilled = rest;
+          this.pendingTotal = total;
         } else {
           const head = this.head;
           for (let i = 0; i < rest; i++) head[i] = chunk[pos + i]!;
@@ -497,15 +525,29 @@ export class FrameDecoder {
         this.fail(total, onError);
         return -1;
       }
-      buf = new Uint8Array(total);
+      buf = this.allocateOrFail(initialCapacity(hs + (len - pos), total), total, onError);
+      if (buf === null) return -1;
       buf.set(head, 0);
       this.pending = buf;
       this.pendingFilled = hs;
+      this.pendingTotal = total;
       this.headFilled = 0;
     }
-    const want = buf.length - this.pendingFilled;
+    const want = this.pendingTotal - this.pendingFilled;
     const n = want < len - pos ? want : len - pos;
     if (n > 0) {
+      const needed = this.pendingFilled + n;
+      if (needed > buf.length) {
+        // Twice what is needed now (geometric: few copies), never past the declared size,
+        // so the buffer stays within twice the bytes received.
+        let cap = needed * 2;
+        if (cap > this.pendingTotal) cap = this.pendingTotal;
+        const grown = this.allocateOrFail(cap, this.pendingTotal, onError);
+        if (grown === null) return -1;
+        grown.set(buf.subarray(0, this.pendingFilled), 0);
+        this.pending = grown;
+        buf = grown;
+      }
       buf.set(n === len ? chunk : chunk.subarray(pos, pos + n), this.pendingFilled);
       this.pendingFilled += n;
       pos += n;
@@ -513,13 +555,43 @@ export class FrameDecoder {
     return pos;
   }
 
-  private fail(total: number, onError: (err: FastPortError) => void): false {
-    const hs = this.headerSize;
+  /** Allocation of reassembly memory; a subclass may override it (tests simulate exhaustion). */
+  protected allocate(bytes: number): Uint8Array {
+    return new Uint8Array(bytes);
+  }
+
+  /**
+   * A reassembly buffer, or null after poisoning the decoder with ENOBUFS when
+   * the allocation failed (a huge maxFrameSize must never throw out of push).
+   */
+  private allocateOrFail(bytes: number, total: number, onError: (err: FastPortError) => void): Uint8Array | null {
+    try {
+      return this.allocate(bytes);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      this.poison();
+      onError(
+        new FastPortError(
+          'ENOBUFS',
+          `cannot allocate ${bytes} bytes to reassemble a ${total}-byte frame (${err.message})`,
+        ),
+      );
+      return null;
+    }
+  }
+
+  private poison(): void {
     this.isPoisoned = true;
     this.headFilled = 0;
     this.pending = null;
     this.pendingFilled = 0;
+    this.pendingTotal = 0;
     this.backlog = null;
+  }
+
+  private fail(total: number, onError: (err: FastPortError) => void): false {
+    const hs = this.headerSize;
+    this.poison();
     let err: FastPortError;
     if (total < hs) {
       err = new FastPortError(
@@ -536,6 +608,12 @@ export class FrameDecoder {
     onError(err);
     return false;
   }
+}
+
+/** First reassembly buffer for a frame of `total` bytes of which `have` arrived. */
+function initialCapacity(have: number, total: number): number {
+  const cap = have * 2 > MIN_REASSEMBLY_BYTES ? have * 2 : MIN_REASSEMBLY_BYTES;
+  return cap < total ? cap : total;
 }
 
 /** Builds frame headers (and whole frames) for one spec. */

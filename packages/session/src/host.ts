@@ -30,7 +30,7 @@ import {
 } from './control';
 import { FrameDecoder, FrameEncoder, resolveFrameSpec, type Frame, type FrameSpec, type FramingOption } from './framing';
 import { resolveHeartbeat, type HeartbeatOptions } from './heartbeat';
-import { MemoryBudget, type BudgetMember, type MemoryBudgetOptions, type MemoryBudgetStats } from './memory-budget';
+import { MemoryBudget, type BudgetHolder, type BudgetMember, type MemoryBudgetOptions, type MemoryBudgetStats } from './memory-budget';
 import type { ResolvedReplay } from './reliable';
 import { Session, type BackpressurePolicy, type SessionCloseInfo, type SessionHostLink, type SessionTiming } from './session';
 import { SessionManager } from './session-manager';
@@ -85,6 +85,14 @@ export interface SessionHostOptions {
   maxSessions?: number;
   /** Memory budget for reassembly + send queues + replay buffers. Default MemoryBudget.shared (1 GiB, process-wide); false = none. */
   memoryBudget?: MemoryBudget | MemoryBudgetOptions | false;
+  /**
+   * Read backpressure: a session whose queue passes highWaterMark (or whose
+   * send is refused for maxPendingBytes) is not read until it drains to
+   * lowWaterMark, on engines that can pause receiving. Default true on a
+   * Server, false on clients (both ends pausing could deadlock two peers
+   * that pipeline at each other).
+   */
+  readBackpressure?: boolean;
 }
 
 export interface HostStats {
@@ -98,6 +106,12 @@ export interface HostStats {
   bytesIn: number;
   bytesOut: number;
   dropped: number;
+  /** Application sends refused (backpressure, memory budget, replay buffer), whatever the policy. */
+  refused: number;
+  /** Sessions whose reading was paused by read backpressure (counted per pause). */
+  readPauses: number;
+  /** Sessions paused now. */
+  readPaused: number;
   controlIn: number;
   controlOut: number;
   framingErrors: number;
@@ -116,15 +130,37 @@ export interface SessionSlot {
   /** Reassembly bytes charged to the memory budget. */
   reserved: number;
   closing: boolean;
+  /** Closed by the memory budget: its queue no longer counts. */
+  evicted: boolean;
   onFrame: (frame: Frame) => void;
   onError: (err: FastPortError) => void;
 }
 
-/** Bytes a decoder holds for an incomplete frame (the buffer it allocated for it, once the header is known). */
+/** Bytes a decoder holds for an incomplete frame: what its peer really sent (up to 2x), never the declared length. */
 function reassemblyBytes(d: FrameDecoder): number {
-  const pending = (d as unknown as { pending?: Uint8Array | null }).pending;
-  const held = d.bufferedBytes;
-  return pending != null && pending.byteLength > held ? pending.byteLength : held;
+  return d.heldBytes;
+}
+
+/** The engine's receive pause/resume (an addition to the engine contract; absent on older engines). */
+interface ReceiveSwitch {
+  pause(conn: ConnectionId): boolean;
+  resume(conn: ConnectionId): boolean;
+}
+
+interface ReceivePausable {
+  pauseReceiving(conn: ConnectionId): boolean;
+  resumeReceiving(conn: ConnectionId): boolean;
+}
+
+/** Feature-detects pause/resume of receiving so the session layer runs on engines with and without them. */
+function receiveSwitchOf(engine: Engine): ReceiveSwitch | null {
+  const e = engine as Engine & Partial<ReceivePausable>;
+  if (typeof e.pauseReceiving !== 'function' || typeof e.resumeReceiving !== 'function') return null;
+  const pausable = e as Engine & ReceivePausable;
+  return {
+    pause: (conn) => pausable.pauseReceiving(conn),
+    resume: (conn) => pausable.resumeReceiving(conn),
+  };
 }
 
 function positiveInt(name: string, v: number | undefined, dflt: number, allowZero = true): number {
@@ -175,13 +211,17 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     bytesIn: 0,
     bytesOut: 0,
     dropped: 0,
+    refused: 0,
     controlIn: 0,
     controlOut: 0,
     framingErrors: 0,
     handlerErrors: 0,
     refusedConnections: 0,
+    readPauses: 0,
   };
   protected readonly closeReasons: Record<string, number> = {};
+  /** The engine's pause/resume of receiving, when it has them and read backpressure is on. */
+  private readonly receiveSwitch: ReceiveSwitch | null;
 
   constructor(options: SessionHostOptions, side: 'server' | 'client') {
     super();
@@ -232,6 +272,60 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       this.budget?.unregister(this);
       throw err;
     }
+    // On by default for servers only: if both ends of a connection paused reading while their own queue
+    // is high, two peers pipelining at each other could each wait for the other to read (a deadlock).
+    // Servers protect themselves; a client keeps reading so the server's queue always drains.
+    const readBackpressure = options.readBackpressure ?? side === 'server';
+    this.receiveSwitch = readBackpressure ? receiveSwitchOf(this.engine) : null;
+  }
+
+  /** True when this host pauses reading of sessions over their high watermark (the engine can, and it is on). */
+  get readBackpressure(): boolean {
+    return this.receiveSwitch !== null;
+  }
+
+  pauseReceiving(conn: ConnectionId): boolean {
+    if (this.receiveSwitch === null || !this.receiveSwitch.pause(conn)) return false;
+    this.totals.readPauses++;
+    return true;
+  }
+
+  resumeReceiving(conn: ConnectionId): boolean {
+    return this.receiveSwitch !== null && this.receiveSwitch.resume(conn);
+  }
+
+  heldBy(session: Session): number {
+    const slot = this.slots.get(session.connectionId);
+    const replay = session.rel !== null ? session.rel.out.bytes : 0;
+    if (slot === undefined || slot.evicted) return replay;
+    return this.engine.heldBytes(slot.conn) + slot.reserved + replay;
+  }
+
+  sessionCount(): number {
+    return this.slots.size + this.detached.size;
+  }
+
+  holders(minBytes: number): BudgetHolder[] {
+    const out: BudgetHolder[] = [];
+    for (const slot of this.slots.values()) {
+      const session = slot.session;
+      if (slot.evicted || session.connectionId !== slot.conn || session.state === 'closed') continue;
+      const bytes = this.heldBy(session);
+      if (bytes <= minBytes) continue;
+      out.push({ bytes, evict: (message: string) => this.evict(slot, message) });
+    }
+    return out;
+  }
+
+  /** Closes a session that holds the most of a full budget; returns what leaves the budget now. */
+  private evict(slot: SessionSlot, message: string): number {
+    const session = slot.session;
+    const queued = this.engine.heldBytes(slot.conn);
+    slot.evicted = true;
+    this.stopReading(slot); // gives its reassembly bytes back itself
+    if (session.rel !== null) session.rel.final = true; // its replay buffer is given back when it ends
+    session.closeWith('abort', { reason: 'memory-budget', code: 'ENOBUFS', message });
+    return queued;
   }
 
   protected needsControl(feature: string): FastPortError {
@@ -260,29 +354,37 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     this.totals.dropped++;
   }
 
+  onSessionRefused(): void {
+    this.totals.refused++;
+  }
+
   onControlSent(): void {
     this.totals.controlOut++;
   }
 
   stats(): HostStats {
+    let readPaused = 0;
+    for (const slot of this.slots.values()) if (slot.session.readPaused && slot.session.connectionId === slot.conn) readPaused++;
     return {
       engine: this.engine.stats(),
       sessions: this.sessions.size,
       detached: this.detached.size,
       ...this.totals,
+      readPaused,
       closeReasons: { ...this.closeReasons },
       memory: this.budget?.stats() ?? null,
     };
   }
 
-  /** Bytes this host holds now (send queues, reassembly, replay buffers): what the memory budget counts. */
+  /** Bytes this host holds now (send-queue memory as the engine holds it, reassembly, replay buffers): what the memory budget counts. */
   memoryUsage(): number {
     let total = 0;
     const engine = this.engine;
     for (const slot of this.slots.values()) {
       const r = slot.closing ? 0 : reassemblyBytes(slot.decoder);
       slot.reserved = r;
-      total += engine.pendingBytes(slot.conn) + r;
+      if (slot.evicted) continue;
+      total += engine.heldBytes(slot.conn) + r;
       const rel = slot.session.rel;
       if (rel !== null && slot.session.connectionId === slot.conn) total += rel.out.bytes;
     }
@@ -472,10 +574,13 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       decoder: new FrameDecoder(this.frameSpec),
       reserved: 0,
       closing: false,
+      evicted: false,
       onFrame: (frame: Frame) => this.onFrame(slot, frame),
       onError: (err: FastPortError) => {
         this.totals.framingErrors++;
-        slot.session.closeWith('graceful', { reason: 'framing', code: err.code, message: err.message });
+        // ENOBUFS: the reassembly buffer could not be allocated (a huge maxFrameSize); only this session pays.
+        const reason = err.code === 'ENOBUFS' ? 'out-of-memory' : 'framing';
+        slot.session.closeWith(err.code === 'ENOBUFS' ? 'abort' : 'graceful', { reason, code: err.code, message: err.message });
       },
     };
     this.slots.set(conn, slot);
@@ -595,18 +700,20 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         this.totals.bytesIn += data.byteLength;
         if (slot.closing) return;
         slot.decoder.push(data, slot.onFrame, slot.onError);
+        if (this.receiveSwitch !== null && slot.session.connectionId === conn) slot.session.afterRead();
         const budget = this.budget;
         if (budget !== null) {
-          const now = reassemblyBytes(slot.decoder);
+          const now = slot.closing ? 0 : reassemblyBytes(slot.decoder);
           const before = slot.reserved;
           if (now > before) {
-            if (budget.reserve(now - before)) slot.reserved = now;
+            // A full budget refuses this frame only if its session holds its fair share or more (it pays, not the others).
+            if (budget.tryReserve(now - before) || budget.admit(now - before, this.heldBy(session))) slot.reserved = now;
             else {
               this.stopReading(slot);
               slot.session.closeWith('abort', {
                 reason: 'memory-budget',
                 code: 'ENOBUFS',
-                message: `reassembling a ${now}-byte frame would pass the memory budget of ${budget.limitBytes} bytes`,
+                message: `reassembling a frame (${now} bytes held) would pass the memory budget of ${budget.limitBytes} bytes`,
               });
             }
           } else if (now < before) {

@@ -84,6 +84,10 @@ export interface SessionCounters {
   controlDropped: number;
   /** Frames sent again after a resume. */
   replayed: number;
+  /** Application sends refused (backpressure, memory budget or replay buffer), whatever the policy. */
+  refused: number;
+  /** Times reading was paused because the queue passed the high watermark (read backpressure). */
+  readPauses: number;
 }
 
 /** Where a resumable session stands, for persistence (a new process can resume with it). */
@@ -148,7 +152,13 @@ export interface SessionHostLink {
   readonly timing: SessionTiming;
   onSessionSent(frames: number, bytes: number): void;
   onSessionDropped(): void;
+  onSessionRefused(): void;
   onControlSent(): void;
+  /** Bytes this session holds now (its queue, reassembly and replay buffer): what the memory budget weighs it by. */
+  heldBy(session: Session): number;
+  /** Engine pause/resume of receiving, when the engine has it and readBackpressure is on; false otherwise. */
+  pauseReceiving(conn: ConnectionId): boolean;
+  resumeReceiving(conn: ConnectionId): boolean;
   /** Closes the connection under the session (marks it closing so input is discarded unless `keepReading`). */
   closeTransport(session: Session, conn: ConnectionId, mode: 'graceful' | 'abort'): void;
   /** Ends a session that has no connection. */
@@ -231,7 +241,17 @@ export class Session<UserData = unknown> extends EventEmitter {
     controlOut: 0,
     controlDropped: 0,
     replayed: 0,
+    refused: 0,
+    readPauses: 0,
   };
+  /** Reading is paused until the queue drains (read backpressure). */
+  readPaused = false;
+  /**
+   * False from a resume until the next read: each drain lets at least one
+   * read through, so an application that refills the queue on every 'drain'
+   * cannot keep the peer's input (its PONGs and ACKs too) unread forever.
+   */
+  private readArmed = true;
   /** The peer has sent control frames (it speaks the session protocol: GOAWAY, PING). */
   peerControl = false;
   /** The last GOAWAY the peer sent on this connection. */
@@ -284,7 +304,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
       return this.overLimit(size, 'backpressure');
     }
-    if (host.budget !== null && !host.budget.reserve(size)) return this.overLimit(size, 'memory-budget');
+    if (host.budget !== null && !this.reserveBudget(size)) return this.overLimit(size, 'memory-budget');
     const header = host.headerScratch.subarray(0, headerLength);
     return this.submit(host.engine.sendv(this.connectionId, [header, payload]), size);
   }
@@ -302,8 +322,14 @@ export class Session<UserData = unknown> extends EventEmitter {
     if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
       return this.overLimit(size, 'backpressure');
     }
-    if (host.budget !== null && !host.budget.reserve(size)) return this.overLimit(size, 'memory-budget');
+    if (host.budget !== null && !this.reserveBudget(size)) return this.overLimit(size, 'memory-budget');
     return this.submit(host.engine.send(this.connectionId, frameBytes), size);
+  }
+
+  /** Budget for `bytes`: free room, else decided by what this session holds (the largest holders pay, see MemoryBudget.admit). */
+  private reserveBudget(bytes: number): boolean {
+    const budget = this.host.budget!;
+    return budget.tryReserve(bytes) || budget.admit(bytes, this.host.heldBy(this));
   }
 
   private submit(status: SendStatus, bytes: number): SendResult {
@@ -315,6 +341,7 @@ export class Session<UserData = unknown> extends EventEmitter {
         return 'queued';
       case SEND_ABOVE_HIGH:
         this.aboveHigh = true;
+        this.pauseReading();
         this.counters.framesOut++;
         this.counters.bytesOut += bytes;
         this.host.onSessionSent(1, bytes);
@@ -330,6 +357,10 @@ export class Session<UserData = unknown> extends EventEmitter {
 
   private overLimit(bytes: number, why: 'backpressure' | 'memory-budget' | 'replay-buffer'): SendResult {
     const policy = this.host.policy;
+    this.counters.refused++;
+    this.host.onSessionRefused();
+    // A peer whose replies do not fit is not read until its queue drains (its requests wait in the kernel).
+    if (why === 'backpressure') this.pauseReading();
     if (policy === 'drop') {
       this.counters.dropped++;
       this.host.onSessionDropped();
@@ -398,7 +429,7 @@ export class Session<UserData = unknown> extends EventEmitter {
       return this.overLimit(size, 'backpressure');
     }
     // The replay copy (and, once written, the engine's copy) count against the budget.
-    if (host.budget !== null && !host.budget.reserve(direct ? size * 2 : size)) return this.overLimit(size, 'memory-budget');
+    if (host.budget !== null && !this.reserveBudget(direct ? size * 2 : size)) return this.overLimit(size, 'memory-budget');
     out.append(id, frame, Date.now());
     if (!direct) {
       if (this.state === 'open' && !rel.draining) this.flushReliable();
@@ -428,7 +459,10 @@ export class Session<UserData = unknown> extends EventEmitter {
       if (status === SEND_REFUSED || status === SEND_CLOSED) break;
       out.writeSeq++;
       written++;
-      if (status === SEND_ABOVE_HIGH) this.aboveHigh = true;
+      if (status === SEND_ABOVE_HIGH) {
+        this.aboveHigh = true;
+        this.pauseReading();
+      }
       this.counters.framesOut++;
       this.counters.bytesOut += size;
       host.onSessionSent(1, size);
@@ -448,7 +482,10 @@ export class Session<UserData = unknown> extends EventEmitter {
       return false;
     }
     if (status === SEND_CLOSED) return false;
-    if (status === SEND_ABOVE_HIGH) this.aboveHigh = true;
+    if (status === SEND_ABOVE_HIGH) {
+      this.aboveHigh = true;
+      this.pauseReading();
+    }
     this.counters.controlOut++;
     this.host.onControlSent();
     return true;
@@ -463,8 +500,37 @@ export class Session<UserData = unknown> extends EventEmitter {
     return this.connectionId !== 0 && this.host.engine.setSocketOptions(this.connectionId, options);
   }
 
+  /**
+   * Stops reading this session's connection (read backpressure): called when
+   * its queue passes the high watermark or a send is refused for the limit.
+   * Undone by the drain at the low watermark. A no-op on engines without
+   * pause/resume, or with `readBackpressure: false`.
+   */
+  private pauseReading(): void {
+    if (this.readPaused || !this.readArmed || this.state !== 'open' || this.connectionId === 0) return;
+    if (this.host.pauseReceiving(this.connectionId)) {
+      this.readPaused = true;
+      this.counters.readPauses++;
+    }
+  }
+
+  /** @internal Reading resumes (drain, or a new connection under a resumed session). */
+  resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    this.readArmed = false;
+    if (this.connectionId !== 0) this.host.resumeReceiving(this.connectionId);
+  }
+
+  /** @internal A read was delivered: pausing is allowed again, and done now if the queue is still high. */
+  afterRead(): void {
+    this.readArmed = true;
+    if (this.aboveHigh && !this.readPaused) this.pauseReading();
+  }
+
   /** @internal The engine's queue fell to the low watermark. */
   handleDrain(): void {
+    this.resumeReading();
     this.aboveHigh = false;
     if (this.rel !== null) this.flushReliable();
     this.emit('drain');
@@ -675,7 +741,8 @@ export class Session<UserData = unknown> extends EventEmitter {
     }
     if (t.frameTimeoutMs > 0) {
       const frames = this.counters.framesIn + this.counters.controlIn;
-      if (partialBytes === 0 || frames !== this.partialFrames) {
+      // While reading is paused the rest of a frame waits in the kernel by our choice: not a slowloris.
+      if (partialBytes === 0 || frames !== this.partialFrames || this.readPaused) {
         this.partialFrames = frames;
         this.partialSince = now;
       } else if (now - this.partialSince >= t.frameTimeoutMs) {
@@ -816,6 +883,8 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.connectionId = 0;
     this.hb = null;
     this.aboveHigh = false;
+    this.readPaused = false;
+    this.readArmed = true;
     this.closeDeadline = 0;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
@@ -837,6 +906,8 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.transportSince = Date.now();
     this.state = open ? 'open' : 'detached';
     this.aboveHigh = false;
+    this.readPaused = false;
+    this.readArmed = true;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
     this.peerControl = true;

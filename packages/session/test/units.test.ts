@@ -170,6 +170,47 @@ describe('MemoryBudget', () => {
   });
 });
 
+describe('MemoryBudget fairness', () => {
+  it('when full, a small holder gets an overdraft and the largest holders above the fair share are closed; a big holder is refused', () => {
+    const MiB = 1024 * 1024;
+    const holders = new Map<string, number>([
+      ['hog-a', 4 * MiB],
+      ['hog-b', 3 * MiB],
+      ['small', 0],
+    ]);
+    const evicted: string[] = [];
+    const b = new MemoryBudget({ limitBytes: 8 * MiB });
+    b.register({
+      memoryUsage: () => [...holders.values()].reduce((x, y) => x + y, 0),
+      sessionCount: () => holders.size,
+      holders: (min) =>
+        [...holders]
+          .filter(([, n]) => n > min)
+          .map(([name, bytes]) => ({
+            bytes,
+            evict: () => {
+              evicted.push(name);
+              holders.delete(name);
+              return bytes;
+            },
+          })),
+    });
+    b.recount();
+    holders.set('hog-b', 4 * MiB - 100); // full to within 100 bytes
+    b.recount();
+    expect(b.fairShare()).toBe(Math.floor((8 * MiB) / 3));
+    // A big holder asking for more is refused (it holds more than its share).
+    expect(b.tryReserve(4096) || b.admit(4096, holders.get('hog-a')!)).toBe(false);
+    expect(b.stats().refusals).toBe(1);
+    // The small one is served, and the largest holder pays.
+    expect(b.tryReserve(4096) || b.admit(4096, holders.get('small')!)).toBe(true);
+    expect(evicted).toEqual(['hog-a']);
+    expect(b.usedBytes).toBeLessThanOrEqual(8 * MiB);
+    expect(b.stats()).toMatchObject({ overdrafts: 1, evictions: 1 });
+    console.log(`[budget] full 8 MiB budget: big holder refused, small holder's 4 KiB granted, evicted ${evicted.join(',')}; ${JSON.stringify(b.stats())}`);
+  });
+});
+
 describe('options that need control frames', () => {
   it('heartbeat and resume on u32le (no packet id) fail with a clear error', () => {
     expect(() => new Client({ engine: 'node', framing: 'u32le', heartbeat: true, memoryBudget: false })).toThrow(/heartbeat needs session control frames.*no packet id/);

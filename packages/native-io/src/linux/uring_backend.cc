@@ -11,9 +11,11 @@
 // Tuning by environment (tests and benchmarks):
 //   FASTPORT_URING_BUF_COUNT   buffers in the ring (power of two), default from recv_bytes
 //   FASTPORT_URING_BUF_SIZE    bytes per buffer, default 16384
+//   FASTPORT_URING_SQ_ENTRIES  submission queue entries (the kernel rounds up to a power of two), default 2048
 //   FASTPORT_URING_DISABLE     comma list: deferTaskrun,coopTaskrun,singleIssuer,
 //                              bufRing,multishotRecv,multishotAccept,cancelFd
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -84,12 +86,14 @@ class UringBackend final : public Backend, private uring::UringSink {
   const char* name() const override { return "uring"; }
 
   void features(void (*add)(void*, const char*, const char*), void* ctx) const override {
-    const uring::UringFeatures& f = loop_.features();
+    // Any thread (EngineInfo from JS while an I/O thread runs): a snapshot.
+    const uring::UringFeatures f = loop_.features_snapshot();
     auto b = [&](const char* k, bool v) { add(ctx, k, v ? "true" : "false"); };
     auto n = [&](const char* k, unsigned v) { add(ctx, k, std::to_string(v).c_str()); };
     b("singleIssuer", f.single_issuer);
     b("deferTaskrun", f.defer_taskrun);
     b("coopTaskrun", f.coop_taskrun);
+    b("taskrunFlag", f.taskrun_flag);
     b("submitAll", f.submit_all);
     b("bufRing", f.buf_ring);
     b("providedBuffersLegacy", !f.buf_ring);
@@ -117,6 +121,7 @@ class UringBackend final : public Backend, private uring::UringSink {
     if (count < 8) count = 8;
     o.buf_count = floor_pow2(env_uint("FASTPORT_URING_BUF_COUNT", count));
     if (o.buf_count > 32768) o.buf_count = 32768;
+    o.sq_entries = env_uint("FASTPORT_URING_SQ_ENTRIES", o.sq_entries);
     o.disable = env_disable();
     o.eventfd = inline_;
     std::string err;
@@ -167,6 +172,11 @@ class UringBackend final : public Backend, private uring::UringSink {
   void recv_consumed() override {
     for (uint16_t bid : out_bids_) loop_.release_buffer(bid);
     out_bids_.clear();
+    // Connections parked on ENOBUFS wait for exactly these buffers. Re-arm
+    // them now: no completion may be coming that would do it (inline mode
+    // stops after 64 polls; if every busy connection is parked, nothing
+    // else would ever enter the ring again).
+    if (loop_.parked() > 0) loop_.flush();
   }
 
   int add_listener(Listener* l) override {
@@ -207,12 +217,22 @@ class UringBackend final : public Backend, private uring::UringSink {
   }
 
   long try_send_direct(Conn* c, const IoSlice* iov, int iov_count) override {
-    // The ring batches every send of a loop turn into one io_uring_enter,
-    // which beats a syscall per small packet: no synchronous path.
-    (void)c;
-    (void)iov;
-    (void)iov_count;
-    return 0;
+    // Queue empty, nothing in flight (the core's promise; send_busy checked
+    // anyway): send straight from the command buffer, so the bytes are never
+    // copied into chunks. What the socket does not take is queued by the core.
+    if (c->bflags & (kClosing | kErrored)) return 0;
+    if (iov_count <= 0 || loop_.send_busy(static_cast<uint32_t>(c->bdata))) return 0;
+    msghdr m{};
+    m.msg_iov = const_cast<IoSlice*>(iov);
+    m.msg_iovlen = static_cast<size_t>(iov_count);
+    ssize_t n;
+    do {
+      n = ::sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (stats_ != nullptr) ++stats_->send_submissions;
+    if (n >= 0) return static_cast<long>(n);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
+    return -errno;
   }
 
   void send_ready(Conn* c) override { start_send(c); }

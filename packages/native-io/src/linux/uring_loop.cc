@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -41,10 +42,11 @@ bool is_pow2(unsigned v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
-// Connection slots live in fixed chunks so a Conn never moves: SQEs point at
-// its msghdr and sockaddr until the kernel has consumed them.
-static constexpr unsigned kChunkShift = 10;
-static constexpr unsigned kChunkSize = 1u << kChunkShift;
+// Connection slots live in fixed blocks so a Conn never moves: SQEs point at
+// its msghdr and sockaddr until the kernel has consumed them. (Not the send
+// queue's kChunkSize of common/backend.h.)
+static constexpr unsigned kConnBlockShift = 10;
+static constexpr unsigned kConnBlockSlots = 1u << kConnBlockShift;
 
 UringLoop::~UringLoop() { destroy(); }
 
@@ -53,6 +55,10 @@ int UringLoop::setup_ring(const UringOptions& opts, std::string* error) {
   std::vector<uint32_t> tries;
   const uint32_t base = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
   if (!(d & kDisableSingleIssuer) && !(d & kDisableDeferTaskrun)) {
+    // TASKRUN_FLAG with DEFER_TASKRUN (6.1+): the kernel raises IORING_SQ_TASKRUN
+    // when completions wait as deferred work; flush() then runs them.
+    tries.push_back(base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                    IORING_SETUP_R_DISABLED);
     tries.push_back(base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED);
   }
   if (!(d & kDisableCoopTaskrun)) {
@@ -88,6 +94,7 @@ int UringLoop::setup_ring(const UringOptions& opts, std::string* error) {
   features_.single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
   features_.defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
   features_.coop_taskrun = (p.flags & IORING_SETUP_COOP_TASKRUN) != 0;
+  features_.taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
   features_.submit_all = (p.flags & IORING_SETUP_SUBMIT_ALL) != 0;
   features_.ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
   features_.sq_entries = p.sq_entries;
@@ -204,7 +211,13 @@ int UringLoop::init(const UringOptions& opts, UringSink* sink, std::string* erro
     }
     features_.eventfd = true;
   }
+  publish_features();
   return 0;
+}
+
+void UringLoop::publish_features() {
+  std::lock_guard<std::mutex> g(features_mu_);
+  features_pub_ = features_;
 }
 
 int UringLoop::enable() {
@@ -218,16 +231,16 @@ int UringLoop::enable() {
 void UringLoop::destroy() {
   // Closing the ring cancels everything in flight; then the fds can go.
   ring_.destroy();
-  for (auto& chunk : chunks_) {
+  for (auto& chunk : conn_blocks_) {
     if (!chunk) continue;
-    for (unsigned i = 0; i < kChunkSize; ++i) {
+    for (unsigned i = 0; i < kConnBlockSlots; ++i) {
       Conn& c = chunk[i];
       if (c.fd >= 0) ::close(c.fd);
       c.fd = -1;
       c.state = kFree;
     }
   }
-  chunks_.clear();
+  conn_blocks_.clear();
   for (auto& l : listeners_) {
     if (l.fd >= 0) ::close(l.fd);
     l.fd = -1;
@@ -240,18 +253,53 @@ void UringLoop::destroy() {
   if (buf_base_ != nullptr) munmap(buf_base_, buf_len_);
   buf_base_ = nullptr;
   parked_.clear();
+  retry_.clear();
   closed_ready_.clear();
   provide_pending_.clear();
 }
 
 // ------------------------------------------------------------ helpers
 
+#if defined(FASTPORT_URING_TEST_HOOKS)
+// Fault injection for the mechanics tests only (never in the addon build):
+// FASTPORT_URING_FAULT_SQE=N makes every Nth get_sqe() find no SQE (after
+// the first FASTPORT_URING_FAULT_SQE_AFTER calls);
+// FASTPORT_URING_FAULT_CANCEL_EINVAL=1 makes the first CANCEL_FD cancel
+// complete as -EINVAL (the < 5.19 run-time fallback).
+static unsigned fault_every() {
+  static const unsigned n = [] {
+    const char* v = std::getenv("FASTPORT_URING_FAULT_SQE");
+    return v != nullptr ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : 0u;
+  }();
+  return n;
+}
+static bool fault_cancel_einval() {
+  static bool armed = [] {
+    const char* v = std::getenv("FASTPORT_URING_FAULT_CANCEL_EINVAL");
+    return v != nullptr && *v == '1';
+  }();
+  if (!armed) return false;
+  armed = false;
+  return true;
+}
+#endif
+
 io_uring_sqe* UringLoop::get_sqe() {
+#if defined(FASTPORT_URING_TEST_HOOKS)
+  static unsigned fault_count = 0;
+  static const unsigned fault_after = [] {
+    const char* v = std::getenv("FASTPORT_URING_FAULT_SQE_AFTER");
+    return v != nullptr ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : 0u;
+  }();
+  if (fault_every() > 0 && ++fault_count > fault_after && fault_count % fault_every() == 0) return nullptr;
+#endif
   io_uring_sqe* sqe = ring_.next_sqe();
   if (sqe == nullptr) {
-    // SQ full: hand what is queued to the kernel (no wait) and retry.
+    // SQ full: hand what is queued to the kernel (no wait) and retry. Only
+    // the buffer tail is published here: re-arming parked connections
+    // (before_enter) would take SQEs itself and nest into this function.
     if (!enabled_) enable();
-    before_enter();
+    publish_buffers();
     ring_.enter(0, false, 0);
     ++stats_.enters;
     sqe = ring_.next_sqe();
@@ -261,47 +309,34 @@ io_uring_sqe* UringLoop::get_sqe() {
 }
 
 UringLoop::Conn* UringLoop::conn(uint32_t slot) {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size()) return nullptr;
-  Conn* chunk = chunks_[ci].get();
-  return chunk == nullptr ? nullptr : &chunk[slot & (kChunkSize - 1)];
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size()) return nullptr;
+  Conn* chunk = conn_blocks_[ci].get();
+  return chunk == nullptr ? nullptr : &chunk[slot & (kConnBlockSlots - 1)];
 }
 
 UringLoop::Conn* UringLoop::conn_alloc(uint32_t slot) {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size()) chunks_.resize(ci + 1);
-  if (!chunks_[ci]) chunks_[ci].reset(new Conn[kChunkSize]);
-  return &chunks_[ci][slot & (kChunkSize - 1)];
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size()) conn_blocks_.resize(ci + 1);
+  if (!conn_blocks_[ci]) conn_blocks_[ci].reset(new Conn[kConnBlockSlots]);
+  return &conn_blocks_[ci][slot & (kConnBlockSlots - 1)];
 }
 
 bool UringLoop::send_busy(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return false;
-  return chunks_[ci][slot & (kChunkSize - 1)].send_inflight;
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size() || !conn_blocks_[ci]) return false;
+  return conn_blocks_[ci][slot & (kConnBlockSlots - 1)].send_inflight;
 }
 
 void* UringLoop::user(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return nullptr;
-  return chunks_[ci][slot & (kChunkSize - 1)].user;
+  const uint32_t ci = slot >> kConnBlockShift;
+  if (ci >= conn_blocks_.size() || !conn_blocks_[ci]) return nullptr;
+  return conn_blocks_[ci][slot & (kConnBlockSlots - 1)].user;
 }
 
 void UringLoop::set_user(uint32_t slot, void* p) {
   Conn* c = conn_alloc(slot);
   c->user = p;
-}
-
-bool UringLoop::is_open(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return false;
-  const Conn& c = chunks_[ci][slot & (kChunkSize - 1)];
-  return c.state == kOpen || c.state == kConnecting;
-}
-
-int UringLoop::fd_of(uint32_t slot) const {
-  const uint32_t ci = slot >> kChunkShift;
-  if (ci >= chunks_.size() || !chunks_[ci]) return -1;
-  return chunks_[ci][slot & (kChunkSize - 1)].fd;
 }
 
 void UringLoop::recycle(uint32_t bid) {
@@ -349,13 +384,17 @@ void UringLoop::flush_provide() {
 
 // Runs before every io_uring_enter: publish returned buffers, re-arm
 // connections parked on ENOBUFS.
+void UringLoop::publish_buffers() {
+  if (features_.buf_ring && buf_tail_ != buf_published_) {
+    __atomic_store_n(reinterpret_cast<uint16_t*>(static_cast<char*>(bufring_) + kBufRingTailOffset), buf_tail_,
+                     __ATOMIC_RELEASE);
+    buf_published_ = buf_tail_;
+  }
+}
+
 void UringLoop::before_enter() {
   if (features_.buf_ring) {
-    if (buf_tail_ != buf_published_) {
-      __atomic_store_n(reinterpret_cast<uint16_t*>(static_cast<char*>(bufring_) + kBufRingTailOffset),
-                       buf_tail_, __ATOMIC_RELEASE);
-      buf_published_ = buf_tail_;
-    }
+    publish_buffers();
   } else if (!provide_pending_.empty()) {
     flush_provide();  // SQEs run in order: the buffers are back before the re-armed recvs
   }
@@ -367,11 +406,18 @@ void UringLoop::before_enter() {
 void UringLoop::rearm_parked() {
   // Re-arm about as many parked connections as there are free buffers (each
   // takes at least one); the rest wait, in order, for the next return.
+  // The list is swapped out first: arm_recv may run out of SQEs and submit,
+  // and nothing it calls may see (or change) a list being walked.
+  if (in_rearm_) return;
   const uint64_t out = stats_.buffers_out;
   size_t budget = out >= features_.buf_count ? 0 : static_cast<size_t>(features_.buf_count - out);
+  if (budget == 0) return;
+  in_rearm_ = true;
+  rearm_list_.clear();
+  rearm_list_.swap(parked_);
   size_t i = 0;
-  for (; i < parked_.size() && budget > 0; ++i) {
-    const uint32_t slot = parked_[i];
+  for (; i < rearm_list_.size() && budget > 0; ++i) {
+    const uint32_t slot = rearm_list_[i];
     Conn* c = conn(slot);
     if (c == nullptr || !c->waiting_bufs) continue;
     c->waiting_bufs = false;
@@ -380,15 +426,25 @@ void UringLoop::rearm_parked() {
       --budget;
     }
   }
-  parked_.erase(parked_.begin(), parked_.begin() + static_cast<long>(i));
+  // The rest stay parked, in order, ahead of anything parked meanwhile.
+  rearm_list_.erase(rearm_list_.begin(), rearm_list_.begin() + static_cast<long>(i));
+  rearm_list_.insert(rearm_list_.end(), parked_.begin(), parked_.end());
+  parked_.swap(rearm_list_);
+  rearm_list_.clear();
+  in_rearm_ = false;
 }
 
 // ------------------------------------------------------------ listeners
 
 void UringLoop::arm_accept(uint32_t listener) {
   Listener& l = listeners_[listener];
+  if (l.arm_queued) return;
   io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return;
+  if (sqe == nullptr) {
+    l.arm_queued = true;
+    retry_.push_back(Retry{kRetryAccept, listener, 0});
+    return;
+  }
   sqe->opcode = kOpAcceptOp;
   sqe->fd = l.fd;
   sqe->accept_flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
@@ -413,27 +469,45 @@ int UringLoop::remove_listener(uint32_t listener) {
   Listener& l = listeners_[listener];
   if (l.removing) return 0;
   l.removing = true;
-  if (l.retry_pending) {
-    io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) return -EBUSY;
-    sqe->opcode = kOpAsyncCancelOp;
-    sqe->addr = ud(kUAcceptRetry, 0, listener);
-    sqe->user_data = ud(kUListenerCancel, 0, listener);
-    return 0;
-  }
-  if (!l.armed) {
+  if (!l.armed && !l.retry_pending) {
+    // Nothing in the kernel (a queued arm or timer is dropped by its retry).
     ::close(l.fd);
     l.fd = -1;
     l.active = false;
+    l.removing = false;
+    l.arm_queued = l.timer_queued = false;
     closed_listeners_.push_back(listener);
     return 0;
   }
-  io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return -EBUSY;
-  sqe->opcode = kOpAsyncCancelOp;
-  sqe->addr = ud(kUAccept, 0, listener);
-  sqe->user_data = ud(kUListenerCancel, 0, listener);
+  if (!submit_listener_cancel(listener)) {
+    l.cancel_queued = true;
+    retry_.push_back(Retry{kRetryListenerCancel, listener, 0});
+  }
   return 0;
+}
+
+bool UringLoop::submit_listener_cancel(uint32_t listener) {
+  Listener& l = listeners_[listener];
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  sqe->opcode = kOpAsyncCancelOp;
+  sqe->addr = l.retry_pending ? ud(kUAcceptRetry, 0, listener) : ud(kUAccept, 0, listener);
+  sqe->user_data = ud(kUListenerCancel, 0, listener);
+  return true;
+}
+
+bool UringLoop::arm_accept_timer(uint32_t listener) {
+  Listener& l = listeners_[listener];
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  l.retry_ts.tv_sec = 0;
+  l.retry_ts.tv_nsec = 50 * 1000 * 1000;
+  sqe->opcode = kOpTimeout;
+  sqe->addr = reinterpret_cast<uint64_t>(&l.retry_ts);
+  sqe->len = 1;
+  sqe->user_data = ud(kUAcceptRetry, 0, listener);
+  l.retry_pending = true;
+  return true;
 }
 
 // ------------------------------------------------------------ connections
@@ -448,6 +522,8 @@ int UringLoop::add_conn(uint32_t slot, uint32_t gen, int fd, bool recv) {
   c->recv_armed = c->waiting_bufs = c->send_inflight = false;
   c->close_mode = kCloseSilent;
   c->connecting = c->shutdown_inflight = c->cancel_inflight = false;
+  c->recv_queued = c->send_queued = c->shutdown_queued = c->connect_queued = c->cancel_queued = false;
+  c->cancel_keep_send = false;
   c->recv_wanted = recv;
   if (recv) arm_recv(slot, *c);
   return 0;
@@ -469,19 +545,31 @@ int UringLoop::stop_recv(uint32_t slot) {
   c->recv_wanted = false;  // no re-arm from handle_recv / rearm_parked from here
   c->waiting_bufs = false;  // dropped from parked_ lazily, as close() does
   if (!c->recv_armed) return 0;
-  io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return -EBUSY;
-  sqe->opcode = kOpAsyncCancelOp;
-  sqe->addr = ud(kURecv, c->gen, slot);
-  sqe->user_data = ud(kUCancel, c->gen, slot);
-  ++c->inflight;
-  ++stats_.cancels;
+  // Without an SQE the pause is retried after the next submit; until then
+  // the recv runs on and JS holds what it brings (the engine's held list).
+  if (!submit_recv_cancel(slot, *c)) retry_.push_back(Retry{kRetryRecvCancel, slot, c->gen});
   return 0;
 }
 
-void UringLoop::arm_recv(uint32_t slot, Conn& c) {
+bool UringLoop::submit_recv_cancel(uint32_t slot, Conn& c) {
   io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return;
+  if (sqe == nullptr) return false;
+  sqe->opcode = kOpAsyncCancelOp;
+  sqe->addr = ud(kURecv, c.gen, slot);
+  sqe->user_data = ud(kUCancel, c.gen, slot);
+  ++c.inflight;
+  ++stats_.cancels;
+  return true;
+}
+
+void UringLoop::arm_recv(uint32_t slot, Conn& c) {
+  if (c.recv_queued) return;
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) {
+    c.recv_queued = true;
+    retry_.push_back(Retry{kRetryRecv, slot, c.gen});
+    return;
+  }
   sqe->opcode = kOpRecvOp;
   sqe->fd = c.fd;
   sqe->flags = IOSQE_BUFFER_SELECT;
@@ -507,24 +595,28 @@ int UringLoop::connect(uint32_t slot, uint32_t gen, int fd, const sockaddr* addr
   c->shutdown_inflight = c->cancel_inflight = false;
   c->recv_wanted = false;
   c->recv_on_connect = recv_on_connect;
+  c->recv_queued = c->send_queued = c->shutdown_queued = c->connect_queued = c->cancel_queued = false;
+  c->cancel_keep_send = false;
   std::memcpy(&c->addr, addr, len);
-  io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) {
-    // SQ still full after flushing: roll back so the slot stays reusable
-    // (the caller keeps ownership of fd on failure and closes it).
-    c->state = kFree;
-    c->fd = -1;
-    c->recv_on_connect = false;
-    return -EBUSY;
-  }
-  sqe->opcode = kOpConnect;
-  sqe->fd = fd;
-  sqe->addr = reinterpret_cast<uint64_t>(&c->addr);
-  sqe->off = len;
-  sqe->user_data = ud(kUConnect, gen, slot);
+  c->addr_len = len;
   c->connecting = true;
   ++c->inflight;
+  if (!prep_connect(slot, *c)) {
+    c->connect_queued = true;
+    retry_.push_back(Retry{kRetryConnect, slot, gen});
+  }
   return 0;
+}
+
+bool UringLoop::prep_connect(uint32_t slot, Conn& c) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  sqe->opcode = kOpConnect;
+  sqe->fd = c.fd;
+  sqe->addr = reinterpret_cast<uint64_t>(&c.addr);
+  sqe->off = c.addr_len;
+  sqe->user_data = ud(kUConnect, c.gen, slot);
+  return true;
 }
 
 int UringLoop::send(uint32_t slot, const iovec* iov, int iovcnt) {
@@ -532,28 +624,36 @@ int UringLoop::send(uint32_t slot, const iovec* iov, int iovcnt) {
   if (c == nullptr || c->state != kOpen) return -ENOTCONN;
   if (c->send_inflight) return -EBUSY;
   if (iovcnt <= 0) return -EINVAL;
-  io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return -EBUSY;
-  sqe->fd = c->fd;
-  sqe->user_data = ud(kUSend, c->gen, slot);
-  if (iovcnt == 1) {
-    sqe->opcode = kOpSend;
-    sqe->addr = reinterpret_cast<uint64_t>(iov[0].iov_base);
-    sqe->len = static_cast<uint32_t>(iov[0].iov_len);
-    sqe->msg_flags = MSG_NOSIGNAL;
-  } else {
-    c->iov.assign(iov, iov + iovcnt);
-    std::memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = c->iov.data();
-    c->msg.msg_iovlen = static_cast<size_t>(iovcnt);
-    sqe->opcode = kOpSendmsg;
-    sqe->addr = reinterpret_cast<uint64_t>(&c->msg);
-    sqe->len = 1;
-    sqe->msg_flags = MSG_NOSIGNAL;
-  }
+  // Kept in the Conn so a send that finds no SQE can be prepared later.
+  c->iov.assign(iov, iov + iovcnt);
   c->send_inflight = true;
   ++c->inflight;
+  if (!prep_send(slot, *c)) {
+    c->send_queued = true;
+    retry_.push_back(Retry{kRetrySend, slot, c->gen});
+  }
   return 0;
+}
+
+bool UringLoop::prep_send(uint32_t slot, Conn& c) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  sqe->fd = c.fd;
+  sqe->user_data = ud(kUSend, c.gen, slot);
+  sqe->msg_flags = MSG_NOSIGNAL;
+  if (c.iov.size() == 1) {
+    sqe->opcode = kOpSend;
+    sqe->addr = reinterpret_cast<uint64_t>(c.iov[0].iov_base);
+    sqe->len = static_cast<uint32_t>(c.iov[0].iov_len);
+  } else {
+    std::memset(&c.msg, 0, sizeof(c.msg));
+    c.msg.msg_iov = c.iov.data();
+    c.msg.msg_iovlen = c.iov.size();
+    sqe->opcode = kOpSendmsg;
+    sqe->addr = reinterpret_cast<uint64_t>(&c.msg);
+    sqe->len = 1;
+  }
+  return true;
 }
 
 int UringLoop::shutdown(uint32_t slot) {
@@ -565,34 +665,49 @@ int UringLoop::shutdown(uint32_t slot) {
     deferred_.push_back(Deferred{kUShutdown, slot, r});
     return 0;
   }
-  io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return -EBUSY;
-  sqe->opcode = kOpShutdown;
-  sqe->fd = c->fd;
-  sqe->len = SHUT_WR;
-  sqe->user_data = ud(kUShutdown, c->gen, slot);
+  if (c->shutdown_inflight) return 0;
   c->shutdown_inflight = true;
   ++c->inflight;
+  if (!prep_shutdown(slot, *c)) {
+    c->shutdown_queued = true;
+    retry_.push_back(Retry{kRetryShutdown, slot, c->gen});
+  }
   return 0;
 }
 
-void UringLoop::submit_cancel(uint32_t slot, Conn& c) {
+bool UringLoop::prep_shutdown(uint32_t slot, Conn& c) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  sqe->opcode = kOpShutdown;
+  sqe->fd = c.fd;
+  sqe->len = SHUT_WR;
+  sqe->user_data = ud(kUShutdown, c.gen, slot);
+  return true;
+}
+
+bool UringLoop::submit_cancel(uint32_t slot, Conn& c) {
+  c.cancel_inflight = true;
   if (features_.cancel_fd) {
     io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) return;
+    if (sqe == nullptr) return false;
     sqe->opcode = kOpAsyncCancelOp;
     sqe->fd = c.fd;
     sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
     sqe->user_data = ud(kUCancel, c.gen, slot);
     ++c.inflight;
-    c.cancel_inflight = true;
     ++stats_.cancels;
-    return;
+    return true;
   }
-  // One cancel per op in flight, by user_data.
+  // One cancel per op in flight, by user_data. If one finds no SQE the
+  // whole set is retried: a second cancel of the same op only completes
+  // with -ENOENT/-EALREADY.
+  bool ok = true;
   auto cancel_ud = [&](uint64_t target) {
-    io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) return;
+    io_uring_sqe* sqe = ok ? get_sqe() : nullptr;
+    if (sqe == nullptr) {
+      ok = false;
+      return;
+    }
     sqe->opcode = kOpAsyncCancelOp;
     sqe->addr = target;
     sqe->user_data = ud(kUCancel, c.gen, slot);
@@ -600,10 +715,10 @@ void UringLoop::submit_cancel(uint32_t slot, Conn& c) {
     ++stats_.cancels;
   };
   if (c.recv_armed) cancel_ud(ud(kURecv, c.gen, slot));
-  if (c.send_inflight) cancel_ud(ud(kUSend, c.gen, slot));
+  if (c.send_inflight && !c.cancel_keep_send) cancel_ud(ud(kUSend, c.gen, slot));
   if (c.connecting) cancel_ud(ud(kUConnect, c.gen, slot));
   if (c.shutdown_inflight) cancel_ud(ud(kUShutdown, c.gen, slot));
-  c.cancel_inflight = true;
+  return ok;
 }
 
 int UringLoop::close(uint32_t slot, CloseMode mode) {
@@ -621,6 +736,24 @@ int UringLoop::close(uint32_t slot, CloseMode mode) {
   c->close_mode = mode;
   if (mode == kCloseAbort) linger0(c->fd);
   c->waiting_bufs = false;  // dropped from parked_ lazily
+  // Operations still waiting for an SQE never reached the kernel: drop them
+  // (their retry entries see the flags cleared and do nothing).
+  c->recv_queued = false;
+  if (c->send_queued) {
+    c->send_queued = false;
+    c->send_inflight = false;
+    --c->inflight;
+  }
+  if (c->shutdown_queued) {
+    c->shutdown_queued = false;
+    c->shutdown_inflight = false;
+    --c->inflight;
+  }
+  if (c->connect_queued) {
+    c->connect_queued = false;
+    c->connecting = false;
+    --c->inflight;
+  }
   if (c->inflight == 0) {
     finish_close(slot, *c);
     // Nothing was in flight: report at once (outside dispatch) so the slot
@@ -628,24 +761,24 @@ int UringLoop::close(uint32_t slot, CloseMode mode) {
     if (!in_dispatch_) report_closed();
     return 0;
   }
-  if (mode == kCloseGraceful && c->send_inflight) {
-    // The last send may finish; only the rest is cancelled (by user_data).
-    auto cancel_ud = [&](uint64_t target) {
-      io_uring_sqe* sqe = get_sqe();
-      if (sqe == nullptr) return;
-      sqe->opcode = kOpAsyncCancelOp;
-      sqe->addr = target;
-      sqe->user_data = ud(kUCancel, c->gen, slot);
-      ++c->inflight;
-      ++stats_.cancels;
-    };
-    if (c->recv_armed) cancel_ud(ud(kURecv, c->gen, slot));
-    if (c->shutdown_inflight) cancel_ud(ud(kUShutdown, c->gen, slot));
-    c->cancel_inflight = true;
-  } else {
-    submit_cancel(slot, *c);
+  // Graceful with the last send in the kernel: it may finish; only the rest
+  // is cancelled (by user_data, whatever cancel_fd says).
+  c->cancel_keep_send = mode == kCloseGraceful && c->send_inflight;
+  if (!(c->cancel_keep_send ? submit_graceful_cancel(slot, *c) : submit_cancel(slot, *c))) {
+    // A close is never lost: without its cancel the fd, slot and chunks
+    // would stay forever (and destroy() would wait for them).
+    c->cancel_queued = true;
+    retry_.push_back(Retry{kRetryCancel, slot, c->gen});
   }
   return 0;
+}
+
+bool UringLoop::submit_graceful_cancel(uint32_t slot, Conn& c) {
+  const bool saved = features_.cancel_fd;
+  features_.cancel_fd = false;  // by user_data: CANCEL_FD|ALL would take the send too
+  const bool ok = submit_cancel(slot, c);
+  features_.cancel_fd = saved;
+  return ok;
 }
 
 void UringLoop::linger0(int fd) {
@@ -675,7 +808,10 @@ void UringLoop::op_done(uint32_t slot, Conn& c) {
 int UringLoop::set_wakeup_fd(int fd) {
   wakeup_fd_ = fd;
   io_uring_sqe* sqe = get_sqe();
-  if (sqe == nullptr) return -EBUSY;
+  if (sqe == nullptr) {
+    retry_.push_back(Retry{kRetryWakeup, 0, 0});
+    return 0;
+  }
   sqe->opcode = kOpPollAdd;
   sqe->fd = fd;
   sqe->poll32_events = POLLIN;
@@ -718,6 +854,7 @@ void UringLoop::handle_recv(uint32_t slot, Conn& c, const io_uring_cqe& cqe) {
   } else if (res == -EINVAL && features_.multishot_recv && !multishot_recv_confirmed_) {
     // A kernel without multishot recv (< 6.0) refuses the flag: degrade.
     features_.multishot_recv = false;
+    publish_features();
     if (c.state == kOpen && c.recv_wanted) arm_recv(slot, c);
   } else if (c.state == kOpen) {
     if (res == 0) {
@@ -753,21 +890,16 @@ void UringLoop::dispatch(const io_uring_cqe& cqe) {
         }
       } else if (cqe.res == -EINVAL && features_.multishot_accept && !multishot_accept_confirmed_) {
         features_.multishot_accept = false;  // < 5.19: single-shot accepts
+        publish_features();
       } else if (cqe.res != -ECANCELED && !l.removing) {
         sink_->on_accept(slot, cqe.res);
         if (!more && (cqe.res == -EMFILE || cqe.res == -ENFILE || cqe.res == -ENOBUFS || cqe.res == -ENOMEM)) {
           // Out of fds/memory: retry in 50 ms instead of spinning.
-          io_uring_sqe* sqe = get_sqe();
-          if (sqe != nullptr) {
-            l.retry_ts.tv_sec = 0;
-            l.retry_ts.tv_nsec = 50 * 1000 * 1000;
-            sqe->opcode = kOpTimeout;
-            sqe->addr = reinterpret_cast<uint64_t>(&l.retry_ts);
-            sqe->len = 1;
-            sqe->user_data = ud(kUAcceptRetry, 0, slot);
-            l.retry_pending = true;
-            return;
+          if (!arm_accept_timer(slot)) {
+            l.timer_queued = true;
+            retry_.push_back(Retry{kRetryAcceptTimer, slot, 0});
           }
+          return;
         }
       }
       if (cqe.res >= 0 && features_.multishot_accept && more) multishot_accept_confirmed_ = true;
@@ -853,17 +985,104 @@ void UringLoop::dispatch(const io_uring_cqe& cqe) {
       if (c->state == kOpen) sink_->on_shutdown(slot, cqe.res);
       op_done(slot, *c);
       return;
-    case kUCancel:
-      if (cqe.res == -EINVAL && features_.cancel_fd) {
+    case kUCancel: {
+      int res = cqe.res;
+#if defined(FASTPORT_URING_TEST_HOOKS)
+      if (features_.cancel_fd && fault_cancel_einval()) res = -EINVAL;
+#endif
+      if (res == -EINVAL && features_.cancel_fd) {
         // < 5.19: no CANCEL_FD; cancel by user_data instead.
         features_.cancel_fd = false;
-        if (c->state == kClosing) submit_cancel(slot, *c);
+        publish_features();
+        if (c->state == kClosing && !submit_cancel(slot, *c) && !c->cancel_queued) {
+          c->cancel_queued = true;
+          retry_.push_back(Retry{kRetryCancel, slot, c->gen});
+        }
       }
       op_done(slot, *c);
       return;
+    }
     default:
       return;
   }
+}
+
+void UringLoop::drain_retries() {
+  if (retry_.empty()) return;
+  retry_list_.clear();
+  retry_list_.swap(retry_);
+  for (const Retry& r : retry_list_) {
+    if (r.op == kRetryWakeup) {
+      if (wakeup_fd_ >= 0) set_wakeup_fd(wakeup_fd_);  // queues itself again on failure
+      continue;
+    }
+    if (r.op == kRetryAccept || r.op == kRetryAcceptTimer || r.op == kRetryListenerCancel) {
+      if (r.idx >= listeners_.size()) continue;
+      Listener& l = listeners_[r.idx];
+      if (r.op == kRetryAccept) {
+        if (!l.arm_queued) continue;
+        l.arm_queued = false;
+        if (l.active && !l.removing && !l.armed && !l.retry_pending) arm_accept(r.idx);
+      } else if (r.op == kRetryAcceptTimer) {
+        if (!l.timer_queued) continue;
+        if (!l.active || l.removing || arm_accept_timer(r.idx)) {
+          l.timer_queued = false;
+        } else {
+          retry_.push_back(r);
+        }
+      } else {
+        if (!l.cancel_queued) continue;
+        if (!l.removing || (!l.armed && !l.retry_pending) || submit_listener_cancel(r.idx)) {
+          l.cancel_queued = false;
+        } else {
+          retry_.push_back(r);
+        }
+      }
+      continue;
+    }
+    Conn* c = conn(r.idx);
+    if (c == nullptr || c->state == kFree || c->gen != r.gen) continue;
+    switch (r.op) {
+      case kRetryRecv:
+        if (!c->recv_queued) break;
+        c->recv_queued = false;
+        if (c->state == kOpen && c->recv_wanted && !c->recv_armed && !c->waiting_bufs) arm_recv(r.idx, *c);
+        break;
+      case kRetrySend:
+        if (c->send_queued && prep_send(r.idx, *c)) c->send_queued = false;
+        if (c->send_queued) retry_.push_back(r);
+        break;
+      case kRetryShutdown:
+        if (c->shutdown_queued && prep_shutdown(r.idx, *c)) c->shutdown_queued = false;
+        if (c->shutdown_queued) retry_.push_back(r);
+        break;
+      case kRetryConnect:
+        if (c->connect_queued && prep_connect(r.idx, *c)) c->connect_queued = false;
+        if (c->connect_queued) retry_.push_back(r);
+        break;
+      case kRetryRecvCancel:
+        // Still paused with a recv in the kernel: cancel it now.
+        if (c->state == kOpen && !c->recv_wanted && c->recv_armed && !submit_recv_cancel(r.idx, *c)) retry_.push_back(r);
+        break;
+      case kRetryCancel: {
+        if (!c->cancel_queued) break;
+        if (c->state != kClosing || c->inflight == 0) {
+          c->cancel_queued = false;
+          break;
+        }
+        const bool keep = c->cancel_keep_send && c->send_inflight;
+        if (keep ? submit_graceful_cancel(r.idx, *c) : submit_cancel(r.idx, *c)) {
+          c->cancel_queued = false;
+        } else {
+          retry_.push_back(r);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  retry_list_.clear();
 }
 
 void UringLoop::report_closed() {
@@ -893,11 +1112,14 @@ int UringLoop::process(int timeout_ms) {
   before_enter();
   // Wait only when nothing is ready already.
   const bool ready = ring_.cq_ready() > 0 || !closed_ready_.empty() || !deferred_.empty() ||
-                     !closed_listeners_.empty();
+                     !closed_listeners_.empty() || !retry_.empty() || taskrun_pending();
   const unsigned wait_nr = (timeout_ms != 0 && !ready) ? 1 : 0;
   int r = ring_.enter(wait_nr, true, timeout_ms);
   ++stats_.enters;
   if (r < 0 && r != -EBADR) return r;
+  // The SQ has room again: operations that found it full get their SQEs
+  // (submitted with the next enter: the turn's submit() or poll()).
+  drain_retries();
   in_dispatch_ = true;
   unsigned n = ring_.drain_cqes([this](const io_uring_cqe& cqe) { dispatch(cqe); });
   // A CQ that overflowed keeps the rest in the kernel: one more round.
@@ -909,6 +1131,17 @@ int UringLoop::process(int timeout_ms) {
   report_closed();
   in_dispatch_ = false;
   stats_.cqes += n;
+  // The kernel runs a bounded amount of deferred work per enter, and signals
+  // the eventfd only when that work list goes from empty to non-empty: with
+  // work left over, no signal would ever come again. Keep the loop readable.
+  // Connections parked while buffers are free (an ENOBUFS reaped after the
+  // buffers came back) are re-armed by the next enter: make sure there is one.
+  const bool rearm_due = !parked_.empty() && stats_.buffers_out < features_.buf_count;
+  if (event_fd_ >= 0 && (taskrun_pending() || rearm_due)) {
+    uint64_t one = 1;
+    ssize_t w = ::write(event_fd_, &one, sizeof(one));
+    (void)w;
+  }
   return static_cast<int>(n);
 }
 
@@ -923,12 +1156,27 @@ int UringLoop::flush() {
     r = ring_.enter(0, false, 0);
     ++stats_.enters;
   }
+  if (!retry_.empty()) {
+    drain_retries();
+    if (ring_.sq_pending() > 0) {
+      int r2 = ring_.enter(0, false, 0);
+      ++stats_.enters;
+      if (r >= 0 && r2 < 0) r = r2;
+    }
+  }
+  // TASKRUN_FLAG: completions wait as deferred task work (DEFER_TASKRUN runs
+  // it only inside io_uring_enter with GETEVENTS). Run it now so they reach
+  // the CQ and the eventfd below says so.
+  if (taskrun_pending()) {
+    ring_.enter(0, true, 0);
+    ++stats_.enters;
+  }
   // Completions that arrived inline (or closes waiting to be reported) must
   // wake the loop: make sure the eventfd is readable. (6.18 signals it for
   // inline CQEs by itself, but relying on that lost wakeups under
   // DEFER_TASKRUN in a test; the write is one cheap syscall per turn.)
   if (event_fd_ >= 0 && (ring_.cq_ready() > 0 || !closed_ready_.empty() || !deferred_.empty() ||
-                         !closed_listeners_.empty())) {
+                         !closed_listeners_.empty() || !retry_.empty() || taskrun_pending())) {
     uint64_t one = 1;
     ssize_t w = ::write(event_fd_, &one, sizeof(one));
     (void)w;

@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,7 @@ struct UringFeatures {
   bool single_issuer = false;
   bool defer_taskrun = false;
   bool coop_taskrun = false;
+  bool taskrun_flag = false;      // IORING_SQ_TASKRUN tells when deferred work waits
   bool submit_all = false;
   bool buf_ring = false;          // else legacy provided buffers
   bool multishot_accept = false;
@@ -136,8 +138,13 @@ class UringLoop {
   // eventfd; frees the buffers. No sink calls.
   void destroy();
 
+  // Owning thread only (the loop changes features_ when it falls back at run time).
   const UringFeatures& features() const { return features_; }
-  const UringStats& stats() const { return stats_; }
+  // Any thread: a copy taken under a lock, updated at every fallback.
+  UringFeatures features_snapshot() const {
+    std::lock_guard<std::mutex> g(features_mu_);
+    return features_pub_;
+  }
   // The registered eventfd (nonblocking): readable when CQEs or deferred task
   // work wait. -1 without it.
   int event_fd() const { return event_fd_; }
@@ -175,11 +182,9 @@ class UringLoop {
   // was in flight, else from a later process().
   enum CloseMode { kCloseGraceful = 0, kCloseAbort = 1, kCloseSilent = 2 };
   int close(uint32_t slot, CloseMode mode);
-  bool is_open(uint32_t slot) const;
   bool send_busy(uint32_t slot) const;
   void* user(uint32_t slot) const;
   void set_user(uint32_t slot, void* p);
-  int fd_of(uint32_t slot) const;
 
   uint8_t* buffer_base() const { return buf_base_; }
   size_t buffer_bytes() const { return buf_len_; }
@@ -199,13 +204,10 @@ class UringLoop {
   int flush();
   // Reads the eventfd (clears readiness). Call when uv_poll reports it.
   void drain_event_fd();
-  // True when SQEs are queued or closes wait to be reported.
-  bool has_pending() const { return ring_.sq_pending() > 0 || !closed_ready_.empty(); }
   // Connections parked on ENOBUFS (receive memory all handed out).
   size_t parked() const { return parked_.size(); }
   // Parked connections that cannot be re-armed until buffers come back.
   bool starved() const { return !parked_.empty() && stats_.buffers_out >= features_.buf_count; }
-  size_t buffers_out() const { return static_cast<size_t>(stats_.buffers_out); }
 
  private:
   // user_data op tags (not kernel opcodes).
@@ -236,6 +238,16 @@ class UringLoop {
     bool shutdown_inflight = false;
     bool cancel_inflight = false;
     bool recv_on_connect = false;
+    // Operations that found no SQE and wait in retry_ (see Retry). A queued
+    // send/shutdown/connect counts in `inflight` (the caller sees it as
+    // started); close() drops it, since it never reached the kernel.
+    bool recv_queued = false;
+    bool send_queued = false;
+    bool shutdown_queued = false;
+    bool connect_queued = false;
+    bool cancel_queued = false;
+    bool cancel_keep_send = false;  // graceful close: the last send may finish
+    socklen_t addr_len = 0;
     CloseMode close_mode = kCloseSilent;
     void* user = nullptr;
     msghdr msg{};
@@ -248,12 +260,26 @@ class UringLoop {
     bool removing = false;
     bool active = false;
     bool retry_pending = false;  // accept paused after EMFILE/ENFILE (timer armed)
+    bool arm_queued = false;     // accept waits in retry_ for an SQE
+    bool timer_queued = false;   // the pause timer waits in retry_ for an SQE
+    bool cancel_queued = false;  // remove_listener's cancel waits in retry_
     KernelTimespec retry_ts{};
   };
 
   static uint64_t ud(Op op, uint32_t gen, uint32_t slot) {
     return (static_cast<uint64_t>(op) << 56) | (static_cast<uint64_t>(gen & 0xffffffu) << 32) | slot;
   }
+
+  // An operation that found the SQ full even after a submit: retried after
+  // the next io_uring_enter (drain_retries). idx is a slot or listener;
+  // gen guards against a slot reused in between.
+  enum RetryOp : uint8_t { kRetryRecv, kRetrySend, kRetryShutdown, kRetryConnect, kRetryCancel,
+                           kRetryAccept, kRetryAcceptTimer, kRetryListenerCancel, kRetryWakeup, kRetryRecvCancel };
+  struct Retry {
+    RetryOp op;
+    uint32_t idx;
+    uint32_t gen;
+  };
 
   struct Deferred {
     Op op;
@@ -262,13 +288,25 @@ class UringLoop {
   };
 
   io_uring_sqe* get_sqe();
+  bool submit_recv_cancel(uint32_t slot, Conn& c);  // false: no SQE
+  // Deferred task work waits in the kernel (IORING_SQ_TASKRUN, TASKRUN_FLAG rings).
+  bool taskrun_pending() const { return features_.taskrun_flag && (ring_.sq_flags() & IORING_SQ_TASKRUN) != 0; }
   Conn* conn(uint32_t slot);
   Conn* conn_alloc(uint32_t slot);
   void before_enter();
   static void linger0(int fd);
   void arm_accept(uint32_t listener);
+  bool arm_accept_timer(uint32_t listener);
+  bool submit_listener_cancel(uint32_t listener);
+  bool prep_send(uint32_t slot, Conn& c);
+  bool prep_shutdown(uint32_t slot, Conn& c);
+  bool prep_connect(uint32_t slot, Conn& c);
+  bool submit_graceful_cancel(uint32_t slot, Conn& c);
+  void drain_retries();
+  void publish_buffers();
+  void publish_features();
   void arm_recv(uint32_t slot, Conn& c);
-  void submit_cancel(uint32_t slot, Conn& c);
+  bool submit_cancel(uint32_t slot, Conn& c);
   void op_done(uint32_t slot, Conn& c);
   void finish_close(uint32_t slot, Conn& c);
   void dispatch(const io_uring_cqe& cqe);
@@ -288,6 +326,9 @@ class UringLoop {
   int wakeup_fd_ = -1;
   bool enabled_ = false;
   bool in_dispatch_ = false;
+  bool in_rearm_ = false;
+  mutable std::mutex features_mu_;
+  UringFeatures features_pub_;
 
   // Buffers: one region of buf_count x buf_size; the ring entries separately.
   uint8_t* buf_base_ = nullptr;
@@ -305,11 +346,14 @@ class UringLoop {
   bool multishot_recv_confirmed_ = false;
   bool multishot_accept_confirmed_ = false;
 
-  std::vector<std::unique_ptr<Conn[]>> chunks_;  // fixed chunks: a Conn never moves
+  std::vector<std::unique_ptr<Conn[]>> conn_blocks_;  // fixed blocks: a Conn never moves
   std::vector<Listener> listeners_;
   std::vector<uint32_t> closed_listeners_;
   std::vector<Deferred> deferred_;
   std::vector<uint32_t> parked_;        // slots waiting for buffers
+  std::vector<uint32_t> rearm_list_;    // parked_ swapped out while re-arming
+  std::vector<Retry> retry_;            // operations waiting for an SQE
+  std::vector<Retry> retry_list_;       // retry_ swapped out while draining
   std::vector<uint32_t> closed_ready_;  // slots to report as closed
 };
 

@@ -135,6 +135,12 @@ function openClient(port: number): Promise<net.Socket> {
   });
 }
 
+// A missing dependency fails by name: the test must never pass by not running.
+describe('out of file descriptors: what the test needs', () => {
+  it('prlimit (util-linux) is installed', () => expect(hasPrlimit, 'prlimit is missing: install util-linux').toBe(true));
+  it('the package is built (dist/)', () => expect(fs.existsSync(DIST), `${DIST} is missing: run the build first`).toBe(true));
+});
+
 for (const { kind } of selected) {
   if (!engineAvailability(kind).available) continue;
   describe.skipIf(!hasPrlimit || !fs.existsSync(DIST))(`native engine ${kind}: out of file descriptors`, () => {

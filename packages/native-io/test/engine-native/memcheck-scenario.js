@@ -171,9 +171,59 @@ async function scenario(ioThreads) {
   console.log(`ioThreads ${ioThreads}: ok (${N} connections, server closes ${server.st.closes.size})`);
 }
 
+// uring only: a submission queue of 8 entries and 16 receive buffers, 150
+// connections flooding 64 KiB each while the server also sends on a timer:
+// re-arms of parked connections, full-SQ submits and no-SQE retries all run.
+async function floodSmallRing(ioThreads) {
+  const knobs = { FASTPORT_URING_SQ_ENTRIES: '8', FASTPORT_URING_BUF_COUNT: '16', FASTPORT_URING_BUF_SIZE: '4096' };
+  const saved = {};
+  for (const [k, v] of Object.entries(knobs)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  let server;
+  try {
+    server = engine(ioThreads);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  server.st.echo = true;
+  const client = engine(ioThreads);
+  const l = await server.e.listen({ host: '127.0.0.1', port: 0 });
+  const N = 150;
+  const ids = [];
+  for (let i = 0; i < N; i++) ids.push(client.e.connect({ host: '127.0.0.1', port: l.port }));
+  await waitFor(() => ids.every((id) => client.st.connected.has(id)) && server.st.accepted.length === N, 20000, 'flood connect');
+  const chunk = Buffer.alloc(64 * 1024, 5);
+  for (const id of ids) client.e.send(id, chunk);
+  const ticks = 40;
+  const tick = Buffer.alloc(1024, 9);
+  await new Promise((resolve) => {
+    let n = 0;
+    const t = setInterval(() => {
+      for (const id of server.st.accepted) server.e.send(id, tick);
+      if (++n === ticks) {
+        clearInterval(t);
+        resolve();
+      }
+    }, 2);
+  });
+  const want = chunk.length + ticks * tick.length;
+  await waitFor(() => ids.every((id) => client.st.got.get(id) === want), 30000, 'flood echo through a small ring');
+  await client.e.destroy();
+  await server.e.destroy();
+  console.log(`ioThreads ${ioThreads}: small-ring flood ok (${N} connections)`);
+}
+
 (async () => {
   await scenario(0);
   await scenario(2);
+  // ioThreads 0 only: with ioThreads 1 the server's destroy() after this
+  // flood never settles (found here, also before the uring fixes; open).
+  if (kind === 'uring') await floodSmallRing(0);
   console.log('scenario passed');
 })().catch((err) => {
   console.error(err);

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runAsync } from './run-async';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
 import { SendStatus, type ConnectionId } from '../../lib/types';
@@ -56,7 +57,7 @@ const ALL_FALLBACKS = 'deferTaskrun,coopTaskrun,singleIssuer,bufRing,multishotRe
 
 if (!selected) {
   describe.skip('uring engine specifics (not selected by FASTPORT_ENGINES)', () => {
-    it('skipped', () => {});
+    it('skipped', async () => {});
   });
 } else if (!availability.available) {
   describe(`uring engine specifics — UNAVAILABLE: ${availability.reason}`, () => {
@@ -68,7 +69,7 @@ if (!selected) {
     let tmp = '';
     const bins: Record<string, string> = {};
 
-    beforeAll(() => {
+    beforeAll(async () => {
       if (!cxx) throw new Error('no C++ compiler (g++/c++ or $CXX): cannot build test/engine-native/uring_mech.cc');
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-uring-mech-'));
       const sources = [
@@ -84,9 +85,7 @@ if (!selected) {
       };
       for (const [name, flags] of Object.entries(variants)) {
         const out = path.join(tmp, `uring_mech_${name}`);
-        const r = spawnSync(cxx, ['-std=c++17', '-Wall', '-Wextra', '-Werror', ...flags, '-I', path.join(PKG, 'src'), '-o', out, ...sources], {
-          encoding: 'utf8',
-        });
+        const r = await runAsync(cxx, ['-std=c++17', '-Wall', '-Wextra', '-Werror', ...flags, '-I', path.join(PKG, 'src'), '-o', out, ...sources]);
         if (r.status !== 0) {
           if (name === 'asan') continue; // a toolchain without sanitizers: the plain runs still count
           throw new Error(`building uring_mech (${name}) failed:\n${r.stderr}`);
@@ -99,10 +98,10 @@ if (!selected) {
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     });
 
-    function mech(bin: string, args: string[], env: Record<string, string> = {}, wrapper: string[] = []) {
+    async function mech(bin: string, args: string[], env: Record<string, string> = {}, wrapper: string[] = []) {
       const cmd = wrapper.length > 0 ? (wrapper[0] as string) : bin;
       const argv = wrapper.length > 0 ? [...wrapper.slice(1), bin, ...args] : args;
-      const r = spawnSync(cmd, argv, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+      const r = await runAsync(cmd, argv, { env: { ...process.env, ...env }, timeoutMs: 120_000 });
       const detail = `${cmd} ${argv.join(' ')} (env ${JSON.stringify(env)}): status ${r.status} signal ${r.signal}\n${r.stdout}\n${r.stderr}`;
       expect(r.status, detail).toBe(0);
       const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -111,8 +110,8 @@ if (!selected) {
 
     const TINY = { FASTPORT_URING_BUF_COUNT: '16', FASTPORT_URING_BUF_SIZE: '4096' };
 
-    it('echo: 500 connections x 20 KB all at once through 16 buffers of 4 KiB, every byte checked', () => {
-      const out = mech(bins.plain as string, ['echo', '500', '20', '1000'], TINY);
+    it('echo: 500 connections x 20 KB all at once through 16 buffers of 4 KiB, every byte checked', async () => {
+      const out = await mech(bins.plain as string, ['echo', '500', '20', '1000'], TINY);
       expect(out.ok).toBe(true);
       expect(out.features.deferTaskrun).toBe('true');
       expect(out.features.bufRing).toBe('true');
@@ -131,25 +130,25 @@ if (!selected) {
       [ALL_FALLBACKS, { deferTaskrun: 'false', bufRing: 'false', multishotRecv: 'false', multishotAccept: 'false', cancelFd: 'false' }],
     ];
     for (const [disable, expected] of fallbacks) {
-      it(`fallback without ${disable}: echo through a tiny ring and close with ops in flight`, () => {
+      it(`fallback without ${disable}: echo through a tiny ring and close with ops in flight`, async () => {
         const env = { ...TINY, FASTPORT_URING_DISABLE: disable };
-        const echo = mech(bins.plain as string, ['echo', '300', '10', '1000'], env);
+        const echo = await mech(bins.plain as string, ['echo', '300', '10', '1000'], env);
         for (const [k, v] of Object.entries(expected)) expect(echo.features[k], k).toBe(v);
-        mech(bins.plain as string, ['close', '120'], { FASTPORT_URING_DISABLE: disable });
+        await mech(bins.plain as string, ['close', '120'], { FASTPORT_URING_DISABLE: disable });
       });
     }
 
-    it('close with recvs and sends in flight under ASan/UBSan: no double free, no leak, on_closed once each', (ctx) => {
+    it('close with recvs and sends in flight under ASan/UBSan: no double free, no leak, on_closed once each', async (ctx) => {
       if (!bins.asan) ctx.skip();
-      mech(bins.asan as string, ['close', '300'], { ASAN_OPTIONS: 'detect_leaks=1' });
-      mech(bins.asan as string, ['close', '120'], { ASAN_OPTIONS: 'detect_leaks=1', FASTPORT_URING_DISABLE: 'cancelFd' });
-      mech(bins.asan as string, ['echo', '200', '10', '1000'], { ...TINY, ASAN_OPTIONS: 'detect_leaks=1' });
+      await mech(bins.asan as string, ['close', '300'], { ASAN_OPTIONS: 'detect_leaks=1' });
+      await mech(bins.asan as string, ['close', '120'], { ASAN_OPTIONS: 'detect_leaks=1', FASTPORT_URING_DISABLE: 'cancelFd' });
+      await mech(bins.asan as string, ['echo', '200', '10', '1000'], { ...TINY, ASAN_OPTIONS: 'detect_leaks=1' });
     });
 
-    it('close with recvs and sends in flight under valgrind (when installed)', (ctx) => {
+    it('close with recvs and sends in flight under valgrind (when installed)', async (ctx) => {
       const vg = which('valgrind');
       if (!vg) ctx.skip();
-      mech(bins.plain as string, ['close', '100'], {}, [vg as string, '-q', '--error-exitcode=9', '--leak-check=full', '--errors-for-leak-kinds=definite']);
+      await mech(bins.plain as string, ['close', '100'], {}, [vg as string, '-q', '--error-exitcode=9', '--leak-check=full', '--errors-for-leak-kinds=definite']);
     }, 120_000);
   });
 

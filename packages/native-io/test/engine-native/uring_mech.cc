@@ -7,13 +7,26 @@
 //                                        the server echoes, clients check every byte
 //   uring_mech close   CONNS             close (abort/silent/graceful) with recv armed and
 //                                        sends in flight; on_closed exactly once each
+//   uring_mech flood   CONNS BYTES       every client sends BYTES at once (pattern checked).
+//                                        MECH_ECHO=1: the server echoes and clients wait for it.
+//                                        MECH_INLINE=1: the server is driven like the engine's
+//                                        inline mode (turns of at most 64 polls, a new turn only
+//                                        when wait_fd() is readable)
+//   uring_mech direct  CONNS             each client sends 100 bytes with try_send_direct()
+//                                        (must be taken synchronously), the server checks them
+// MECH_FEATURE_READER=1: a second thread calls features() on the server backend
+// all along (for TSan: it must not race the loop's run-time fallbacks).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <poll.h>
+
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -107,6 +120,31 @@ struct Side : CoreSink {
   }
   void on_wake() override {}
 
+  // The engine's inline turn (engine_napi RunInline): at most 64 polls, each
+  // followed by the core's submit, the JS batch (sends), then recv_consumed.
+  void inline_turn() {
+    static const int cap = std::getenv("MECH_INLINE_CAP") ? std::atoi(std::getenv("MECH_INLINE_CAP")) : 64;
+    for (int i = 0; i < cap; ++i) {
+      int r = b->poll(0);
+      b->submit();
+      for (TConn* t : to_flush) {
+        if (!t->closed) b->send_ready(&t->conn);
+      }
+      to_flush.clear();
+      b->submit();
+      b->recv_consumed();
+      if (r != kPollMore) return;
+    }
+    ++capped_turns;
+  }
+  int capped_turns = 0;
+  bool readable() {
+    pollfd p{};
+    p.fd = b->wait_fd();
+    p.events = POLLIN;
+    return ::poll(&p, 1, 0) > 0;
+  }
+
   void turn() {
     int r;
     do {
@@ -148,7 +186,9 @@ int run(int argc, char** argv) {
   int size = argc > 4 ? std::atoi(argv[4]) : 1000;
 
   Side srv, cli;
-  srv.echo = true;
+  const bool inline_drive = std::getenv("MECH_INLINE") != nullptr && std::string(std::getenv("MECH_INLINE")) == "1";
+  srv.echo = mode != "flood" && mode != "direct";
+  if (mode == "flood" && std::getenv("MECH_ECHO") != nullptr && std::string(std::getenv("MECH_ECHO")) == "1") srv.echo = true;
   srv.b = new_uring_backend();
   cli.b = new_uring_backend();
   BackendConfig cfg;
@@ -181,9 +221,36 @@ int run(int argc, char** argv) {
     if (cli.b->start_connect(&t->conn, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) return fail("connect");
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::atomic<bool> stop_reader{false};
+  std::atomic<unsigned long> feature_reads{0};
+  std::thread reader;
+  if (std::getenv("MECH_FEATURE_READER") != nullptr) {
+    reader = std::thread([&] {
+      while (!stop_reader.load()) {
+        std::string f;
+        srv.b->features([](void* ctx, const char* k, const char* v) { *static_cast<std::string*>(ctx) += std::string(k) + v; },
+                        &f);
+        feature_reads.fetch_add(1);
+      }
+    });
+  }
+  struct ReaderJoin {
+    std::atomic<bool>* stop;
+    std::thread* t;
+    ~ReaderJoin() {
+      stop->store(true);
+      if (t->joinable()) t->join();
+    }
+  } reader_join{&stop_reader, &reader};
+  bool srv_ready = true;  // inline drive: the first turn runs unasked
   auto pump = [&]() {
     cli.turn();
-    srv.turn();
+    if (inline_drive) {
+      if (srv_ready || srv.readable()) srv.inline_turn();
+      srv_ready = false;
+    } else {
+      srv.turn();
+    }
     return std::chrono::steady_clock::now() < deadline;
   };
   auto wait_until = [&](auto pred) {
@@ -235,6 +302,70 @@ int run(int argc, char** argv) {
       return fail("graceful close: server did not see every FIN");
     for (TConn* t : srv.conns) srv.b->close(&t->conn, CloseMode::kGraceful);
     if (!wait_until([&] { return srv.closed == conns; })) return fail("server close");
+  } else if (mode == "flood" || mode == "direct") {
+    const size_t bytes = mode == "direct" ? 100 : static_cast<size_t>(msgs);
+    auto pat = [](size_t k) { return static_cast<char>((k * 7 + (k >> 9)) & 0xff); };
+    for (TConn* t : cli.conns) {
+      for (size_t k = 0; k < bytes; ++k) t->out.push_back(pat(k));
+      if (mode == "direct") {
+        IoSlice v;
+        v.iov_base = const_cast<char*>(t->out.data());
+        v.iov_len = t->out.size();
+        long n = cli.b->try_send_direct(&t->conn, &v, 1);
+        if (n != static_cast<long>(bytes)) {
+          std::fprintf(stderr, "try_send_direct took %ld of %zu bytes\n", n, bytes);
+          return fail("try_send_direct did not send synchronously");
+        }
+        t->out.clear();
+      } else {
+        t->conn.queued = t->out.size();
+        cli.b->send_ready(&t->conn);
+      }
+    }
+    cli.b->submit();
+    auto server_got = [&] {
+      size_t n = 0;
+      for (TConn* t : srv.conns) n += t->in.size();
+      return n;
+    };
+    if (srv.echo) {
+      if (!wait_until([&] {
+            for (TConn* t : cli.conns)
+              if (t->in.size() < bytes) return false;
+            return true;
+          })) {
+        size_t n = 0;
+        for (TConn* t : cli.conns) n += t->in.size();
+        std::fprintf(stderr, "echoed %zu of %zu bytes\n", n, bytes * conns);
+        return fail("flood echo timed out");
+      }
+      for (TConn* t : cli.conns)
+        for (size_t k = 0; k < bytes; ++k)
+          if (t->in[k] != pat(k)) return fail("flood echo bytes differ");
+    } else {
+      if (!wait_until([&] { return server_got() >= bytes * conns; })) {
+        std::fprintf(stderr, "server got %zu of %zu bytes\n", server_got(), bytes * conns);
+        if (std::getenv("MECH_DEBUG") != nullptr) {
+          std::fprintf(stderr, "server wait_fd readable: %d\n", srv.readable() ? 1 : 0);
+          for (int k = 0; k < 200; ++k) srv.turn();
+          std::fprintf(stderr, "after 200 forced turns: %zu\n", server_got());
+        }
+        return fail("flood: the server stopped receiving");
+      }
+      for (TConn* t : srv.conns) {
+        if (t->in.size() != bytes) return fail("flood length");
+        for (size_t k = 0; k < bytes; ++k)
+          if (t->in[k] != pat(k)) return fail("flood bytes differ");
+      }
+    }
+    for (TConn* t : cli.conns) cli.b->close(&t->conn, CloseMode::kAbort);
+    for (TConn* t : srv.conns) srv.b->close(&t->conn, CloseMode::kSilent);
+    srv_ready = true;
+    if (!wait_until([&] {
+          srv_ready = true;
+          return cli.closed == conns && srv.closed == conns;
+        }))
+      return fail("flood close");
   } else if (mode == "close") {
     // Server connections: recv armed; half of them also get a large send in
     // flight that the client never reads (kernel buffers fill up).
@@ -267,12 +398,18 @@ int run(int argc, char** argv) {
     if (!wait_until([&] { return cli.closed == conns; })) return fail("client close");
   }
   srv.b->remove_listener(&lst);
-  if (!wait_until([&] { return srv.listener_closed == 1; })) return fail("listener close");
+  if (!wait_until([&] {
+        srv_ready = true;
+        return srv.listener_closed == 1;
+      }))
+    return fail("listener close");
   // A few more turns: nothing may be reported for closed connections.
   for (int k = 0; k < 5; ++k) pump();
   if (srv.double_close || cli.double_close) return fail("on_closed twice");
   if (srv.data_outside || cli.data_outside) return fail("data outside recv_region");
 
+  stop_reader.store(true);
+  if (reader.joinable()) reader.join();
   std::string feats;
   srv.b->features(
       [](void* ctx, const char* k, const char* v) {
@@ -286,9 +423,9 @@ int run(int argc, char** argv) {
       },
       &feats);
   std::printf("{\"ok\":true,\"mode\":\"%s\",\"conns\":%d,\"srvClosed\":%d,\"cliClosed\":%d,\"recvCalls\":%llu,"
-              "\"sendSubmissions\":%llu,\"features\":{%s}}\n",
+              "\"sendSubmissions\":%llu,\"featureReads\":%lu,\"cappedTurns\":%d,\"features\":{%s}}\n",
               mode.c_str(), conns, srv.closed, cli.closed, static_cast<unsigned long long>(srv.stats.recv_calls),
-              static_cast<unsigned long long>(srv.stats.send_submissions), feats.c_str());
+              static_cast<unsigned long long>(srv.stats.send_submissions), feature_reads.load(), srv.capped_turns, feats.c_str());
   delete srv.b;
   delete cli.b;
   for (TConn* t : srv.conns) delete t;

@@ -42,7 +42,7 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
 }
 
 /** Explains a failed child process in an assertion message. */
-export function describeRun(r: SpawnSyncReturns<string>): string {
+export function describeRun(r: Pick<SpawnSyncReturns<string>, 'status' | 'signal' | 'stdout' | 'stderr'>): string {
   return `exit ${r.status ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 }
 

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAsync } from '../engine-native/run-async';
 import type { ProbeResult } from '../../lib/native';
 import { BUILD_SCRIPT, PKG_ROOT, PKG_VERSION, PREBUILD_DIR, describeRun, probeScript, run, which } from './helpers';
 
@@ -66,12 +67,13 @@ interface ChildProbe {
 describe('native addon: prebuild (prebuildify --napi --strip)', () => {
   let tmp = '';
 
-  beforeAll(() => {
+  beforeAll(async () => {
     if (prebuildIsStale()) {
+      // Off the worker's thread: a compile of a minute would starve vitest's RPC.
       const pnpm = which('pnpm');
       const r = pnpm
-        ? run(pnpm, ['--filter', '@fastport/native-io', 'run', 'prebuildify'])
-        : run(process.execPath, [BUILD_SCRIPT, '--prebuild']);
+        ? await runAsync(pnpm, ['--filter', '@fastport/native-io', 'run', 'prebuildify'], { timeoutMs: 170_000 })
+        : await runAsync(process.execPath, [BUILD_SCRIPT, '--prebuild'], { timeoutMs: 170_000 });
       if (r.status !== 0) throw new Error(`prebuild failed:\n${describeRun(r)}`);
     }
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-prebuilt-'));

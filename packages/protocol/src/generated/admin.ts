@@ -24,24 +24,24 @@ export interface ServerStatusRequest {
 export interface ServerStatusResponse {
   header: Header | undefined;
   result: ResultCode;
-  uptimeMs: number;
+  uptimeMs: bigint;
   /** I/O engine in use: "uring", "epoll", "iocp", "rio" or "node". */
   engineName: string;
   /** Sessions open now. */
   connections: number;
   /** Sessions accepted since start. */
-  totalConnections: number;
-  bytesIn: number;
-  bytesOut: number;
-  packetsIn: number;
-  packetsOut: number;
+  totalConnections: bigint;
+  bytesIn: bigint;
+  bytesOut: bigint;
+  packetsIn: bigint;
+  packetsOut: bigint;
   /** Sessions closed by the idle timeout since start. */
-  idleDisconnects: number;
-  memoryRssBytes: number;
+  idleDisconnects: bigint;
+  memoryRssBytes: bigint;
   /** Process CPU use, 0..100 per core summed over the cores it used. */
   cpuPercent: number;
   /** Server clock, milliseconds since the Unix epoch. */
-  serverTimeMs: number;
+  serverTimeMs: bigint;
   ioThreads: number;
   version: string;
 }
@@ -60,19 +60,19 @@ export interface SessionListRequest {
 
 /** One session in a SessionListResponse. */
 export interface SessionInfo {
-  id: number;
+  id: bigint;
   remoteAddress: string;
   remotePort: number;
-  bytesIn: number;
-  bytesOut: number;
-  packetsIn: number;
-  packetsOut: number;
+  bytesIn: bigint;
+  bytesOut: bigint;
+  packetsIn: bigint;
+  packetsOut: bigint;
   /** Milliseconds since the Unix epoch. */
-  connectedAtMs: number;
+  connectedAtMs: bigint;
   /** Milliseconds since the Unix epoch of the last received packet (0 = none yet). */
-  lastRecvMs: number;
+  lastRecvMs: bigint;
   /** Bytes waiting in the send queue. */
-  sendQueueBytes: number;
+  sendQueueBytes: bigint;
 }
 
 /** Packet 0x2004. One page of the session list. */
@@ -183,18 +183,18 @@ function createBaseServerStatusResponse(): ServerStatusResponse {
   return {
     header: undefined,
     result: 0,
-    uptimeMs: 0,
+    uptimeMs: 0n,
     engineName: "",
     connections: 0,
-    totalConnections: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    packetsIn: 0,
-    packetsOut: 0,
-    idleDisconnects: 0,
-    memoryRssBytes: 0,
+    totalConnections: 0n,
+    bytesIn: 0n,
+    bytesOut: 0n,
+    packetsIn: 0n,
+    packetsOut: 0n,
+    idleDisconnects: 0n,
+    memoryRssBytes: 0n,
     cpuPercent: 0,
-    serverTimeMs: 0,
+    serverTimeMs: 0n,
     ioThreads: 0,
     version: "",
   };
@@ -210,7 +210,10 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
     if (message.result !== 0) {
       writer.uint32(16).int32(message.result);
     }
-    if (message.uptimeMs !== 0) {
+    if (message.uptimeMs !== 0n) {
+      if (BigInt.asUintN(64, message.uptimeMs) !== message.uptimeMs) {
+        throw new globalThis.Error("value provided for field message.uptimeMs of type uint64 too large");
+      }
       writer.uint32(24).uint64(message.uptimeMs);
     }
     if (message.engineName !== "") {
@@ -219,31 +222,55 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
     if (message.connections !== 0) {
       writer.uint32(40).uint32(message.connections);
     }
-    if (message.totalConnections !== 0) {
+    if (message.totalConnections !== 0n) {
+      if (BigInt.asUintN(64, message.totalConnections) !== message.totalConnections) {
+        throw new globalThis.Error("value provided for field message.totalConnections of type uint64 too large");
+      }
       writer.uint32(48).uint64(message.totalConnections);
     }
-    if (message.bytesIn !== 0) {
+    if (message.bytesIn !== 0n) {
+      if (BigInt.asUintN(64, message.bytesIn) !== message.bytesIn) {
+        throw new globalThis.Error("value provided for field message.bytesIn of type uint64 too large");
+      }
       writer.uint32(56).uint64(message.bytesIn);
     }
-    if (message.bytesOut !== 0) {
+    if (message.bytesOut !== 0n) {
+      if (BigInt.asUintN(64, message.bytesOut) !== message.bytesOut) {
+        throw new globalThis.Error("value provided for field message.bytesOut of type uint64 too large");
+      }
       writer.uint32(64).uint64(message.bytesOut);
     }
-    if (message.packetsIn !== 0) {
+    if (message.packetsIn !== 0n) {
+      if (BigInt.asUintN(64, message.packetsIn) !== message.packetsIn) {
+        throw new globalThis.Error("value provided for field message.packetsIn of type uint64 too large");
+      }
       writer.uint32(72).uint64(message.packetsIn);
     }
-    if (message.packetsOut !== 0) {
+    if (message.packetsOut !== 0n) {
+      if (BigInt.asUintN(64, message.packetsOut) !== message.packetsOut) {
+        throw new globalThis.Error("value provided for field message.packetsOut of type uint64 too large");
+      }
       writer.uint32(80).uint64(message.packetsOut);
     }
-    if (message.idleDisconnects !== 0) {
+    if (message.idleDisconnects !== 0n) {
+      if (BigInt.asUintN(64, message.idleDisconnects) !== message.idleDisconnects) {
+        throw new globalThis.Error("value provided for field message.idleDisconnects of type uint64 too large");
+      }
       writer.uint32(88).uint64(message.idleDisconnects);
     }
-    if (message.memoryRssBytes !== 0) {
+    if (message.memoryRssBytes !== 0n) {
+      if (BigInt.asUintN(64, message.memoryRssBytes) !== message.memoryRssBytes) {
+        throw new globalThis.Error("value provided for field message.memoryRssBytes of type uint64 too large");
+      }
       writer.uint32(96).uint64(message.memoryRssBytes);
     }
     if (message.cpuPercent !== 0) {
       writer.uint32(105).double(message.cpuPercent);
     }
-    if (message.serverTimeMs !== 0) {
+    if (message.serverTimeMs !== 0n) {
+      if (BigInt.asUintN(64, message.serverTimeMs) !== message.serverTimeMs) {
+        throw new globalThis.Error("value provided for field message.serverTimeMs of type uint64 too large");
+      }
       writer.uint32(112).uint64(message.serverTimeMs);
     }
     if (message.ioThreads !== 0) {
@@ -289,7 +316,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.uptimeMs = longToNumber(reader.uint64());
+            message.uptimeMs = reader.uint64() as bigint;
             continue;
           }
           case 4: {
@@ -313,7 +340,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.totalConnections = longToNumber(reader.uint64());
+            message.totalConnections = reader.uint64() as bigint;
             continue;
           }
           case 7: {
@@ -321,7 +348,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.bytesIn = longToNumber(reader.uint64());
+            message.bytesIn = reader.uint64() as bigint;
             continue;
           }
           case 8: {
@@ -329,7 +356,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.bytesOut = longToNumber(reader.uint64());
+            message.bytesOut = reader.uint64() as bigint;
             continue;
           }
           case 9: {
@@ -337,7 +364,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.packetsIn = longToNumber(reader.uint64());
+            message.packetsIn = reader.uint64() as bigint;
             continue;
           }
           case 10: {
@@ -345,7 +372,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.packetsOut = longToNumber(reader.uint64());
+            message.packetsOut = reader.uint64() as bigint;
             continue;
           }
           case 11: {
@@ -353,7 +380,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.idleDisconnects = longToNumber(reader.uint64());
+            message.idleDisconnects = reader.uint64() as bigint;
             continue;
           }
           case 12: {
@@ -361,7 +388,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.memoryRssBytes = longToNumber(reader.uint64());
+            message.memoryRssBytes = reader.uint64() as bigint;
             continue;
           }
           case 13: {
@@ -377,7 +404,7 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
               break;
             }
 
-            message.serverTimeMs = longToNumber(reader.uint64());
+            message.serverTimeMs = reader.uint64() as bigint;
             continue;
           }
           case 15: {
@@ -413,10 +440,10 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
       header: isSet(object.header) ? Header.fromJSON(object.header) : undefined,
       result: isSet(object.result) ? resultCodeFromJSON(object.result) : 0,
       uptimeMs: isSet(object.uptimeMs)
-        ? globalThis.Number(object.uptimeMs)
+        ? BigInt(object.uptimeMs)
         : isSet(object.uptime_ms)
-        ? globalThis.Number(object.uptime_ms)
-        : 0,
+        ? BigInt(object.uptime_ms)
+        : 0n,
       engineName: isSet(object.engineName)
         ? globalThis.String(object.engineName)
         : isSet(object.engine_name)
@@ -424,50 +451,46 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
         : "",
       connections: isSet(object.connections) ? globalThis.Number(object.connections) : 0,
       totalConnections: isSet(object.totalConnections)
-        ? globalThis.Number(object.totalConnections)
+        ? BigInt(object.totalConnections)
         : isSet(object.total_connections)
-        ? globalThis.Number(object.total_connections)
-        : 0,
-      bytesIn: isSet(object.bytesIn)
-        ? globalThis.Number(object.bytesIn)
-        : isSet(object.bytes_in)
-        ? globalThis.Number(object.bytes_in)
-        : 0,
+        ? BigInt(object.total_connections)
+        : 0n,
+      bytesIn: isSet(object.bytesIn) ? BigInt(object.bytesIn) : isSet(object.bytes_in) ? BigInt(object.bytes_in) : 0n,
       bytesOut: isSet(object.bytesOut)
-        ? globalThis.Number(object.bytesOut)
+        ? BigInt(object.bytesOut)
         : isSet(object.bytes_out)
-        ? globalThis.Number(object.bytes_out)
-        : 0,
+        ? BigInt(object.bytes_out)
+        : 0n,
       packetsIn: isSet(object.packetsIn)
-        ? globalThis.Number(object.packetsIn)
+        ? BigInt(object.packetsIn)
         : isSet(object.packets_in)
-        ? globalThis.Number(object.packets_in)
-        : 0,
+        ? BigInt(object.packets_in)
+        : 0n,
       packetsOut: isSet(object.packetsOut)
-        ? globalThis.Number(object.packetsOut)
+        ? BigInt(object.packetsOut)
         : isSet(object.packets_out)
-        ? globalThis.Number(object.packets_out)
-        : 0,
+        ? BigInt(object.packets_out)
+        : 0n,
       idleDisconnects: isSet(object.idleDisconnects)
-        ? globalThis.Number(object.idleDisconnects)
+        ? BigInt(object.idleDisconnects)
         : isSet(object.idle_disconnects)
-        ? globalThis.Number(object.idle_disconnects)
-        : 0,
+        ? BigInt(object.idle_disconnects)
+        : 0n,
       memoryRssBytes: isSet(object.memoryRssBytes)
-        ? globalThis.Number(object.memoryRssBytes)
+        ? BigInt(object.memoryRssBytes)
         : isSet(object.memory_rss_bytes)
-        ? globalThis.Number(object.memory_rss_bytes)
-        : 0,
+        ? BigInt(object.memory_rss_bytes)
+        : 0n,
       cpuPercent: isSet(object.cpuPercent)
         ? globalThis.Number(object.cpuPercent)
         : isSet(object.cpu_percent)
         ? globalThis.Number(object.cpu_percent)
         : 0,
       serverTimeMs: isSet(object.serverTimeMs)
-        ? globalThis.Number(object.serverTimeMs)
+        ? BigInt(object.serverTimeMs)
         : isSet(object.server_time_ms)
-        ? globalThis.Number(object.server_time_ms)
-        : 0,
+        ? BigInt(object.server_time_ms)
+        : 0n,
       ioThreads: isSet(object.ioThreads)
         ? globalThis.Number(object.ioThreads)
         : isSet(object.io_threads)
@@ -485,8 +508,8 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
     if (message.result !== 0) {
       obj.result = resultCodeToJSON(message.result);
     }
-    if (message.uptimeMs !== 0) {
-      obj.uptimeMs = Math.round(message.uptimeMs);
+    if (message.uptimeMs !== 0n) {
+      obj.uptimeMs = message.uptimeMs.toString();
     }
     if (message.engineName !== "") {
       obj.engineName = message.engineName;
@@ -494,32 +517,32 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
     if (message.connections !== 0) {
       obj.connections = Math.round(message.connections);
     }
-    if (message.totalConnections !== 0) {
-      obj.totalConnections = Math.round(message.totalConnections);
+    if (message.totalConnections !== 0n) {
+      obj.totalConnections = message.totalConnections.toString();
     }
-    if (message.bytesIn !== 0) {
-      obj.bytesIn = Math.round(message.bytesIn);
+    if (message.bytesIn !== 0n) {
+      obj.bytesIn = message.bytesIn.toString();
     }
-    if (message.bytesOut !== 0) {
-      obj.bytesOut = Math.round(message.bytesOut);
+    if (message.bytesOut !== 0n) {
+      obj.bytesOut = message.bytesOut.toString();
     }
-    if (message.packetsIn !== 0) {
-      obj.packetsIn = Math.round(message.packetsIn);
+    if (message.packetsIn !== 0n) {
+      obj.packetsIn = message.packetsIn.toString();
     }
-    if (message.packetsOut !== 0) {
-      obj.packetsOut = Math.round(message.packetsOut);
+    if (message.packetsOut !== 0n) {
+      obj.packetsOut = message.packetsOut.toString();
     }
-    if (message.idleDisconnects !== 0) {
-      obj.idleDisconnects = Math.round(message.idleDisconnects);
+    if (message.idleDisconnects !== 0n) {
+      obj.idleDisconnects = message.idleDisconnects.toString();
     }
-    if (message.memoryRssBytes !== 0) {
-      obj.memoryRssBytes = Math.round(message.memoryRssBytes);
+    if (message.memoryRssBytes !== 0n) {
+      obj.memoryRssBytes = message.memoryRssBytes.toString();
     }
     if (message.cpuPercent !== 0) {
       obj.cpuPercent = floatToJson(message.cpuPercent);
     }
-    if (message.serverTimeMs !== 0) {
-      obj.serverTimeMs = Math.round(message.serverTimeMs);
+    if (message.serverTimeMs !== 0n) {
+      obj.serverTimeMs = message.serverTimeMs.toString();
     }
     if (message.ioThreads !== 0) {
       obj.ioThreads = Math.round(message.ioThreads);
@@ -539,18 +562,28 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
       ? Header.fromPartial(object.header)
       : undefined;
     message.result = object.result ?? 0;
-    message.uptimeMs = object.uptimeMs ?? 0;
+    message.uptimeMs = (object.uptimeMs !== undefined && object.uptimeMs !== null) ? BigInt(object.uptimeMs) : 0n;
     message.engineName = object.engineName ?? "";
     message.connections = object.connections ?? 0;
-    message.totalConnections = object.totalConnections ?? 0;
-    message.bytesIn = object.bytesIn ?? 0;
-    message.bytesOut = object.bytesOut ?? 0;
-    message.packetsIn = object.packetsIn ?? 0;
-    message.packetsOut = object.packetsOut ?? 0;
-    message.idleDisconnects = object.idleDisconnects ?? 0;
-    message.memoryRssBytes = object.memoryRssBytes ?? 0;
+    message.totalConnections = (object.totalConnections !== undefined && object.totalConnections !== null)
+      ? BigInt(object.totalConnections)
+      : 0n;
+    message.bytesIn = (object.bytesIn !== undefined && object.bytesIn !== null) ? BigInt(object.bytesIn) : 0n;
+    message.bytesOut = (object.bytesOut !== undefined && object.bytesOut !== null) ? BigInt(object.bytesOut) : 0n;
+    message.packetsIn = (object.packetsIn !== undefined && object.packetsIn !== null) ? BigInt(object.packetsIn) : 0n;
+    message.packetsOut = (object.packetsOut !== undefined && object.packetsOut !== null)
+      ? BigInt(object.packetsOut)
+      : 0n;
+    message.idleDisconnects = (object.idleDisconnects !== undefined && object.idleDisconnects !== null)
+      ? BigInt(object.idleDisconnects)
+      : 0n;
+    message.memoryRssBytes = (object.memoryRssBytes !== undefined && object.memoryRssBytes !== null)
+      ? BigInt(object.memoryRssBytes)
+      : 0n;
     message.cpuPercent = object.cpuPercent ?? 0;
-    message.serverTimeMs = object.serverTimeMs ?? 0;
+    message.serverTimeMs = (object.serverTimeMs !== undefined && object.serverTimeMs !== null)
+      ? BigInt(object.serverTimeMs)
+      : 0n;
     message.ioThreads = object.ioThreads ?? 0;
     message.version = object.version ?? "";
     return message;
@@ -684,16 +717,16 @@ export const SessionListRequest: MessageFns<SessionListRequest, "fastport.Sessio
 
 function createBaseSessionInfo(): SessionInfo {
   return {
-    id: 0,
+    id: 0n,
     remoteAddress: "",
     remotePort: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    packetsIn: 0,
-    packetsOut: 0,
-    connectedAtMs: 0,
-    lastRecvMs: 0,
-    sendQueueBytes: 0,
+    bytesIn: 0n,
+    bytesOut: 0n,
+    packetsIn: 0n,
+    packetsOut: 0n,
+    connectedAtMs: 0n,
+    lastRecvMs: 0n,
+    sendQueueBytes: 0n,
   };
 }
 
@@ -701,7 +734,10 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
   $type: "fastport.SessionInfo" as const,
 
   encode(message: SessionInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== 0) {
+    if (message.id !== 0n) {
+      if (BigInt.asUintN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.id);
     }
     if (message.remoteAddress !== "") {
@@ -710,25 +746,46 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
     if (message.remotePort !== 0) {
       writer.uint32(24).uint32(message.remotePort);
     }
-    if (message.bytesIn !== 0) {
+    if (message.bytesIn !== 0n) {
+      if (BigInt.asUintN(64, message.bytesIn) !== message.bytesIn) {
+        throw new globalThis.Error("value provided for field message.bytesIn of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.bytesIn);
     }
-    if (message.bytesOut !== 0) {
+    if (message.bytesOut !== 0n) {
+      if (BigInt.asUintN(64, message.bytesOut) !== message.bytesOut) {
+        throw new globalThis.Error("value provided for field message.bytesOut of type uint64 too large");
+      }
       writer.uint32(40).uint64(message.bytesOut);
     }
-    if (message.packetsIn !== 0) {
+    if (message.packetsIn !== 0n) {
+      if (BigInt.asUintN(64, message.packetsIn) !== message.packetsIn) {
+        throw new globalThis.Error("value provided for field message.packetsIn of type uint64 too large");
+      }
       writer.uint32(48).uint64(message.packetsIn);
     }
-    if (message.packetsOut !== 0) {
+    if (message.packetsOut !== 0n) {
+      if (BigInt.asUintN(64, message.packetsOut) !== message.packetsOut) {
+        throw new globalThis.Error("value provided for field message.packetsOut of type uint64 too large");
+      }
       writer.uint32(56).uint64(message.packetsOut);
     }
-    if (message.connectedAtMs !== 0) {
+    if (message.connectedAtMs !== 0n) {
+      if (BigInt.asUintN(64, message.connectedAtMs) !== message.connectedAtMs) {
+        throw new globalThis.Error("value provided for field message.connectedAtMs of type uint64 too large");
+      }
       writer.uint32(64).uint64(message.connectedAtMs);
     }
-    if (message.lastRecvMs !== 0) {
+    if (message.lastRecvMs !== 0n) {
+      if (BigInt.asUintN(64, message.lastRecvMs) !== message.lastRecvMs) {
+        throw new globalThis.Error("value provided for field message.lastRecvMs of type uint64 too large");
+      }
       writer.uint32(72).uint64(message.lastRecvMs);
     }
-    if (message.sendQueueBytes !== 0) {
+    if (message.sendQueueBytes !== 0n) {
+      if (BigInt.asUintN(64, message.sendQueueBytes) !== message.sendQueueBytes) {
+        throw new globalThis.Error("value provided for field message.sendQueueBytes of type uint64 too large");
+      }
       writer.uint32(80).uint64(message.sendQueueBytes);
     }
     return writer;
@@ -752,7 +809,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.id = longToNumber(reader.uint64());
+            message.id = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -776,7 +833,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.bytesIn = longToNumber(reader.uint64());
+            message.bytesIn = reader.uint64() as bigint;
             continue;
           }
           case 5: {
@@ -784,7 +841,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.bytesOut = longToNumber(reader.uint64());
+            message.bytesOut = reader.uint64() as bigint;
             continue;
           }
           case 6: {
@@ -792,7 +849,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.packetsIn = longToNumber(reader.uint64());
+            message.packetsIn = reader.uint64() as bigint;
             continue;
           }
           case 7: {
@@ -800,7 +857,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.packetsOut = longToNumber(reader.uint64());
+            message.packetsOut = reader.uint64() as bigint;
             continue;
           }
           case 8: {
@@ -808,7 +865,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.connectedAtMs = longToNumber(reader.uint64());
+            message.connectedAtMs = reader.uint64() as bigint;
             continue;
           }
           case 9: {
@@ -816,7 +873,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.lastRecvMs = longToNumber(reader.uint64());
+            message.lastRecvMs = reader.uint64() as bigint;
             continue;
           }
           case 10: {
@@ -824,7 +881,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
               break;
             }
 
-            message.sendQueueBytes = longToNumber(reader.uint64());
+            message.sendQueueBytes = reader.uint64() as bigint;
             continue;
           }
         }
@@ -841,7 +898,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
 
   fromJSON(object: any): SessionInfo {
     return {
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      id: isSet(object.id) ? BigInt(object.id) : 0n,
       remoteAddress: isSet(object.remoteAddress)
         ? globalThis.String(object.remoteAddress)
         : isSet(object.remote_address)
@@ -852,48 +909,44 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
         : isSet(object.remote_port)
         ? globalThis.Number(object.remote_port)
         : 0,
-      bytesIn: isSet(object.bytesIn)
-        ? globalThis.Number(object.bytesIn)
-        : isSet(object.bytes_in)
-        ? globalThis.Number(object.bytes_in)
-        : 0,
+      bytesIn: isSet(object.bytesIn) ? BigInt(object.bytesIn) : isSet(object.bytes_in) ? BigInt(object.bytes_in) : 0n,
       bytesOut: isSet(object.bytesOut)
-        ? globalThis.Number(object.bytesOut)
+        ? BigInt(object.bytesOut)
         : isSet(object.bytes_out)
-        ? globalThis.Number(object.bytes_out)
-        : 0,
+        ? BigInt(object.bytes_out)
+        : 0n,
       packetsIn: isSet(object.packetsIn)
-        ? globalThis.Number(object.packetsIn)
+        ? BigInt(object.packetsIn)
         : isSet(object.packets_in)
-        ? globalThis.Number(object.packets_in)
-        : 0,
+        ? BigInt(object.packets_in)
+        : 0n,
       packetsOut: isSet(object.packetsOut)
-        ? globalThis.Number(object.packetsOut)
+        ? BigInt(object.packetsOut)
         : isSet(object.packets_out)
-        ? globalThis.Number(object.packets_out)
-        : 0,
+        ? BigInt(object.packets_out)
+        : 0n,
       connectedAtMs: isSet(object.connectedAtMs)
-        ? globalThis.Number(object.connectedAtMs)
+        ? BigInt(object.connectedAtMs)
         : isSet(object.connected_at_ms)
-        ? globalThis.Number(object.connected_at_ms)
-        : 0,
+        ? BigInt(object.connected_at_ms)
+        : 0n,
       lastRecvMs: isSet(object.lastRecvMs)
-        ? globalThis.Number(object.lastRecvMs)
+        ? BigInt(object.lastRecvMs)
         : isSet(object.last_recv_ms)
-        ? globalThis.Number(object.last_recv_ms)
-        : 0,
+        ? BigInt(object.last_recv_ms)
+        : 0n,
       sendQueueBytes: isSet(object.sendQueueBytes)
-        ? globalThis.Number(object.sendQueueBytes)
+        ? BigInt(object.sendQueueBytes)
         : isSet(object.send_queue_bytes)
-        ? globalThis.Number(object.send_queue_bytes)
-        : 0,
+        ? BigInt(object.send_queue_bytes)
+        : 0n,
     };
   },
 
   toJSON(message: SessionInfo): unknown {
     const obj: any = {};
-    if (message.id !== 0) {
-      obj.id = Math.round(message.id);
+    if (message.id !== 0n) {
+      obj.id = message.id.toString();
     }
     if (message.remoteAddress !== "") {
       obj.remoteAddress = message.remoteAddress;
@@ -901,26 +954,26 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
     if (message.remotePort !== 0) {
       obj.remotePort = Math.round(message.remotePort);
     }
-    if (message.bytesIn !== 0) {
-      obj.bytesIn = Math.round(message.bytesIn);
+    if (message.bytesIn !== 0n) {
+      obj.bytesIn = message.bytesIn.toString();
     }
-    if (message.bytesOut !== 0) {
-      obj.bytesOut = Math.round(message.bytesOut);
+    if (message.bytesOut !== 0n) {
+      obj.bytesOut = message.bytesOut.toString();
     }
-    if (message.packetsIn !== 0) {
-      obj.packetsIn = Math.round(message.packetsIn);
+    if (message.packetsIn !== 0n) {
+      obj.packetsIn = message.packetsIn.toString();
     }
-    if (message.packetsOut !== 0) {
-      obj.packetsOut = Math.round(message.packetsOut);
+    if (message.packetsOut !== 0n) {
+      obj.packetsOut = message.packetsOut.toString();
     }
-    if (message.connectedAtMs !== 0) {
-      obj.connectedAtMs = Math.round(message.connectedAtMs);
+    if (message.connectedAtMs !== 0n) {
+      obj.connectedAtMs = message.connectedAtMs.toString();
     }
-    if (message.lastRecvMs !== 0) {
-      obj.lastRecvMs = Math.round(message.lastRecvMs);
+    if (message.lastRecvMs !== 0n) {
+      obj.lastRecvMs = message.lastRecvMs.toString();
     }
-    if (message.sendQueueBytes !== 0) {
-      obj.sendQueueBytes = Math.round(message.sendQueueBytes);
+    if (message.sendQueueBytes !== 0n) {
+      obj.sendQueueBytes = message.sendQueueBytes.toString();
     }
     return obj;
   },
@@ -930,16 +983,24 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
   },
   fromPartial(object: DeepPartial<SessionInfo>): SessionInfo {
     const message = createBaseSessionInfo();
-    message.id = object.id ?? 0;
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
     message.remoteAddress = object.remoteAddress ?? "";
     message.remotePort = object.remotePort ?? 0;
-    message.bytesIn = object.bytesIn ?? 0;
-    message.bytesOut = object.bytesOut ?? 0;
-    message.packetsIn = object.packetsIn ?? 0;
-    message.packetsOut = object.packetsOut ?? 0;
-    message.connectedAtMs = object.connectedAtMs ?? 0;
-    message.lastRecvMs = object.lastRecvMs ?? 0;
-    message.sendQueueBytes = object.sendQueueBytes ?? 0;
+    message.bytesIn = (object.bytesIn !== undefined && object.bytesIn !== null) ? BigInt(object.bytesIn) : 0n;
+    message.bytesOut = (object.bytesOut !== undefined && object.bytesOut !== null) ? BigInt(object.bytesOut) : 0n;
+    message.packetsIn = (object.packetsIn !== undefined && object.packetsIn !== null) ? BigInt(object.packetsIn) : 0n;
+    message.packetsOut = (object.packetsOut !== undefined && object.packetsOut !== null)
+      ? BigInt(object.packetsOut)
+      : 0n;
+    message.connectedAtMs = (object.connectedAtMs !== undefined && object.connectedAtMs !== null)
+      ? BigInt(object.connectedAtMs)
+      : 0n;
+    message.lastRecvMs = (object.lastRecvMs !== undefined && object.lastRecvMs !== null)
+      ? BigInt(object.lastRecvMs)
+      : 0n;
+    message.sendQueueBytes = (object.sendQueueBytes !== undefined && object.sendQueueBytes !== null)
+      ? BigInt(object.sendQueueBytes)
+      : 0n;
     return message;
   },
 };
@@ -1087,24 +1148,13 @@ function floatToJson(value: number | null | undefined): number | string | null |
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

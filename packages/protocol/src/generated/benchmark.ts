@@ -17,7 +17,7 @@ export const protobufFileName = "benchmark.proto";
 export interface BenchmarkRequest {
   seq: number;
   /** Client monotonic clock at send time, nanoseconds. */
-  clientTimeNs: number;
+  clientTimeNs: bigint;
   /** Filler of the configured payload size. */
   payload: Uint8Array;
 }
@@ -25,10 +25,10 @@ export interface BenchmarkRequest {
 /** Packet 0x1002. Echo of a BenchmarkRequest. */
 export interface BenchmarkResponse {
   seq: number;
-  clientTimeNs: number;
+  clientTimeNs: bigint;
   payload: Uint8Array;
   /** Server clock when it answered, nanoseconds (0 when the server does not say). */
-  serverTimeNs: number;
+  serverTimeNs: bigint;
 }
 
 /** Packet 0x1003. Announces a benchmark run (sent by the load generator before it starts). */
@@ -50,31 +50,31 @@ export interface BenchmarkStart {
  */
 export interface BenchmarkEnd {
   testName: string;
-  sent: number;
-  received: number;
-  errors: number;
-  elapsedNs: number;
-  rttMinNs: number;
-  rttAvgNs: number;
-  rttP50Ns: number;
-  rttP90Ns: number;
-  rttP95Ns: number;
-  rttP99Ns: number;
-  rttP999Ns: number;
-  rttMaxNs: number;
+  sent: bigint;
+  received: bigint;
+  errors: bigint;
+  elapsedNs: bigint;
+  rttMinNs: bigint;
+  rttAvgNs: bigint;
+  rttP50Ns: bigint;
+  rttP90Ns: bigint;
+  rttP95Ns: bigint;
+  rttP99Ns: bigint;
+  rttP999Ns: bigint;
+  rttMaxNs: bigint;
   /** Standard deviation of the RTT, nanoseconds. */
   jitterNs: number;
   packetsPerSecond: number;
   megabytesPerSecond: number;
   /** Server-side counters (set in the server's answer). */
-  serverPacketsIn: number;
-  serverBytesIn: number;
+  serverPacketsIn: bigint;
+  serverBytesIn: bigint;
   serverCpuPercent: number;
-  serverMemoryBytes: number;
+  serverMemoryBytes: bigint;
 }
 
 function createBaseBenchmarkRequest(): BenchmarkRequest {
-  return { seq: 0, clientTimeNs: 0, payload: new Uint8Array(0) };
+  return { seq: 0, clientTimeNs: 0n, payload: new Uint8Array(0) };
 }
 
 export const BenchmarkRequest: MessageFns<BenchmarkRequest, "fastport.BenchmarkRequest"> = {
@@ -84,7 +84,10 @@ export const BenchmarkRequest: MessageFns<BenchmarkRequest, "fastport.BenchmarkR
     if (message.seq !== 0) {
       writer.uint32(8).uint32(message.seq);
     }
-    if (message.clientTimeNs !== 0) {
+    if (message.clientTimeNs !== 0n) {
+      if (BigInt.asUintN(64, message.clientTimeNs) !== message.clientTimeNs) {
+        throw new globalThis.Error("value provided for field message.clientTimeNs of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.clientTimeNs);
     }
     if (message.payload.length !== 0) {
@@ -119,7 +122,7 @@ export const BenchmarkRequest: MessageFns<BenchmarkRequest, "fastport.BenchmarkR
               break;
             }
 
-            message.clientTimeNs = longToNumber(reader.uint64());
+            message.clientTimeNs = reader.uint64() as bigint;
             continue;
           }
           case 3: {
@@ -146,10 +149,10 @@ export const BenchmarkRequest: MessageFns<BenchmarkRequest, "fastport.BenchmarkR
     return {
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
       clientTimeNs: isSet(object.clientTimeNs)
-        ? globalThis.Number(object.clientTimeNs)
+        ? BigInt(object.clientTimeNs)
         : isSet(object.client_time_ns)
-        ? globalThis.Number(object.client_time_ns)
-        : 0,
+        ? BigInt(object.client_time_ns)
+        : 0n,
       payload: isSet(object.payload) ? bytesFromBase64(object.payload) : new Uint8Array(0),
     };
   },
@@ -159,8 +162,8 @@ export const BenchmarkRequest: MessageFns<BenchmarkRequest, "fastport.BenchmarkR
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
-    if (message.clientTimeNs !== 0) {
-      obj.clientTimeNs = Math.round(message.clientTimeNs);
+    if (message.clientTimeNs !== 0n) {
+      obj.clientTimeNs = message.clientTimeNs.toString();
     }
     if (message.payload.length !== 0) {
       obj.payload = base64FromBytes(message.payload);
@@ -174,14 +177,16 @@ export const BenchmarkRequest: MessageFns<BenchmarkRequest, "fastport.BenchmarkR
   fromPartial(object: DeepPartial<BenchmarkRequest>): BenchmarkRequest {
     const message = createBaseBenchmarkRequest();
     message.seq = object.seq ?? 0;
-    message.clientTimeNs = object.clientTimeNs ?? 0;
+    message.clientTimeNs = (object.clientTimeNs !== undefined && object.clientTimeNs !== null)
+      ? BigInt(object.clientTimeNs)
+      : 0n;
     message.payload = object.payload ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseBenchmarkResponse(): BenchmarkResponse {
-  return { seq: 0, clientTimeNs: 0, payload: new Uint8Array(0), serverTimeNs: 0 };
+  return { seq: 0, clientTimeNs: 0n, payload: new Uint8Array(0), serverTimeNs: 0n };
 }
 
 export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.BenchmarkResponse"> = {
@@ -191,13 +196,19 @@ export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.Benchmar
     if (message.seq !== 0) {
       writer.uint32(8).uint32(message.seq);
     }
-    if (message.clientTimeNs !== 0) {
+    if (message.clientTimeNs !== 0n) {
+      if (BigInt.asUintN(64, message.clientTimeNs) !== message.clientTimeNs) {
+        throw new globalThis.Error("value provided for field message.clientTimeNs of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.clientTimeNs);
     }
     if (message.payload.length !== 0) {
       writer.uint32(26).bytes(message.payload);
     }
-    if (message.serverTimeNs !== 0) {
+    if (message.serverTimeNs !== 0n) {
+      if (BigInt.asUintN(64, message.serverTimeNs) !== message.serverTimeNs) {
+        throw new globalThis.Error("value provided for field message.serverTimeNs of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.serverTimeNs);
     }
     return writer;
@@ -229,7 +240,7 @@ export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.Benchmar
               break;
             }
 
-            message.clientTimeNs = longToNumber(reader.uint64());
+            message.clientTimeNs = reader.uint64() as bigint;
             continue;
           }
           case 3: {
@@ -245,7 +256,7 @@ export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.Benchmar
               break;
             }
 
-            message.serverTimeNs = longToNumber(reader.uint64());
+            message.serverTimeNs = reader.uint64() as bigint;
             continue;
           }
         }
@@ -264,16 +275,16 @@ export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.Benchmar
     return {
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
       clientTimeNs: isSet(object.clientTimeNs)
-        ? globalThis.Number(object.clientTimeNs)
+        ? BigInt(object.clientTimeNs)
         : isSet(object.client_time_ns)
-        ? globalThis.Number(object.client_time_ns)
-        : 0,
+        ? BigInt(object.client_time_ns)
+        : 0n,
       payload: isSet(object.payload) ? bytesFromBase64(object.payload) : new Uint8Array(0),
       serverTimeNs: isSet(object.serverTimeNs)
-        ? globalThis.Number(object.serverTimeNs)
+        ? BigInt(object.serverTimeNs)
         : isSet(object.server_time_ns)
-        ? globalThis.Number(object.server_time_ns)
-        : 0,
+        ? BigInt(object.server_time_ns)
+        : 0n,
     };
   },
 
@@ -282,14 +293,14 @@ export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.Benchmar
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
-    if (message.clientTimeNs !== 0) {
-      obj.clientTimeNs = Math.round(message.clientTimeNs);
+    if (message.clientTimeNs !== 0n) {
+      obj.clientTimeNs = message.clientTimeNs.toString();
     }
     if (message.payload.length !== 0) {
       obj.payload = base64FromBytes(message.payload);
     }
-    if (message.serverTimeNs !== 0) {
-      obj.serverTimeNs = Math.round(message.serverTimeNs);
+    if (message.serverTimeNs !== 0n) {
+      obj.serverTimeNs = message.serverTimeNs.toString();
     }
     return obj;
   },
@@ -300,9 +311,13 @@ export const BenchmarkResponse: MessageFns<BenchmarkResponse, "fastport.Benchmar
   fromPartial(object: DeepPartial<BenchmarkResponse>): BenchmarkResponse {
     const message = createBaseBenchmarkResponse();
     message.seq = object.seq ?? 0;
-    message.clientTimeNs = object.clientTimeNs ?? 0;
+    message.clientTimeNs = (object.clientTimeNs !== undefined && object.clientTimeNs !== null)
+      ? BigInt(object.clientTimeNs)
+      : 0n;
     message.payload = object.payload ?? new Uint8Array(0);
-    message.serverTimeNs = object.serverTimeNs ?? 0;
+    message.serverTimeNs = (object.serverTimeNs !== undefined && object.serverTimeNs !== null)
+      ? BigInt(object.serverTimeNs)
+      : 0n;
     return message;
   },
 };
@@ -493,25 +508,25 @@ export const BenchmarkStart: MessageFns<BenchmarkStart, "fastport.BenchmarkStart
 function createBaseBenchmarkEnd(): BenchmarkEnd {
   return {
     testName: "",
-    sent: 0,
-    received: 0,
-    errors: 0,
-    elapsedNs: 0,
-    rttMinNs: 0,
-    rttAvgNs: 0,
-    rttP50Ns: 0,
-    rttP90Ns: 0,
-    rttP95Ns: 0,
-    rttP99Ns: 0,
-    rttP999Ns: 0,
-    rttMaxNs: 0,
+    sent: 0n,
+    received: 0n,
+    errors: 0n,
+    elapsedNs: 0n,
+    rttMinNs: 0n,
+    rttAvgNs: 0n,
+    rttP50Ns: 0n,
+    rttP90Ns: 0n,
+    rttP95Ns: 0n,
+    rttP99Ns: 0n,
+    rttP999Ns: 0n,
+    rttMaxNs: 0n,
     jitterNs: 0,
     packetsPerSecond: 0,
     megabytesPerSecond: 0,
-    serverPacketsIn: 0,
-    serverBytesIn: 0,
+    serverPacketsIn: 0n,
+    serverBytesIn: 0n,
     serverCpuPercent: 0,
-    serverMemoryBytes: 0,
+    serverMemoryBytes: 0n,
   };
 }
 
@@ -522,40 +537,76 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
     if (message.testName !== "") {
       writer.uint32(10).string(message.testName);
     }
-    if (message.sent !== 0) {
+    if (message.sent !== 0n) {
+      if (BigInt.asUintN(64, message.sent) !== message.sent) {
+        throw new globalThis.Error("value provided for field message.sent of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.sent);
     }
-    if (message.received !== 0) {
+    if (message.received !== 0n) {
+      if (BigInt.asUintN(64, message.received) !== message.received) {
+        throw new globalThis.Error("value provided for field message.received of type uint64 too large");
+      }
       writer.uint32(24).uint64(message.received);
     }
-    if (message.errors !== 0) {
+    if (message.errors !== 0n) {
+      if (BigInt.asUintN(64, message.errors) !== message.errors) {
+        throw new globalThis.Error("value provided for field message.errors of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.errors);
     }
-    if (message.elapsedNs !== 0) {
+    if (message.elapsedNs !== 0n) {
+      if (BigInt.asUintN(64, message.elapsedNs) !== message.elapsedNs) {
+        throw new globalThis.Error("value provided for field message.elapsedNs of type uint64 too large");
+      }
       writer.uint32(40).uint64(message.elapsedNs);
     }
-    if (message.rttMinNs !== 0) {
+    if (message.rttMinNs !== 0n) {
+      if (BigInt.asUintN(64, message.rttMinNs) !== message.rttMinNs) {
+        throw new globalThis.Error("value provided for field message.rttMinNs of type uint64 too large");
+      }
       writer.uint32(48).uint64(message.rttMinNs);
     }
-    if (message.rttAvgNs !== 0) {
+    if (message.rttAvgNs !== 0n) {
+      if (BigInt.asUintN(64, message.rttAvgNs) !== message.rttAvgNs) {
+        throw new globalThis.Error("value provided for field message.rttAvgNs of type uint64 too large");
+      }
       writer.uint32(56).uint64(message.rttAvgNs);
     }
-    if (message.rttP50Ns !== 0) {
+    if (message.rttP50Ns !== 0n) {
+      if (BigInt.asUintN(64, message.rttP50Ns) !== message.rttP50Ns) {
+        throw new globalThis.Error("value provided for field message.rttP50Ns of type uint64 too large");
+      }
       writer.uint32(64).uint64(message.rttP50Ns);
     }
-    if (message.rttP90Ns !== 0) {
+    if (message.rttP90Ns !== 0n) {
+      if (BigInt.asUintN(64, message.rttP90Ns) !== message.rttP90Ns) {
+        throw new globalThis.Error("value provided for field message.rttP90Ns of type uint64 too large");
+      }
       writer.uint32(72).uint64(message.rttP90Ns);
     }
-    if (message.rttP95Ns !== 0) {
+    if (message.rttP95Ns !== 0n) {
+      if (BigInt.asUintN(64, message.rttP95Ns) !== message.rttP95Ns) {
+        throw new globalThis.Error("value provided for field message.rttP95Ns of type uint64 too large");
+      }
       writer.uint32(80).uint64(message.rttP95Ns);
     }
-    if (message.rttP99Ns !== 0) {
+    if (message.rttP99Ns !== 0n) {
+      if (BigInt.asUintN(64, message.rttP99Ns) !== message.rttP99Ns) {
+        throw new globalThis.Error("value provided for field message.rttP99Ns of type uint64 too large");
+      }
       writer.uint32(88).uint64(message.rttP99Ns);
     }
-    if (message.rttP999Ns !== 0) {
+    if (message.rttP999Ns !== 0n) {
+      if (BigInt.asUintN(64, message.rttP999Ns) !== message.rttP999Ns) {
+        throw new globalThis.Error("value provided for field message.rttP999Ns of type uint64 too large");
+      }
       writer.uint32(96).uint64(message.rttP999Ns);
     }
-    if (message.rttMaxNs !== 0) {
+    if (message.rttMaxNs !== 0n) {
+      if (BigInt.asUintN(64, message.rttMaxNs) !== message.rttMaxNs) {
+        throw new globalThis.Error("value provided for field message.rttMaxNs of type uint64 too large");
+      }
       writer.uint32(104).uint64(message.rttMaxNs);
     }
     if (message.jitterNs !== 0) {
@@ -567,16 +618,25 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
     if (message.megabytesPerSecond !== 0) {
       writer.uint32(129).double(message.megabytesPerSecond);
     }
-    if (message.serverPacketsIn !== 0) {
+    if (message.serverPacketsIn !== 0n) {
+      if (BigInt.asUintN(64, message.serverPacketsIn) !== message.serverPacketsIn) {
+        throw new globalThis.Error("value provided for field message.serverPacketsIn of type uint64 too large");
+      }
       writer.uint32(136).uint64(message.serverPacketsIn);
     }
-    if (message.serverBytesIn !== 0) {
+    if (message.serverBytesIn !== 0n) {
+      if (BigInt.asUintN(64, message.serverBytesIn) !== message.serverBytesIn) {
+        throw new globalThis.Error("value provided for field message.serverBytesIn of type uint64 too large");
+      }
       writer.uint32(144).uint64(message.serverBytesIn);
     }
     if (message.serverCpuPercent !== 0) {
       writer.uint32(153).double(message.serverCpuPercent);
     }
-    if (message.serverMemoryBytes !== 0) {
+    if (message.serverMemoryBytes !== 0n) {
+      if (BigInt.asUintN(64, message.serverMemoryBytes) !== message.serverMemoryBytes) {
+        throw new globalThis.Error("value provided for field message.serverMemoryBytes of type uint64 too large");
+      }
       writer.uint32(160).uint64(message.serverMemoryBytes);
     }
     return writer;
@@ -608,7 +668,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.sent = longToNumber(reader.uint64());
+            message.sent = reader.uint64() as bigint;
             continue;
           }
           case 3: {
@@ -616,7 +676,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.received = longToNumber(reader.uint64());
+            message.received = reader.uint64() as bigint;
             continue;
           }
           case 4: {
@@ -624,7 +684,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.errors = longToNumber(reader.uint64());
+            message.errors = reader.uint64() as bigint;
             continue;
           }
           case 5: {
@@ -632,7 +692,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.elapsedNs = longToNumber(reader.uint64());
+            message.elapsedNs = reader.uint64() as bigint;
             continue;
           }
           case 6: {
@@ -640,7 +700,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttMinNs = longToNumber(reader.uint64());
+            message.rttMinNs = reader.uint64() as bigint;
             continue;
           }
           case 7: {
@@ -648,7 +708,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttAvgNs = longToNumber(reader.uint64());
+            message.rttAvgNs = reader.uint64() as bigint;
             continue;
           }
           case 8: {
@@ -656,7 +716,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttP50Ns = longToNumber(reader.uint64());
+            message.rttP50Ns = reader.uint64() as bigint;
             continue;
           }
           case 9: {
@@ -664,7 +724,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttP90Ns = longToNumber(reader.uint64());
+            message.rttP90Ns = reader.uint64() as bigint;
             continue;
           }
           case 10: {
@@ -672,7 +732,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttP95Ns = longToNumber(reader.uint64());
+            message.rttP95Ns = reader.uint64() as bigint;
             continue;
           }
           case 11: {
@@ -680,7 +740,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttP99Ns = longToNumber(reader.uint64());
+            message.rttP99Ns = reader.uint64() as bigint;
             continue;
           }
           case 12: {
@@ -688,7 +748,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttP999Ns = longToNumber(reader.uint64());
+            message.rttP999Ns = reader.uint64() as bigint;
             continue;
           }
           case 13: {
@@ -696,7 +756,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.rttMaxNs = longToNumber(reader.uint64());
+            message.rttMaxNs = reader.uint64() as bigint;
             continue;
           }
           case 14: {
@@ -728,7 +788,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.serverPacketsIn = longToNumber(reader.uint64());
+            message.serverPacketsIn = reader.uint64() as bigint;
             continue;
           }
           case 18: {
@@ -736,7 +796,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.serverBytesIn = longToNumber(reader.uint64());
+            message.serverBytesIn = reader.uint64() as bigint;
             continue;
           }
           case 19: {
@@ -752,7 +812,7 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
               break;
             }
 
-            message.serverMemoryBytes = longToNumber(reader.uint64());
+            message.serverMemoryBytes = reader.uint64() as bigint;
             continue;
           }
         }
@@ -774,54 +834,54 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
         : isSet(object.test_name)
         ? globalThis.String(object.test_name)
         : "",
-      sent: isSet(object.sent) ? globalThis.Number(object.sent) : 0,
-      received: isSet(object.received) ? globalThis.Number(object.received) : 0,
-      errors: isSet(object.errors) ? globalThis.Number(object.errors) : 0,
+      sent: isSet(object.sent) ? BigInt(object.sent) : 0n,
+      received: isSet(object.received) ? BigInt(object.received) : 0n,
+      errors: isSet(object.errors) ? BigInt(object.errors) : 0n,
       elapsedNs: isSet(object.elapsedNs)
-        ? globalThis.Number(object.elapsedNs)
+        ? BigInt(object.elapsedNs)
         : isSet(object.elapsed_ns)
-        ? globalThis.Number(object.elapsed_ns)
-        : 0,
+        ? BigInt(object.elapsed_ns)
+        : 0n,
       rttMinNs: isSet(object.rttMinNs)
-        ? globalThis.Number(object.rttMinNs)
+        ? BigInt(object.rttMinNs)
         : isSet(object.rtt_min_ns)
-        ? globalThis.Number(object.rtt_min_ns)
-        : 0,
+        ? BigInt(object.rtt_min_ns)
+        : 0n,
       rttAvgNs: isSet(object.rttAvgNs)
-        ? globalThis.Number(object.rttAvgNs)
+        ? BigInt(object.rttAvgNs)
         : isSet(object.rtt_avg_ns)
-        ? globalThis.Number(object.rtt_avg_ns)
-        : 0,
+        ? BigInt(object.rtt_avg_ns)
+        : 0n,
       rttP50Ns: isSet(object.rttP50Ns)
-        ? globalThis.Number(object.rttP50Ns)
+        ? BigInt(object.rttP50Ns)
         : isSet(object.rtt_p50_ns)
-        ? globalThis.Number(object.rtt_p50_ns)
-        : 0,
+        ? BigInt(object.rtt_p50_ns)
+        : 0n,
       rttP90Ns: isSet(object.rttP90Ns)
-        ? globalThis.Number(object.rttP90Ns)
+        ? BigInt(object.rttP90Ns)
         : isSet(object.rtt_p90_ns)
-        ? globalThis.Number(object.rtt_p90_ns)
-        : 0,
+        ? BigInt(object.rtt_p90_ns)
+        : 0n,
       rttP95Ns: isSet(object.rttP95Ns)
-        ? globalThis.Number(object.rttP95Ns)
+        ? BigInt(object.rttP95Ns)
         : isSet(object.rtt_p95_ns)
-        ? globalThis.Number(object.rtt_p95_ns)
-        : 0,
+        ? BigInt(object.rtt_p95_ns)
+        : 0n,
       rttP99Ns: isSet(object.rttP99Ns)
-        ? globalThis.Number(object.rttP99Ns)
+        ? BigInt(object.rttP99Ns)
         : isSet(object.rtt_p99_ns)
-        ? globalThis.Number(object.rtt_p99_ns)
-        : 0,
+        ? BigInt(object.rtt_p99_ns)
+        : 0n,
       rttP999Ns: isSet(object.rttP999Ns)
-        ? globalThis.Number(object.rttP999Ns)
+        ? BigInt(object.rttP999Ns)
         : isSet(object.rtt_p999_ns)
-        ? globalThis.Number(object.rtt_p999_ns)
-        : 0,
+        ? BigInt(object.rtt_p999_ns)
+        : 0n,
       rttMaxNs: isSet(object.rttMaxNs)
-        ? globalThis.Number(object.rttMaxNs)
+        ? BigInt(object.rttMaxNs)
         : isSet(object.rtt_max_ns)
-        ? globalThis.Number(object.rtt_max_ns)
-        : 0,
+        ? BigInt(object.rtt_max_ns)
+        : 0n,
       jitterNs: isSet(object.jitterNs)
         ? globalThis.Number(object.jitterNs)
         : isSet(object.jitter_ns)
@@ -838,25 +898,25 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
         ? globalThis.Number(object.megabytes_per_second)
         : 0,
       serverPacketsIn: isSet(object.serverPacketsIn)
-        ? globalThis.Number(object.serverPacketsIn)
+        ? BigInt(object.serverPacketsIn)
         : isSet(object.server_packets_in)
-        ? globalThis.Number(object.server_packets_in)
-        : 0,
+        ? BigInt(object.server_packets_in)
+        : 0n,
       serverBytesIn: isSet(object.serverBytesIn)
-        ? globalThis.Number(object.serverBytesIn)
+        ? BigInt(object.serverBytesIn)
         : isSet(object.server_bytes_in)
-        ? globalThis.Number(object.server_bytes_in)
-        : 0,
+        ? BigInt(object.server_bytes_in)
+        : 0n,
       serverCpuPercent: isSet(object.serverCpuPercent)
         ? globalThis.Number(object.serverCpuPercent)
         : isSet(object.server_cpu_percent)
         ? globalThis.Number(object.server_cpu_percent)
         : 0,
       serverMemoryBytes: isSet(object.serverMemoryBytes)
-        ? globalThis.Number(object.serverMemoryBytes)
+        ? BigInt(object.serverMemoryBytes)
         : isSet(object.server_memory_bytes)
-        ? globalThis.Number(object.server_memory_bytes)
-        : 0,
+        ? BigInt(object.server_memory_bytes)
+        : 0n,
     };
   },
 
@@ -865,41 +925,41 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
     if (message.testName !== "") {
       obj.testName = message.testName;
     }
-    if (message.sent !== 0) {
-      obj.sent = Math.round(message.sent);
+    if (message.sent !== 0n) {
+      obj.sent = message.sent.toString();
     }
-    if (message.received !== 0) {
-      obj.received = Math.round(message.received);
+    if (message.received !== 0n) {
+      obj.received = message.received.toString();
     }
-    if (message.errors !== 0) {
-      obj.errors = Math.round(message.errors);
+    if (message.errors !== 0n) {
+      obj.errors = message.errors.toString();
     }
-    if (message.elapsedNs !== 0) {
-      obj.elapsedNs = Math.round(message.elapsedNs);
+    if (message.elapsedNs !== 0n) {
+      obj.elapsedNs = message.elapsedNs.toString();
     }
-    if (message.rttMinNs !== 0) {
-      obj.rttMinNs = Math.round(message.rttMinNs);
+    if (message.rttMinNs !== 0n) {
+      obj.rttMinNs = message.rttMinNs.toString();
     }
-    if (message.rttAvgNs !== 0) {
-      obj.rttAvgNs = Math.round(message.rttAvgNs);
+    if (message.rttAvgNs !== 0n) {
+      obj.rttAvgNs = message.rttAvgNs.toString();
     }
-    if (message.rttP50Ns !== 0) {
-      obj.rttP50Ns = Math.round(message.rttP50Ns);
+    if (message.rttP50Ns !== 0n) {
+      obj.rttP50Ns = message.rttP50Ns.toString();
     }
-    if (message.rttP90Ns !== 0) {
-      obj.rttP90Ns = Math.round(message.rttP90Ns);
+    if (message.rttP90Ns !== 0n) {
+      obj.rttP90Ns = message.rttP90Ns.toString();
     }
-    if (message.rttP95Ns !== 0) {
-      obj.rttP95Ns = Math.round(message.rttP95Ns);
+    if (message.rttP95Ns !== 0n) {
+      obj.rttP95Ns = message.rttP95Ns.toString();
     }
-    if (message.rttP99Ns !== 0) {
-      obj.rttP99Ns = Math.round(message.rttP99Ns);
+    if (message.rttP99Ns !== 0n) {
+      obj.rttP99Ns = message.rttP99Ns.toString();
     }
-    if (message.rttP999Ns !== 0) {
-      obj.rttP999Ns = Math.round(message.rttP999Ns);
+    if (message.rttP999Ns !== 0n) {
+      obj.rttP999Ns = message.rttP999Ns.toString();
     }
-    if (message.rttMaxNs !== 0) {
-      obj.rttMaxNs = Math.round(message.rttMaxNs);
+    if (message.rttMaxNs !== 0n) {
+      obj.rttMaxNs = message.rttMaxNs.toString();
     }
     if (message.jitterNs !== 0) {
       obj.jitterNs = floatToJson(message.jitterNs);
@@ -910,17 +970,17 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
     if (message.megabytesPerSecond !== 0) {
       obj.megabytesPerSecond = floatToJson(message.megabytesPerSecond);
     }
-    if (message.serverPacketsIn !== 0) {
-      obj.serverPacketsIn = Math.round(message.serverPacketsIn);
+    if (message.serverPacketsIn !== 0n) {
+      obj.serverPacketsIn = message.serverPacketsIn.toString();
     }
-    if (message.serverBytesIn !== 0) {
-      obj.serverBytesIn = Math.round(message.serverBytesIn);
+    if (message.serverBytesIn !== 0n) {
+      obj.serverBytesIn = message.serverBytesIn.toString();
     }
     if (message.serverCpuPercent !== 0) {
       obj.serverCpuPercent = floatToJson(message.serverCpuPercent);
     }
-    if (message.serverMemoryBytes !== 0) {
-      obj.serverMemoryBytes = Math.round(message.serverMemoryBytes);
+    if (message.serverMemoryBytes !== 0n) {
+      obj.serverMemoryBytes = message.serverMemoryBytes.toString();
     }
     return obj;
   },
@@ -931,25 +991,31 @@ export const BenchmarkEnd: MessageFns<BenchmarkEnd, "fastport.BenchmarkEnd"> = {
   fromPartial(object: DeepPartial<BenchmarkEnd>): BenchmarkEnd {
     const message = createBaseBenchmarkEnd();
     message.testName = object.testName ?? "";
-    message.sent = object.sent ?? 0;
-    message.received = object.received ?? 0;
-    message.errors = object.errors ?? 0;
-    message.elapsedNs = object.elapsedNs ?? 0;
-    message.rttMinNs = object.rttMinNs ?? 0;
-    message.rttAvgNs = object.rttAvgNs ?? 0;
-    message.rttP50Ns = object.rttP50Ns ?? 0;
-    message.rttP90Ns = object.rttP90Ns ?? 0;
-    message.rttP95Ns = object.rttP95Ns ?? 0;
-    message.rttP99Ns = object.rttP99Ns ?? 0;
-    message.rttP999Ns = object.rttP999Ns ?? 0;
-    message.rttMaxNs = object.rttMaxNs ?? 0;
+    message.sent = (object.sent !== undefined && object.sent !== null) ? BigInt(object.sent) : 0n;
+    message.received = (object.received !== undefined && object.received !== null) ? BigInt(object.received) : 0n;
+    message.errors = (object.errors !== undefined && object.errors !== null) ? BigInt(object.errors) : 0n;
+    message.elapsedNs = (object.elapsedNs !== undefined && object.elapsedNs !== null) ? BigInt(object.elapsedNs) : 0n;
+    message.rttMinNs = (object.rttMinNs !== undefined && object.rttMinNs !== null) ? BigInt(object.rttMinNs) : 0n;
+    message.rttAvgNs = (object.rttAvgNs !== undefined && object.rttAvgNs !== null) ? BigInt(object.rttAvgNs) : 0n;
+    message.rttP50Ns = (object.rttP50Ns !== undefined && object.rttP50Ns !== null) ? BigInt(object.rttP50Ns) : 0n;
+    message.rttP90Ns = (object.rttP90Ns !== undefined && object.rttP90Ns !== null) ? BigInt(object.rttP90Ns) : 0n;
+    message.rttP95Ns = (object.rttP95Ns !== undefined && object.rttP95Ns !== null) ? BigInt(object.rttP95Ns) : 0n;
+    message.rttP99Ns = (object.rttP99Ns !== undefined && object.rttP99Ns !== null) ? BigInt(object.rttP99Ns) : 0n;
+    message.rttP999Ns = (object.rttP999Ns !== undefined && object.rttP999Ns !== null) ? BigInt(object.rttP999Ns) : 0n;
+    message.rttMaxNs = (object.rttMaxNs !== undefined && object.rttMaxNs !== null) ? BigInt(object.rttMaxNs) : 0n;
     message.jitterNs = object.jitterNs ?? 0;
     message.packetsPerSecond = object.packetsPerSecond ?? 0;
     message.megabytesPerSecond = object.megabytesPerSecond ?? 0;
-    message.serverPacketsIn = object.serverPacketsIn ?? 0;
-    message.serverBytesIn = object.serverBytesIn ?? 0;
+    message.serverPacketsIn = (object.serverPacketsIn !== undefined && object.serverPacketsIn !== null)
+      ? BigInt(object.serverPacketsIn)
+      : 0n;
+    message.serverBytesIn = (object.serverBytesIn !== undefined && object.serverBytesIn !== null)
+      ? BigInt(object.serverBytesIn)
+      : 0n;
     message.serverCpuPercent = object.serverCpuPercent ?? 0;
-    message.serverMemoryBytes = object.serverMemoryBytes ?? 0;
+    message.serverMemoryBytes = (object.serverMemoryBytes !== undefined && object.serverMemoryBytes !== null)
+      ? BigInt(object.serverMemoryBytes)
+      : 0n;
     return message;
   },
 };
@@ -983,24 +1049,13 @@ function floatToJson(value: number | null | undefined): number | string | null |
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

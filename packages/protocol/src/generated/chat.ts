@@ -17,24 +17,24 @@ export interface ChatMessage {
   from: string;
   text: string;
   /** Milliseconds since the Unix epoch (set by the server when it relays). */
-  timeMs: number;
+  timeMs: bigint;
 }
 
 /** Packet 0x3002. Liveness probe; the peer answers with a HeartbeatAck. */
 export interface Heartbeat {
-  seq: number;
+  seq: bigint;
   /** Sender clock, microseconds. */
-  timeUs: number;
+  timeUs: bigint;
 }
 
 /** Packet 0x3003. Answer to a Heartbeat. */
 export interface HeartbeatAck {
   /** Copied from the Heartbeat. */
-  seq: number;
+  seq: bigint;
   /** Copied from the Heartbeat. */
-  timeUs: number;
+  timeUs: bigint;
   /** Responder clock, microseconds. */
-  peerTimeUs: number;
+  peerTimeUs: bigint;
 }
 
 /** Packet 0x3004. Sent by a reconnecting client to resume a logical session. */
@@ -42,7 +42,7 @@ export interface ResumeRequest {
   /** Resume token handed out by the server in an earlier ResumeResponse. */
   token: Uint8Array;
   /** Highest sequence number the client received from the server. */
-  lastReceivedSeq: number;
+  lastReceivedSeq: bigint;
 }
 
 /** Packet 0x3005. Answer to a ResumeRequest. */
@@ -54,17 +54,17 @@ export interface ResumeResponse {
    * Highest sequence number the server received from the client; the client
    * replays everything after it.
    */
-  lastReceivedSeq: number;
-  sessionId: number;
+  lastReceivedSeq: bigint;
+  sessionId: bigint;
 }
 
 /** Packet 0x3006. Cumulative acknowledgement of reliable messages up to seq. */
 export interface Ack {
-  seq: number;
+  seq: bigint;
 }
 
 function createBaseChatMessage(): ChatMessage {
-  return { room: "", from: "", text: "", timeMs: 0 };
+  return { room: "", from: "", text: "", timeMs: 0n };
 }
 
 export const ChatMessage: MessageFns<ChatMessage, "fastport.ChatMessage"> = {
@@ -80,7 +80,10 @@ export const ChatMessage: MessageFns<ChatMessage, "fastport.ChatMessage"> = {
     if (message.text !== "") {
       writer.uint32(26).string(message.text);
     }
-    if (message.timeMs !== 0) {
+    if (message.timeMs !== 0n) {
+      if (BigInt.asUintN(64, message.timeMs) !== message.timeMs) {
+        throw new globalThis.Error("value provided for field message.timeMs of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.timeMs);
     }
     return writer;
@@ -128,7 +131,7 @@ export const ChatMessage: MessageFns<ChatMessage, "fastport.ChatMessage"> = {
               break;
             }
 
-            message.timeMs = longToNumber(reader.uint64());
+            message.timeMs = reader.uint64() as bigint;
             continue;
           }
         }
@@ -148,11 +151,7 @@ export const ChatMessage: MessageFns<ChatMessage, "fastport.ChatMessage"> = {
       room: isSet(object.room) ? globalThis.String(object.room) : "",
       from: isSet(object.from) ? globalThis.String(object.from) : "",
       text: isSet(object.text) ? globalThis.String(object.text) : "",
-      timeMs: isSet(object.timeMs)
-        ? globalThis.Number(object.timeMs)
-        : isSet(object.time_ms)
-        ? globalThis.Number(object.time_ms)
-        : 0,
+      timeMs: isSet(object.timeMs) ? BigInt(object.timeMs) : isSet(object.time_ms) ? BigInt(object.time_ms) : 0n,
     };
   },
 
@@ -167,8 +166,8 @@ export const ChatMessage: MessageFns<ChatMessage, "fastport.ChatMessage"> = {
     if (message.text !== "") {
       obj.text = message.text;
     }
-    if (message.timeMs !== 0) {
-      obj.timeMs = Math.round(message.timeMs);
+    if (message.timeMs !== 0n) {
+      obj.timeMs = message.timeMs.toString();
     }
     return obj;
   },
@@ -181,23 +180,29 @@ export const ChatMessage: MessageFns<ChatMessage, "fastport.ChatMessage"> = {
     message.room = object.room ?? "";
     message.from = object.from ?? "";
     message.text = object.text ?? "";
-    message.timeMs = object.timeMs ?? 0;
+    message.timeMs = (object.timeMs !== undefined && object.timeMs !== null) ? BigInt(object.timeMs) : 0n;
     return message;
   },
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return { seq: 0, timeUs: 0 };
+  return { seq: 0n, timeUs: 0n };
 }
 
 export const Heartbeat: MessageFns<Heartbeat, "fastport.Heartbeat"> = {
   $type: "fastport.Heartbeat" as const,
 
   encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seq !== 0) {
+    if (message.seq !== 0n) {
+      if (BigInt.asUintN(64, message.seq) !== message.seq) {
+        throw new globalThis.Error("value provided for field message.seq of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.seq);
     }
-    if (message.timeUs !== 0) {
+    if (message.timeUs !== 0n) {
+      if (BigInt.asUintN(64, message.timeUs) !== message.timeUs) {
+        throw new globalThis.Error("value provided for field message.timeUs of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.timeUs);
     }
     return writer;
@@ -221,7 +226,7 @@ export const Heartbeat: MessageFns<Heartbeat, "fastport.Heartbeat"> = {
               break;
             }
 
-            message.seq = longToNumber(reader.uint64());
+            message.seq = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -229,7 +234,7 @@ export const Heartbeat: MessageFns<Heartbeat, "fastport.Heartbeat"> = {
               break;
             }
 
-            message.timeUs = longToNumber(reader.uint64());
+            message.timeUs = reader.uint64() as bigint;
             continue;
           }
         }
@@ -246,22 +251,18 @@ export const Heartbeat: MessageFns<Heartbeat, "fastport.Heartbeat"> = {
 
   fromJSON(object: any): Heartbeat {
     return {
-      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
-      timeUs: isSet(object.timeUs)
-        ? globalThis.Number(object.timeUs)
-        : isSet(object.time_us)
-        ? globalThis.Number(object.time_us)
-        : 0,
+      seq: isSet(object.seq) ? BigInt(object.seq) : 0n,
+      timeUs: isSet(object.timeUs) ? BigInt(object.timeUs) : isSet(object.time_us) ? BigInt(object.time_us) : 0n,
     };
   },
 
   toJSON(message: Heartbeat): unknown {
     const obj: any = {};
-    if (message.seq !== 0) {
-      obj.seq = Math.round(message.seq);
+    if (message.seq !== 0n) {
+      obj.seq = message.seq.toString();
     }
-    if (message.timeUs !== 0) {
-      obj.timeUs = Math.round(message.timeUs);
+    if (message.timeUs !== 0n) {
+      obj.timeUs = message.timeUs.toString();
     }
     return obj;
   },
@@ -271,27 +272,36 @@ export const Heartbeat: MessageFns<Heartbeat, "fastport.Heartbeat"> = {
   },
   fromPartial(object: DeepPartial<Heartbeat>): Heartbeat {
     const message = createBaseHeartbeat();
-    message.seq = object.seq ?? 0;
-    message.timeUs = object.timeUs ?? 0;
+    message.seq = (object.seq !== undefined && object.seq !== null) ? BigInt(object.seq) : 0n;
+    message.timeUs = (object.timeUs !== undefined && object.timeUs !== null) ? BigInt(object.timeUs) : 0n;
     return message;
   },
 };
 
 function createBaseHeartbeatAck(): HeartbeatAck {
-  return { seq: 0, timeUs: 0, peerTimeUs: 0 };
+  return { seq: 0n, timeUs: 0n, peerTimeUs: 0n };
 }
 
 export const HeartbeatAck: MessageFns<HeartbeatAck, "fastport.HeartbeatAck"> = {
   $type: "fastport.HeartbeatAck" as const,
 
   encode(message: HeartbeatAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seq !== 0) {
+    if (message.seq !== 0n) {
+      if (BigInt.asUintN(64, message.seq) !== message.seq) {
+        throw new globalThis.Error("value provided for field message.seq of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.seq);
     }
-    if (message.timeUs !== 0) {
+    if (message.timeUs !== 0n) {
+      if (BigInt.asUintN(64, message.timeUs) !== message.timeUs) {
+        throw new globalThis.Error("value provided for field message.timeUs of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.timeUs);
     }
-    if (message.peerTimeUs !== 0) {
+    if (message.peerTimeUs !== 0n) {
+      if (BigInt.asUintN(64, message.peerTimeUs) !== message.peerTimeUs) {
+        throw new globalThis.Error("value provided for field message.peerTimeUs of type uint64 too large");
+      }
       writer.uint32(24).uint64(message.peerTimeUs);
     }
     return writer;
@@ -315,7 +325,7 @@ export const HeartbeatAck: MessageFns<HeartbeatAck, "fastport.HeartbeatAck"> = {
               break;
             }
 
-            message.seq = longToNumber(reader.uint64());
+            message.seq = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -323,7 +333,7 @@ export const HeartbeatAck: MessageFns<HeartbeatAck, "fastport.HeartbeatAck"> = {
               break;
             }
 
-            message.timeUs = longToNumber(reader.uint64());
+            message.timeUs = reader.uint64() as bigint;
             continue;
           }
           case 3: {
@@ -331,7 +341,7 @@ export const HeartbeatAck: MessageFns<HeartbeatAck, "fastport.HeartbeatAck"> = {
               break;
             }
 
-            message.peerTimeUs = longToNumber(reader.uint64());
+            message.peerTimeUs = reader.uint64() as bigint;
             continue;
           }
         }
@@ -348,30 +358,26 @@ export const HeartbeatAck: MessageFns<HeartbeatAck, "fastport.HeartbeatAck"> = {
 
   fromJSON(object: any): HeartbeatAck {
     return {
-      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
-      timeUs: isSet(object.timeUs)
-        ? globalThis.Number(object.timeUs)
-        : isSet(object.time_us)
-        ? globalThis.Number(object.time_us)
-        : 0,
+      seq: isSet(object.seq) ? BigInt(object.seq) : 0n,
+      timeUs: isSet(object.timeUs) ? BigInt(object.timeUs) : isSet(object.time_us) ? BigInt(object.time_us) : 0n,
       peerTimeUs: isSet(object.peerTimeUs)
-        ? globalThis.Number(object.peerTimeUs)
+        ? BigInt(object.peerTimeUs)
         : isSet(object.peer_time_us)
-        ? globalThis.Number(object.peer_time_us)
-        : 0,
+        ? BigInt(object.peer_time_us)
+        : 0n,
     };
   },
 
   toJSON(message: HeartbeatAck): unknown {
     const obj: any = {};
-    if (message.seq !== 0) {
-      obj.seq = Math.round(message.seq);
+    if (message.seq !== 0n) {
+      obj.seq = message.seq.toString();
     }
-    if (message.timeUs !== 0) {
-      obj.timeUs = Math.round(message.timeUs);
+    if (message.timeUs !== 0n) {
+      obj.timeUs = message.timeUs.toString();
     }
-    if (message.peerTimeUs !== 0) {
-      obj.peerTimeUs = Math.round(message.peerTimeUs);
+    if (message.peerTimeUs !== 0n) {
+      obj.peerTimeUs = message.peerTimeUs.toString();
     }
     return obj;
   },
@@ -381,15 +387,17 @@ export const HeartbeatAck: MessageFns<HeartbeatAck, "fastport.HeartbeatAck"> = {
   },
   fromPartial(object: DeepPartial<HeartbeatAck>): HeartbeatAck {
     const message = createBaseHeartbeatAck();
-    message.seq = object.seq ?? 0;
-    message.timeUs = object.timeUs ?? 0;
-    message.peerTimeUs = object.peerTimeUs ?? 0;
+    message.seq = (object.seq !== undefined && object.seq !== null) ? BigInt(object.seq) : 0n;
+    message.timeUs = (object.timeUs !== undefined && object.timeUs !== null) ? BigInt(object.timeUs) : 0n;
+    message.peerTimeUs = (object.peerTimeUs !== undefined && object.peerTimeUs !== null)
+      ? BigInt(object.peerTimeUs)
+      : 0n;
     return message;
   },
 };
 
 function createBaseResumeRequest(): ResumeRequest {
-  return { token: new Uint8Array(0), lastReceivedSeq: 0 };
+  return { token: new Uint8Array(0), lastReceivedSeq: 0n };
 }
 
 export const ResumeRequest: MessageFns<ResumeRequest, "fastport.ResumeRequest"> = {
@@ -399,7 +407,10 @@ export const ResumeRequest: MessageFns<ResumeRequest, "fastport.ResumeRequest"> 
     if (message.token.length !== 0) {
       writer.uint32(10).bytes(message.token);
     }
-    if (message.lastReceivedSeq !== 0) {
+    if (message.lastReceivedSeq !== 0n) {
+      if (BigInt.asUintN(64, message.lastReceivedSeq) !== message.lastReceivedSeq) {
+        throw new globalThis.Error("value provided for field message.lastReceivedSeq of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.lastReceivedSeq);
     }
     return writer;
@@ -431,7 +442,7 @@ export const ResumeRequest: MessageFns<ResumeRequest, "fastport.ResumeRequest"> 
               break;
             }
 
-            message.lastReceivedSeq = longToNumber(reader.uint64());
+            message.lastReceivedSeq = reader.uint64() as bigint;
             continue;
           }
         }
@@ -450,10 +461,10 @@ export const ResumeRequest: MessageFns<ResumeRequest, "fastport.ResumeRequest"> 
     return {
       token: isSet(object.token) ? bytesFromBase64(object.token) : new Uint8Array(0),
       lastReceivedSeq: isSet(object.lastReceivedSeq)
-        ? globalThis.Number(object.lastReceivedSeq)
+        ? BigInt(object.lastReceivedSeq)
         : isSet(object.last_received_seq)
-        ? globalThis.Number(object.last_received_seq)
-        : 0,
+        ? BigInt(object.last_received_seq)
+        : 0n,
     };
   },
 
@@ -462,8 +473,8 @@ export const ResumeRequest: MessageFns<ResumeRequest, "fastport.ResumeRequest"> 
     if (message.token.length !== 0) {
       obj.token = base64FromBytes(message.token);
     }
-    if (message.lastReceivedSeq !== 0) {
-      obj.lastReceivedSeq = Math.round(message.lastReceivedSeq);
+    if (message.lastReceivedSeq !== 0n) {
+      obj.lastReceivedSeq = message.lastReceivedSeq.toString();
     }
     return obj;
   },
@@ -474,13 +485,15 @@ export const ResumeRequest: MessageFns<ResumeRequest, "fastport.ResumeRequest"> 
   fromPartial(object: DeepPartial<ResumeRequest>): ResumeRequest {
     const message = createBaseResumeRequest();
     message.token = object.token ?? new Uint8Array(0);
-    message.lastReceivedSeq = object.lastReceivedSeq ?? 0;
+    message.lastReceivedSeq = (object.lastReceivedSeq !== undefined && object.lastReceivedSeq !== null)
+      ? BigInt(object.lastReceivedSeq)
+      : 0n;
     return message;
   },
 };
 
 function createBaseResumeResponse(): ResumeResponse {
-  return { result: 0, token: new Uint8Array(0), lastReceivedSeq: 0, sessionId: 0 };
+  return { result: 0, token: new Uint8Array(0), lastReceivedSeq: 0n, sessionId: 0n };
 }
 
 export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse"> = {
@@ -493,10 +506,16 @@ export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse
     if (message.token.length !== 0) {
       writer.uint32(18).bytes(message.token);
     }
-    if (message.lastReceivedSeq !== 0) {
+    if (message.lastReceivedSeq !== 0n) {
+      if (BigInt.asUintN(64, message.lastReceivedSeq) !== message.lastReceivedSeq) {
+        throw new globalThis.Error("value provided for field message.lastReceivedSeq of type uint64 too large");
+      }
       writer.uint32(24).uint64(message.lastReceivedSeq);
     }
-    if (message.sessionId !== 0) {
+    if (message.sessionId !== 0n) {
+      if (BigInt.asUintN(64, message.sessionId) !== message.sessionId) {
+        throw new globalThis.Error("value provided for field message.sessionId of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.sessionId);
     }
     return writer;
@@ -536,7 +555,7 @@ export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse
               break;
             }
 
-            message.lastReceivedSeq = longToNumber(reader.uint64());
+            message.lastReceivedSeq = reader.uint64() as bigint;
             continue;
           }
           case 4: {
@@ -544,7 +563,7 @@ export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse
               break;
             }
 
-            message.sessionId = longToNumber(reader.uint64());
+            message.sessionId = reader.uint64() as bigint;
             continue;
           }
         }
@@ -564,15 +583,15 @@ export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse
       result: isSet(object.result) ? resultCodeFromJSON(object.result) : 0,
       token: isSet(object.token) ? bytesFromBase64(object.token) : new Uint8Array(0),
       lastReceivedSeq: isSet(object.lastReceivedSeq)
-        ? globalThis.Number(object.lastReceivedSeq)
+        ? BigInt(object.lastReceivedSeq)
         : isSet(object.last_received_seq)
-        ? globalThis.Number(object.last_received_seq)
-        : 0,
+        ? BigInt(object.last_received_seq)
+        : 0n,
       sessionId: isSet(object.sessionId)
-        ? globalThis.Number(object.sessionId)
+        ? BigInt(object.sessionId)
         : isSet(object.session_id)
-        ? globalThis.Number(object.session_id)
-        : 0,
+        ? BigInt(object.session_id)
+        : 0n,
     };
   },
 
@@ -584,11 +603,11 @@ export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse
     if (message.token.length !== 0) {
       obj.token = base64FromBytes(message.token);
     }
-    if (message.lastReceivedSeq !== 0) {
-      obj.lastReceivedSeq = Math.round(message.lastReceivedSeq);
+    if (message.lastReceivedSeq !== 0n) {
+      obj.lastReceivedSeq = message.lastReceivedSeq.toString();
     }
-    if (message.sessionId !== 0) {
-      obj.sessionId = Math.round(message.sessionId);
+    if (message.sessionId !== 0n) {
+      obj.sessionId = message.sessionId.toString();
     }
     return obj;
   },
@@ -600,21 +619,26 @@ export const ResumeResponse: MessageFns<ResumeResponse, "fastport.ResumeResponse
     const message = createBaseResumeResponse();
     message.result = object.result ?? 0;
     message.token = object.token ?? new Uint8Array(0);
-    message.lastReceivedSeq = object.lastReceivedSeq ?? 0;
-    message.sessionId = object.sessionId ?? 0;
+    message.lastReceivedSeq = (object.lastReceivedSeq !== undefined && object.lastReceivedSeq !== null)
+      ? BigInt(object.lastReceivedSeq)
+      : 0n;
+    message.sessionId = (object.sessionId !== undefined && object.sessionId !== null) ? BigInt(object.sessionId) : 0n;
     return message;
   },
 };
 
 function createBaseAck(): Ack {
-  return { seq: 0 };
+  return { seq: 0n };
 }
 
 export const Ack: MessageFns<Ack, "fastport.Ack"> = {
   $type: "fastport.Ack" as const,
 
   encode(message: Ack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seq !== 0) {
+    if (message.seq !== 0n) {
+      if (BigInt.asUintN(64, message.seq) !== message.seq) {
+        throw new globalThis.Error("value provided for field message.seq of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.seq);
     }
     return writer;
@@ -638,7 +662,7 @@ export const Ack: MessageFns<Ack, "fastport.Ack"> = {
               break;
             }
 
-            message.seq = longToNumber(reader.uint64());
+            message.seq = reader.uint64() as bigint;
             continue;
           }
         }
@@ -654,13 +678,13 @@ export const Ack: MessageFns<Ack, "fastport.Ack"> = {
   },
 
   fromJSON(object: any): Ack {
-    return { seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0 };
+    return { seq: isSet(object.seq) ? BigInt(object.seq) : 0n };
   },
 
   toJSON(message: Ack): unknown {
     const obj: any = {};
-    if (message.seq !== 0) {
-      obj.seq = Math.round(message.seq);
+    if (message.seq !== 0n) {
+      obj.seq = message.seq.toString();
     }
     return obj;
   },
@@ -670,7 +694,7 @@ export const Ack: MessageFns<Ack, "fastport.Ack"> = {
   },
   fromPartial(object: DeepPartial<Ack>): Ack {
     const message = createBaseAck();
-    message.seq = object.seq ?? 0;
+    message.seq = (object.seq !== undefined && object.seq !== null) ? BigInt(object.seq) : 0n;
     return message;
   },
 };
@@ -700,24 +724,13 @@ function base64FromBytes(arr: Uint8Array): string {
   }
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -107,11 +107,11 @@ export function resultCodeToJSON(object: ResultCode): string {
 /** Optional request/response envelope data: correlation and timing. */
 export interface Header {
   /** Sender-chosen sequence number (request id) used to match a response to its request. */
-  seq: number;
+  seq: bigint;
   /** Sender clock when the message was created, microseconds since the Unix epoch. */
-  timestampUs: number;
+  timestampUs: bigint;
   /** Session id as seen by the server (0 when unknown). */
-  sessionId: number;
+  sessionId: bigint;
 }
 
 /** A message with no fields. */
@@ -119,20 +119,29 @@ export interface Empty {
 }
 
 function createBaseHeader(): Header {
-  return { seq: 0, timestampUs: 0, sessionId: 0 };
+  return { seq: 0n, timestampUs: 0n, sessionId: 0n };
 }
 
 export const Header: MessageFns<Header, "fastport.Header"> = {
   $type: "fastport.Header" as const,
 
   encode(message: Header, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seq !== 0) {
+    if (message.seq !== 0n) {
+      if (BigInt.asUintN(64, message.seq) !== message.seq) {
+        throw new globalThis.Error("value provided for field message.seq of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.seq);
     }
-    if (message.timestampUs !== 0) {
+    if (message.timestampUs !== 0n) {
+      if (BigInt.asUintN(64, message.timestampUs) !== message.timestampUs) {
+        throw new globalThis.Error("value provided for field message.timestampUs of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.timestampUs);
     }
-    if (message.sessionId !== 0) {
+    if (message.sessionId !== 0n) {
+      if (BigInt.asUintN(64, message.sessionId) !== message.sessionId) {
+        throw new globalThis.Error("value provided for field message.sessionId of type uint64 too large");
+      }
       writer.uint32(24).uint64(message.sessionId);
     }
     return writer;
@@ -156,7 +165,7 @@ export const Header: MessageFns<Header, "fastport.Header"> = {
               break;
             }
 
-            message.seq = longToNumber(reader.uint64());
+            message.seq = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -164,7 +173,7 @@ export const Header: MessageFns<Header, "fastport.Header"> = {
               break;
             }
 
-            message.timestampUs = longToNumber(reader.uint64());
+            message.timestampUs = reader.uint64() as bigint;
             continue;
           }
           case 3: {
@@ -172,7 +181,7 @@ export const Header: MessageFns<Header, "fastport.Header"> = {
               break;
             }
 
-            message.sessionId = longToNumber(reader.uint64());
+            message.sessionId = reader.uint64() as bigint;
             continue;
           }
         }
@@ -189,30 +198,30 @@ export const Header: MessageFns<Header, "fastport.Header"> = {
 
   fromJSON(object: any): Header {
     return {
-      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      seq: isSet(object.seq) ? BigInt(object.seq) : 0n,
       timestampUs: isSet(object.timestampUs)
-        ? globalThis.Number(object.timestampUs)
+        ? BigInt(object.timestampUs)
         : isSet(object.timestamp_us)
-        ? globalThis.Number(object.timestamp_us)
-        : 0,
+        ? BigInt(object.timestamp_us)
+        : 0n,
       sessionId: isSet(object.sessionId)
-        ? globalThis.Number(object.sessionId)
+        ? BigInt(object.sessionId)
         : isSet(object.session_id)
-        ? globalThis.Number(object.session_id)
-        : 0,
+        ? BigInt(object.session_id)
+        : 0n,
     };
   },
 
   toJSON(message: Header): unknown {
     const obj: any = {};
-    if (message.seq !== 0) {
-      obj.seq = Math.round(message.seq);
+    if (message.seq !== 0n) {
+      obj.seq = message.seq.toString();
     }
-    if (message.timestampUs !== 0) {
-      obj.timestampUs = Math.round(message.timestampUs);
+    if (message.timestampUs !== 0n) {
+      obj.timestampUs = message.timestampUs.toString();
     }
-    if (message.sessionId !== 0) {
-      obj.sessionId = Math.round(message.sessionId);
+    if (message.sessionId !== 0n) {
+      obj.sessionId = message.sessionId.toString();
     }
     return obj;
   },
@@ -222,9 +231,11 @@ export const Header: MessageFns<Header, "fastport.Header"> = {
   },
   fromPartial(object: DeepPartial<Header>): Header {
     const message = createBaseHeader();
-    message.seq = object.seq ?? 0;
-    message.timestampUs = object.timestampUs ?? 0;
-    message.sessionId = object.sessionId ?? 0;
+    message.seq = (object.seq !== undefined && object.seq !== null) ? BigInt(object.seq) : 0n;
+    message.timestampUs = (object.timestampUs !== undefined && object.timestampUs !== null)
+      ? BigInt(object.timestampUs)
+      : 0n;
+    message.sessionId = (object.sessionId !== undefined && object.sessionId !== null) ? BigInt(object.sessionId) : 0n;
     return message;
   },
 };
@@ -283,24 +294,13 @@ export const Empty: MessageFns<Empty, "fastport.Empty"> = {
   },
 };
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

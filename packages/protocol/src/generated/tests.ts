@@ -14,16 +14,16 @@ export const protobufFileName = "tests.proto";
 /** Packet 0x0001. Round-trip time probe. */
 export interface PingRequest {
   /** Client clock at send time, microseconds (echoed back unchanged). */
-  clientTimeUs: number;
+  clientTimeUs: bigint;
   seq: number;
 }
 
 /** Packet 0x0002. Answer to PingRequest. */
 export interface PingResponse {
   /** Copied from the request. */
-  clientTimeUs: number;
+  clientTimeUs: bigint;
   /** Server clock when it answered, microseconds since the Unix epoch. */
-  serverTimeUs: number;
+  serverTimeUs: bigint;
   /** Copied from the request. */
   seq: number;
 }
@@ -53,14 +53,17 @@ export interface ErrorResponse {
 }
 
 function createBasePingRequest(): PingRequest {
-  return { clientTimeUs: 0, seq: 0 };
+  return { clientTimeUs: 0n, seq: 0 };
 }
 
 export const PingRequest: MessageFns<PingRequest, "fastport.PingRequest"> = {
   $type: "fastport.PingRequest" as const,
 
   encode(message: PingRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.clientTimeUs !== 0) {
+    if (message.clientTimeUs !== 0n) {
+      if (BigInt.asUintN(64, message.clientTimeUs) !== message.clientTimeUs) {
+        throw new globalThis.Error("value provided for field message.clientTimeUs of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.clientTimeUs);
     }
     if (message.seq !== 0) {
@@ -87,7 +90,7 @@ export const PingRequest: MessageFns<PingRequest, "fastport.PingRequest"> = {
               break;
             }
 
-            message.clientTimeUs = longToNumber(reader.uint64());
+            message.clientTimeUs = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -113,18 +116,18 @@ export const PingRequest: MessageFns<PingRequest, "fastport.PingRequest"> = {
   fromJSON(object: any): PingRequest {
     return {
       clientTimeUs: isSet(object.clientTimeUs)
-        ? globalThis.Number(object.clientTimeUs)
+        ? BigInt(object.clientTimeUs)
         : isSet(object.client_time_us)
-        ? globalThis.Number(object.client_time_us)
-        : 0,
+        ? BigInt(object.client_time_us)
+        : 0n,
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
     };
   },
 
   toJSON(message: PingRequest): unknown {
     const obj: any = {};
-    if (message.clientTimeUs !== 0) {
-      obj.clientTimeUs = Math.round(message.clientTimeUs);
+    if (message.clientTimeUs !== 0n) {
+      obj.clientTimeUs = message.clientTimeUs.toString();
     }
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
@@ -137,24 +140,32 @@ export const PingRequest: MessageFns<PingRequest, "fastport.PingRequest"> = {
   },
   fromPartial(object: DeepPartial<PingRequest>): PingRequest {
     const message = createBasePingRequest();
-    message.clientTimeUs = object.clientTimeUs ?? 0;
+    message.clientTimeUs = (object.clientTimeUs !== undefined && object.clientTimeUs !== null)
+      ? BigInt(object.clientTimeUs)
+      : 0n;
     message.seq = object.seq ?? 0;
     return message;
   },
 };
 
 function createBasePingResponse(): PingResponse {
-  return { clientTimeUs: 0, serverTimeUs: 0, seq: 0 };
+  return { clientTimeUs: 0n, serverTimeUs: 0n, seq: 0 };
 }
 
 export const PingResponse: MessageFns<PingResponse, "fastport.PingResponse"> = {
   $type: "fastport.PingResponse" as const,
 
   encode(message: PingResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.clientTimeUs !== 0) {
+    if (message.clientTimeUs !== 0n) {
+      if (BigInt.asUintN(64, message.clientTimeUs) !== message.clientTimeUs) {
+        throw new globalThis.Error("value provided for field message.clientTimeUs of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.clientTimeUs);
     }
-    if (message.serverTimeUs !== 0) {
+    if (message.serverTimeUs !== 0n) {
+      if (BigInt.asUintN(64, message.serverTimeUs) !== message.serverTimeUs) {
+        throw new globalThis.Error("value provided for field message.serverTimeUs of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.serverTimeUs);
     }
     if (message.seq !== 0) {
@@ -181,7 +192,7 @@ export const PingResponse: MessageFns<PingResponse, "fastport.PingResponse"> = {
               break;
             }
 
-            message.clientTimeUs = longToNumber(reader.uint64());
+            message.clientTimeUs = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -189,7 +200,7 @@ export const PingResponse: MessageFns<PingResponse, "fastport.PingResponse"> = {
               break;
             }
 
-            message.serverTimeUs = longToNumber(reader.uint64());
+            message.serverTimeUs = reader.uint64() as bigint;
             continue;
           }
           case 3: {
@@ -215,26 +226,26 @@ export const PingResponse: MessageFns<PingResponse, "fastport.PingResponse"> = {
   fromJSON(object: any): PingResponse {
     return {
       clientTimeUs: isSet(object.clientTimeUs)
-        ? globalThis.Number(object.clientTimeUs)
+        ? BigInt(object.clientTimeUs)
         : isSet(object.client_time_us)
-        ? globalThis.Number(object.client_time_us)
-        : 0,
+        ? BigInt(object.client_time_us)
+        : 0n,
       serverTimeUs: isSet(object.serverTimeUs)
-        ? globalThis.Number(object.serverTimeUs)
+        ? BigInt(object.serverTimeUs)
         : isSet(object.server_time_us)
-        ? globalThis.Number(object.server_time_us)
-        : 0,
+        ? BigInt(object.server_time_us)
+        : 0n,
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
     };
   },
 
   toJSON(message: PingResponse): unknown {
     const obj: any = {};
-    if (message.clientTimeUs !== 0) {
-      obj.clientTimeUs = Math.round(message.clientTimeUs);
+    if (message.clientTimeUs !== 0n) {
+      obj.clientTimeUs = message.clientTimeUs.toString();
     }
-    if (message.serverTimeUs !== 0) {
-      obj.serverTimeUs = Math.round(message.serverTimeUs);
+    if (message.serverTimeUs !== 0n) {
+      obj.serverTimeUs = message.serverTimeUs.toString();
     }
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
@@ -247,8 +258,12 @@ export const PingResponse: MessageFns<PingResponse, "fastport.PingResponse"> = {
   },
   fromPartial(object: DeepPartial<PingResponse>): PingResponse {
     const message = createBasePingResponse();
-    message.clientTimeUs = object.clientTimeUs ?? 0;
-    message.serverTimeUs = object.serverTimeUs ?? 0;
+    message.clientTimeUs = (object.clientTimeUs !== undefined && object.clientTimeUs !== null)
+      ? BigInt(object.clientTimeUs)
+      : 0n;
+    message.serverTimeUs = (object.serverTimeUs !== undefined && object.serverTimeUs !== null)
+      ? BigInt(object.serverTimeUs)
+      : 0n;
     message.seq = object.seq ?? 0;
     return message;
   },
@@ -560,24 +575,13 @@ function base64FromBytes(arr: Uint8Array): string {
   }
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
