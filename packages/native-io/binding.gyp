@@ -44,14 +44,26 @@
             'src/linux/epoll.cc',
             'src/common/engine_core.cc',
             'src/common/loop_thread.cc',
+            'src/posix/backends.cc',
             'src/binding/engine_napi.cc',
+            'src/binding/loop_driver_uv.cc',
           ],
         }],
         ['OS=="win"', {
           'sources': [
             'src/win/probe_win.cc',
-            'src/binding/no_engine.cc',
+            'src/win/sockets.cc',
+            'src/win/wsa_errno.cc',
+            'src/win/memory.cc',
+            'src/win/iocp.cc',
+            'src/win/rio.cc',
+            'src/win/backends.cc',
+            'src/common/engine_core.cc',
+            'src/common/loop_thread.cc',
+            'src/binding/engine_napi.cc',
+            'src/win/loop_driver.cc',
           ],
+          'libraries': [ '-lws2_32', '-lmswsock' ],
           'defines': [ 'WIN32_LEAN_AND_MEAN', 'NOMINMAX', '_HAS_EXCEPTIONS=0' ],
           'msvs_settings': {
             'VCCLCompilerTool': {

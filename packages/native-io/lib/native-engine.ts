@@ -1,5 +1,5 @@
 /**
- * The native engines (`epoll`, `uring`): the JS side of src/binding/engine_napi.cc.
+ * The native engines (`epoll`, `uring` on Linux, `iocp` on Windows): the JS side of src/binding/engine_napi.cc.
  *
  * One JS crossing per batch: the addon fills a shared record buffer with the
  * completions of every connection and calls `onBatch(count)` once. Received
@@ -96,8 +96,25 @@ export interface NativeEngineHandle {
   destroy(): void;
 }
 
+/** The engines the addon implements, per platform. */
+export type NativeEngineKind = 'epoll' | 'uring' | 'iocp' | 'rio';
+const PLATFORM_NATIVE_KINDS: Partial<Record<NodeJS.Platform, readonly NativeEngineKind[]>> = {
+  linux: ['epoll', 'uring'],
+  win32: ['iocp', 'rio'],
+};
+
+/** What a start failure means for engines whose errno alone says little. */
+function startFailureHint(kind: NativeEngineKind, errno: number): string {
+  if (kind !== 'rio') return '';
+  if (errno === os.constants.errno.EOPNOTSUPP) {
+    return ': the RIO function table is absent (WSAIoctl SIO_GET_MULTIPLE_EXTENSION_FUNCTION_POINTER with WSAID_MULTIPLE_RIO answered WSAEOPNOTSUPP; Wine has no RIO)';
+  }
+  if (errno === os.constants.errno.ENOSYS) return ': the RIO function table is present, but this build has no RIO backend over it yet';
+  return '';
+}
+
 export type NativeEngineConstructor = new (
-  backend: 'epoll' | 'uring',
+  backend: NativeEngineKind,
   ioThreads: number,
   maxPendingBytes: number,
   recvBytes: number,
@@ -321,7 +338,7 @@ export class NativeEngine implements Engine {
 
   constructor(
     ctor: NativeEngineConstructor,
-    kind: 'epoll' | 'uring',
+    kind: NativeEngineKind,
     handler: EngineHandler,
     options: EngineOptions,
     requested: EngineRequest,
@@ -338,11 +355,19 @@ export class NativeEngine implements Engine {
     if (!Number.isSafeInteger(ioThreads) || ioThreads < 0 || ioThreads > 64) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be an integer in 0..64, got ${ioThreads}`);
     }
+    // Several loops share a port through SO_REUSEPORT, which Windows lacks.
+    if ((kind === 'iocp' || kind === 'rio') && ioThreads > 1) {
+      throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be 0 or 1 for the ${kind} engine (no SO_REUSEPORT on Windows), got ${ioThreads}`);
+    }
     try {
       this.native = new ctor(kind, ioThreads, this.limits.maxPendingBytes, DEFAULT_RECV_BYTES, this.onBatch);
     } catch (err) {
       const e = err as { errno?: unknown; message?: string };
-      if (typeof e.errno === 'number') throw errorOf(e.errno, `${kind} engine`);
+      if (typeof e.errno === 'number') {
+        const failure = errorOf(e.errno, `${kind} engine`);
+        const hint = startFailureHint(kind, -e.errno);
+        throw hint === '' ? failure : new FastPortError(failure.code, failure.message + hint, failure.errno);
+      }
       throw err;
     }
     const b = this.native.buffers();
@@ -356,7 +381,7 @@ export class NativeEngine implements Engine {
       keepAliveTuning: true,
       userTimeout: true,
       bufferSizes: true,
-      reusePort: true,
+      reusePort: process.platform !== 'win32',
       batchedCrossing: true,
       eventCapacity: b.eventCapacity,
       sendChunkBytes: this.chunkBytes,
@@ -936,7 +961,7 @@ export class NativeEngine implements Engine {
 }
 
 /** The addon's engine constructor, or null when the addon (or this backend) is missing. */
-export function nativeEngineConstructor(kind: 'epoll' | 'uring'): NativeEngineConstructor | null {
+export function nativeEngineConstructor(kind: NativeEngineKind): NativeEngineConstructor | null {
   const binding = loadNative();
   if (binding === null || binding.NativeEngine === undefined) return null;
   if (binding.backends !== undefined && !binding.backends.includes(kind)) return null;
@@ -950,8 +975,7 @@ type Register = (
 
 /** Registers the native engines this build of the addon has (called by engine.ts on import). */
 export function registerNativeEngines(register: Register): void {
-  if (process.platform !== 'linux') return;
-  for (const kind of ['epoll', 'uring'] as const) {
+  for (const kind of PLATFORM_NATIVE_KINDS[process.platform] ?? []) {
     const ctor = nativeEngineConstructor(kind);
     if (ctor === null) continue;
     register(kind, (handler, options, requested, reason) => new NativeEngine(ctor, kind, handler, options, requested, reason));

@@ -10,7 +10,13 @@
 #      ConnectEx, zero-byte WSARecv) cross-compiled and run under Wine, in
 #      self-test mode and then as a server driven by Linux node clients
 #   6. the IOCP backend (src/win/iocp.cc) against the backend contract:
-#      test/win32/iocp_backend_test.cc plays the core (no engine_core yet)
+#      test/win32/iocp_backend_test.cc plays the core
+#   7. the iocp engine through createEngine (test/win32/engine-smoke.js):
+#      echo with ioThreads 0 and 1, auto picks iocp and says why rio was
+#      passed over, kind 'rio' fails with the RIO-absent error
+#   8. the engine conformance suite (test/engine/conformance.test.ts,
+#      compiled by tsc, test/win32/mini-vitest.js standing in for vitest)
+#      against iocp, with ioThreads 0 and 1
 # Exit 0 only if every step passed; prints a one-line summary per step and
 # a closing "N passed, N failed" line.
 set -uo pipefail
@@ -147,6 +153,64 @@ if "$FASTPORT_WIN32_CXX" -std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -f
   fi
 else
   bad "src/win/{iocp,sockets,wsa_errno}.cc + test/win32/iocp_backend_test.cc do not compile"
+fi
+
+# ------------------------------------------------------------ 7. iocp engine through createEngine
+smoke_json="$WIN_DIR/engine-smoke.json"
+rm -f "$smoke_json"
+if wine_run 180 "$FASTPORT_WIN32_NODE" "$(winpath "$PKG_ROOT/test/win32/engine-smoke.js")" "$(winpath "$stage")" \
+  "$(winpath "$smoke_json")" && [[ -s "$smoke_json" ]]; then
+  if summary="$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const fail = (m) => { console.error(m + "\n" + JSON.stringify(r, null, 2)); process.exit(1); };
+    if (r.error) fail("harness: " + r.error);
+    const out = [];
+    for (const s of r.steps) {
+      if (s.kind !== "iocp") fail("engine kind " + s.kind);
+      if (s.bad !== 0 || s.closed !== 2 * s.clients || s.accepted !== s.clients || s.closeErrors.length) fail("echo ioThreads " + s.ioThreads);
+      out.push(`ioThreads ${s.ioThreads}: ${s.clients} clients, ${s.bytes} bytes echoed, 0 bad`);
+    }
+    if (r.steps.length !== 2) fail("expected runs for ioThreads 0 and 1");
+    for (const f of r.flood || []) {
+      if (f.closed !== f.accepted || f.listenerErrors.length || f.sentinel !== "sentinel") fail("flood ioThreads " + f.ioThreads);
+      out.push(`ioThreads ${f.ioThreads}: ${f.n} connects reset at once, ${f.accepted} accepted and closed, sentinel echoed`);
+    }
+    if (!r.flood || r.flood.length !== 2) fail("expected flood runs for ioThreads 0 and 1");
+    if (!r.auto || r.auto.kind !== "iocp" || !/skipped rio: failed to start: .*RIO function table is absent/.test(r.auto.reason)) fail("auto");
+    if (!r.rio || r.rio.created || r.rio.code !== "EOPNOTSUPP" || !/RIO function table is absent/.test(r.rio.message)) fail("kind rio");
+    out.push(`auto -> ${r.auto.kind} ("${r.auto.reason.slice(0, 60)}...")`, `rio -> ${r.rio.code}`);
+    console.log(out.join("; "));
+  ' "$smoke_json")"; then
+    ok "iocp engine under wine: $summary"
+  else
+    bad "iocp engine under wine: wrong answer (above)"
+  fi
+else
+  bad "iocp engine under wine: node.exe failed (exit $?); stderr: $(tail -c 2000 "$run_log/err")"
+fi
+
+# ------------------------------------------------------------ 8. conformance suite under Wine
+if npx tsc -p test/win32/tsconfig.suite.json --outDir "$stage"; then
+  mkdir -p "$stage/node_modules/vitest"
+  cp test/win32/mini-vitest.js "$stage/node_modules/vitest/index.js"
+  for threads in 0 1; do
+    suite_log="$WIN_DIR/conformance-iocp-t$threads.log"
+    rm -f "$suite_log"
+    FASTPORT_IO_THREADS=$threads FASTPORT_ENGINES=iocp FASTPORT_ENGINES_STRICT=1 \
+      wine_run 900 "$FASTPORT_WIN32_NODE" "$(winpath "$PKG_ROOT/test/win32/run-suite.js")" "$(winpath "$suite_log")" \
+      "$(winpath "$stage/test/engine/conformance.test.js")"
+    rc=$?
+    line="$(tr -d '\r' <"$suite_log" 2>/dev/null | grep '^suite:' | tail -n1)"
+    if [[ "$rc" == 0 && -n "$line" ]]; then
+      ok "conformance under wine, ioThreads $threads: ${line#suite: }"
+      grep '^KNOWN-WINE' "$suite_log" | tr -d '\r' | sed 's/^/[test-win32]   /'
+    else
+      bad "conformance under wine, ioThreads $threads (exit $rc): ${line:-no summary}; failures:"
+      tr -d '\r' <"$suite_log" 2>/dev/null | grep -A4 -E '^(FAIL|UNCAUGHT)' | head -n 60 >&2
+    fi
+  done
+else
+  bad "tsc -p test/win32/tsconfig.suite.json failed"
 fi
 
 finish

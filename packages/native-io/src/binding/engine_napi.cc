@@ -1,6 +1,6 @@
 // N-API surface of the native engines (used by lib/native-engine.ts).
 //
-//   new NativeEngine(backend: 'epoll'|'uring', ioThreads, maxPendingBytes, recvBytes, onBatch)
+//   new NativeEngine(backend: 'epoll'|'uring'|'iocp', ioThreads, maxPendingBytes, recvBytes, onBatch)
 //     throws an Error with .errno (negative) when the backend cannot start
 //   buffers(): { events, commands, regions[], eventCapacity, recordWords, commandBytes }
 //   flush(commandBytes, deliver): number     runs the command stream; with deliver,
@@ -18,7 +18,6 @@
 // then calls flush(len, true) itself, which hands the gathered commands to
 // the core (writes go out right there) and returns the records produced.
 #include <napi.h>
-#include <uv.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -28,6 +27,8 @@
 #include <vector>
 
 
+#include "binding/loop_driver.h"
+#include "common/backends.h"
 #include "common/engine_core.h"
 #include "fastport.h"
 
@@ -96,53 +97,32 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       ThrowErrno(env, -ENOMEM, "out of memory");
       return;
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      ThrowErrno(env, -EINVAL, "no libuv loop");
+    LoopDriverHooks hooks;
+    hooks.ctx = this;
+    hooks.on_ready = [](void* p) { return static_cast<NativeEngine*>(p)->RunInline(); };
+    hooks.on_posted = [](void* p) { static_cast<NativeEngine*>(p)->RunAsync(); };
+    hooks.on_maintenance = [](void* p) { static_cast<NativeEngine*>(p)->RunMaintenance(); };
+    driver_ = new_loop_driver(env, hooks);
+    if (driver_ == nullptr) {
+      ThrowErrno(env, -ENOMEM, "out of memory");
       return;
     }
     threaded_ = threads > 0;
     if (threaded_) {
-      async_ = new uv_async_t;
-      async_->data = this;
-      r = uv_async_init(loop, async_, OnAsync);
+      r = driver_->start_threaded();
       if (r != 0) {
-        delete async_;
-        async_ = nullptr;
-        ThrowErrno(env, r, "uv_async_init failed");
+        ThrowErrno(env, r, "loop driver failed to start");
         return;
       }
-      uv_unref(reinterpret_cast<uv_handle_t*>(async_));
       taken_seq_.assign(core_.nloops(), 0);
-      for (uint32_t i = 0; i < core_.nloops(); ++i) core_.loop(i)->start_thread(NotifyAsync, async_);
-      napi_add_env_cleanup_hook(env, CleanupHook, this);
-      hook_added_ = true;
-      ok_ = true;
-      return;
+      for (uint32_t i = 0; i < core_.nloops(); ++i) core_.loop(i)->start_thread(NotifyDriver, driver_);
+    } else {
+      r = driver_->start_inline(core_.loop(0)->backend());
+      if (r != 0) {
+        ThrowErrno(env, r, "loop driver failed to start");
+        return;
+      }
     }
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    r = uv_poll_init(loop, poll_, core_.loop(0)->backend()->wait_fd());
-    if (r == 0) r = uv_poll_start(poll_, UV_READABLE, OnPoll);
-    if (r != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      ThrowErrno(env, r, "uv_poll_start failed");
-      return;
-    }
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    // An idle inline loop has no turns: this timer runs its housekeeping
-    // (returning idle send slabs). Unreferenced: it never keeps Node alive.
-    maint_timer_ = new uv_timer_t;
-    maint_timer_->data = this;
-    r = uv_timer_init(loop, maint_timer_);
-    if (r != 0) {
-      delete maint_timer_;
-      maint_timer_ = nullptr;
-      ThrowErrno(env, r, "uv_timer_init failed");
-      return;
-    }
-    uv_unref(reinterpret_cast<uv_handle_t*>(maint_timer_));
     napi_add_env_cleanup_hook(env, CleanupHook, this);
     hook_added_ = true;
     ok_ = true;
@@ -166,43 +146,23 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     self->Teardown(true);
   }
 
-  static void OnPollClosed(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
-  static void OnTimerClosed(uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); }
-
-  static void OnMaintenance(uv_timer_t* h) {
-    NativeEngine* self = static_cast<NativeEngine*>(h->data);
-    if (self == nullptr || !self->ok_) return;
-    self->maint_due_ = 0;
-    self->core_.loop(0)->maintain();
-    self->ScheduleMaintenance();
+  void RunMaintenance() {
+    if (!ok_) return;
+    core_.loop(0)->maintain();
+    ScheduleMaintenance();
   }
 
   // Inline mode: (re)arms the housekeeping timer for what the loop asks.
   void ScheduleMaintenance() {
-    if (maint_timer_ == nullptr || !ok_) return;
-    const int ms = core_.loop(0)->maintenance_wait_ms();
-    if (ms < 0) {
-      if (maint_due_ != 0) uv_timer_stop(maint_timer_);
-      maint_due_ = 0;
-      return;
-    }
-    const uint64_t due = uv_now(maint_timer_->loop) + static_cast<uint64_t>(ms);
-    if (maint_due_ != 0 && maint_due_ <= due) return;  // already due no later
-    maint_due_ = due;
-    uv_timer_start(maint_timer_, OnMaintenance, static_cast<uint64_t>(ms), 0);
+    if (threaded_ || driver_ == nullptr || !ok_) return;
+    driver_->schedule_maintenance(core_.loop(0)->maintenance_wait_ms());
   }
-  static void OnAsyncClosed(uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); }
-  static void NotifyAsync(void* ctx) { uv_async_send(static_cast<uv_async_t*>(ctx)); }
-
-  static void OnAsync(uv_async_t* h) {
-    NativeEngine* self = static_cast<NativeEngine*>(h->data);
-    if (self == nullptr || !self->ok_) return;
-    self->RunAsync();
-  }
+  static void NotifyDriver(void* ctx) { static_cast<LoopDriver*>(ctx)->notify(); }
 
   // Threads: gather what every loop posted, hand it to JS, release the
   // receive memory those records pointed into.
   void RunAsync() {
+    if (!ok_) return;
     for (uint32_t i = 0; i < core_.nloops(); ++i) taken_seq_[i] = core_.loop(i)->take_posted(&js_fifo_);
     napi_handle_scope scope;
     if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
@@ -220,30 +180,27 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   std::vector<Rec>& Fifo() { return threaded_ ? js_fifo_ : core_.loop(0)->records(); }
 
-  static void OnPoll(uv_poll_t* h, int status, int events) {
-    (void)status;
-    (void)events;
-    NativeEngine* self = static_cast<NativeEngine*>(h->data);
-    if (self == nullptr || !self->ok_) return;
-    self->RunInline();
-  }
-
-  void RunInline() {
+  // Returns true when the backend stopped with work left.
+  bool RunInline() {
+    if (!ok_) return false;
     Loop* loop = core_.loop(0);
     napi_handle_scope scope;
-    if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+    if (napi_open_handle_scope(env_, &scope) != napi_ok) return false;
+    bool more = false;
     for (int i = 0; i < 64 && ok_; ++i) {
       const int r = loop->poll_once(0);
       Deliver();
       if (!ok_) break;
       loop->backend()->recv_consumed();
-      if (r != kPollMore) break;
+      more = r == kPollMore;
+      if (!more) break;
     }
     napi_close_handle_scope(env_, scope);
     if (ok_) {
       UpdateRef();
       ScheduleMaintenance();
     }
+    return more && ok_;
   }
 
   // Copies up to kEventCapacity pending records into the events window.
@@ -286,15 +243,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void UpdateRef() {
-    uv_handle_t* h = threaded_ ? reinterpret_cast<uv_handle_t*>(async_) : reinterpret_cast<uv_handle_t*>(poll_);
-    if (h == nullptr) return;
+    if (driver_ == nullptr) return;
     bool busy = false;
     for (uint32_t i = 0; i < core_.nloops() && !busy; ++i) busy = core_.loop(i)->keeps_js_alive();
-    if (busy) {
-      uv_ref(h);
-    } else {
-      uv_unref(h);
-    }
+    const size_t want = busy ? 1 : 0;
+    if (want != last_busy_) driver_->set_ref(busy);
+    last_busy_ = want;
   }
 
   Napi::Value Buffers(const Napi::CallbackInfo& info) {
@@ -527,22 +481,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       hook_added_ = false;
     }
     for (uint32_t i = 0; i < core_.nloops(); ++i) core_.loop(i)->stop_thread();
-    if (async_ != nullptr) {
-      async_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(async_), OnAsyncClosed);
-      async_ = nullptr;
-    }
-    if (poll_ != nullptr) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnPollClosed);
-      poll_ = nullptr;
-    }
-    if (maint_timer_ != nullptr) {
-      uv_timer_stop(maint_timer_);
-      maint_timer_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(maint_timer_), OnTimerClosed);
-      maint_timer_ = nullptr;
+    if (driver_ != nullptr) {
+      driver_->close();
+      delete driver_;
+      driver_ = nullptr;
     }
     if (!from_cleanup_hook) {
       for (Napi::Reference<Napi::ArrayBuffer>& ref : buffer_refs_) {
@@ -574,10 +516,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   uint8_t* events_ = nullptr;
   uint8_t* commands_ = nullptr;
   size_t rec_head_ = 0;
-  uv_poll_t* poll_ = nullptr;
-  uv_timer_t* maint_timer_ = nullptr;
-  uint64_t maint_due_ = 0;  // uv_now() at which the timer fires; 0 = stopped
-  uv_async_t* async_ = nullptr;
+  LoopDriver* driver_ = nullptr;
+  size_t last_busy_ = static_cast<size_t>(-1);  // forces the first set_ref
   bool threaded_ = false;
   std::vector<Rec> js_fifo_;
   std::vector<uint64_t> taken_seq_;
@@ -590,10 +530,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
 void InitEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", NativeEngine::Define(env));
-  Napi::Array backends = Napi::Array::New(env);
-  uint32_t i = 0;
-  backends.Set(i++, Napi::String::New(env, "epoll"));
-  if (&new_uring_backend != nullptr) backends.Set(i++, Napi::String::New(env, "uring"));
+  const BackendKind* kinds = nullptr;
+  const size_t n = backend_kinds(&kinds);
+  Napi::Array backends = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) backends.Set(static_cast<uint32_t>(i), Napi::String::New(env, kinds[i].name));
   exports.Set("backends", backends);
 }
 

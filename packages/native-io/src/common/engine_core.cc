@@ -1,6 +1,8 @@
 // The portable engine core (see engine_core.h and backend.h).
 #include "common/engine_core.h"
 
+#include "common/backends.h"
+
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -175,15 +177,9 @@ Loop::~Loop() {
 }
 
 int Loop::init(const std::string& backend, size_t recv_bytes, bool inline_mode) {
-  if (backend == "epoll") {
-    be_ = new_epoll_backend();
-  } else if (backend == "uring") {
-    if (&new_uring_backend == nullptr) return -ENOSYS;
-    be_ = new_uring_backend();
-  } else {
-    return -EINVAL;
-  }
-  if (be_ == nullptr) return -ENOMEM;
+  int err = 0;
+  be_ = new_backend_named(backend.c_str(), &err);
+  if (be_ == nullptr) return err;
   BackendConfig cfg;
   cfg.loop_index = index_;
   cfg.inline_mode = inline_mode;
@@ -808,6 +804,19 @@ void Loop::on_closed(Conn* cb) {
 void Loop::on_wake() {}
 
 // ------------------------------------------------------------------ engine
+
+Backend* new_backend_named(const char* name, int* err) {
+  const BackendKind* kinds = nullptr;
+  const size_t n = backend_kinds(&kinds);
+  for (size_t i = 0; i < n; ++i) {
+    if (std::strcmp(kinds[i].name, name) != 0) continue;
+    Backend* be = kinds[i].make();
+    *err = be == nullptr ? -ENOMEM : 0;
+    return be;
+  }
+  *err = -EINVAL;
+  return nullptr;
+}
 
 EngineCore::~EngineCore() { destroy(); }
 

@@ -155,6 +155,13 @@ class IocpBackend final : public Backend {
   SocketHandle wait_fd() const override { return reinterpret_cast<SocketHandle>(port_); }
 
   int poll(int timeout_ms) override {
+    in_poll_ = true;
+    const int r = poll_port(timeout_ms);
+    in_poll_ = false;
+    return r;
+  }
+
+  int poll_port(int timeout_ms) {
     DWORD timeout = timeout_ms < 0 ? INFINITE : static_cast<DWORD>(timeout_ms);
     if (ready_head_ != nullptr) timeout = 0;
     if (any_starved_ && timeout > kStarvedRetryMs) timeout = kStarvedRetryMs;
@@ -335,7 +342,11 @@ class IocpBackend final : public Backend {
       lg.l_linger = 0;
       setsockopt(s, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&lg), sizeof lg);
     }
-    // Every op still in the kernel completes after this (swallowed in complete()).
+    // Every op still in the kernel completes after this (swallowed in
+    // complete()). Cancelled first: Wine keeps an overlapped WSASend to a
+    // peer that does not read pending across closesocket() (the context
+    // could never be freed), and holds the socket open until it ends.
+    if (ic != nullptr && ic->pending > 0) CancelIoEx(reinterpret_cast<HANDLE>(s), nullptr);
     closesocket(s);
     c->fd = kInvalidSocket;
     if (ic == nullptr) {  // never attached (accepted but attach failed)
@@ -557,6 +568,11 @@ class IocpBackend final : public Backend {
   // ---- ready list (connections whose bytes wait to be drained), FIFO
   void ready_push(IocpConn* ic) {
     if (ic->in_ready) return;
+    // Outside poll() (a resume from a command flush, a zero-byte recv that
+    // completed inline) the port knows nothing of this: a wake packet makes
+    // the next wait return, so the list is drained (inline mode waits on
+    // the port, not on the list).
+    if (!in_poll_) wake();
     ic->in_ready = true;
     ic->ready_next = nullptr;
     ic->ready_prev = ready_tail_;
@@ -604,6 +620,16 @@ class IocpBackend final : public Backend {
       }
       ic->flags &= ~kFlagReadable;
       if (n == 0) {
+        // A reset can read as end of stream: Wine's socket server takes the
+        // pending error (SO_ERROR) itself when it completes the zero-byte
+        // recv, so recv() then sees a plain EOF. It keeps the error for
+        // SO_ERROR, which says 0 after a real FIN (on Windows too).
+        int soerr = 0;
+        int soerr_len = sizeof soerr;
+        if (getsockopt(ic->s, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&soerr), &soerr_len) == 0 && soerr != 0) {
+          fail(ic, wsa_errno(soerr));
+          continue;
+        }
         ic->flags |= kFlagNoRead;
         sink_->on_peer_fin(ic->c);
         continue;
@@ -820,6 +846,7 @@ class IocpBackend final : public Backend {
   bool wsa_started_ = false;
   bool skip_ok_ = false;
   bool any_starved_ = false;
+  bool in_poll_ = false;
   std::atomic<bool> wake_posted_{false};
   LPFN_CONNECTEX connect_ex_ = nullptr;
   uint8_t* arena_ = nullptr;

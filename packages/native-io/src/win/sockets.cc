@@ -68,6 +68,25 @@ int new_socket(int family, SOCKET* out) {
   return 0;
 }
 
+// The per-option keepalive timings are Windows 10 1709+ (Wine 8 refuses them
+// with WSAENOPROTOOPT); SIO_KEEPALIVE_VALS sets idle and interval on every
+// Windows, with the probe count fixed by the OS (10).
+int set_keepalive_timings(SOCKET s, const SockOpts& o) {
+  if (o.keep_idle <= 0 && o.keep_intvl <= 0 && o.keep_cnt <= 0) return 0;
+  int r = 0;
+  if (o.keep_idle > 0) r = set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, o.keep_idle);
+  if (r == 0 && o.keep_intvl > 0) r = set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, o.keep_intvl);
+  if (r == 0 && o.keep_cnt > 0) r = set_int(s, IPPROTO_TCP, TCP_KEEPCNT, o.keep_cnt);
+  if (r != -ENOPROTOOPT && r != -EINVAL) return r;
+  tcp_keepalive ka;
+  ka.onoff = 1;
+  ka.keepalivetime = static_cast<ULONG>(o.keep_idle > 0 ? o.keep_idle : 7200) * 1000u;
+  ka.keepaliveinterval = static_cast<ULONG>(o.keep_intvl > 0 ? o.keep_intvl : 1) * 1000u;
+  DWORD bytes = 0;
+  if (WSAIoctl(s, SIO_KEEPALIVE_VALS, &ka, sizeof ka, nullptr, 0, &bytes, nullptr, nullptr) != 0) return last_error();
+  return 0;
+}
+
 }  // namespace
 
 int sock_apply(SocketHandle fd, const SockOpts& o) {
@@ -79,11 +98,7 @@ int sock_apply(SocketHandle fd, const SockOpts& o) {
   if (o.no_delay >= 0) note(set_int(s, IPPROTO_TCP, TCP_NODELAY, o.no_delay ? 1 : 0));
   if (o.keep_alive >= 0) {
     note(set_int(s, SOL_SOCKET, SO_KEEPALIVE, o.keep_alive ? 1 : 0));
-    if (o.keep_alive) {
-      if (o.keep_idle > 0) note(set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, o.keep_idle));
-      if (o.keep_intvl > 0) note(set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, o.keep_intvl));
-      if (o.keep_cnt > 0) note(set_int(s, IPPROTO_TCP, TCP_KEEPCNT, o.keep_cnt));
-    }
+    if (o.keep_alive) note(set_keepalive_timings(s, o));
   }
   // No TCP_USER_TIMEOUT on Windows: TCP_MAXRT bounds retransmission in
   // whole seconds (rounded up), the nearest equivalent.

@@ -33,6 +33,7 @@ int wsa_errno(int e) {
     case WSAESHUTDOWN: return EPIPE;
     case WSAEMSGSIZE: return EMSGSIZE;
     case WSAEINVAL: return EINVAL;
+    case WSAENOPROTOOPT: return ENOPROTOOPT;
     case WSAEFAULT: return EFAULT;
     case WSAEACCES: return EACCES;
     case WSAENOTSOCK: return ENOTSOCK;

@@ -1062,7 +1062,9 @@ function describeEngine(kind: EngineKind): void {
         expect(client.closeInfo(at(1).cid).reason).toBe('abort');
         expect(server.closeInfo(at(2).sid).reason).toBe('local');
         expect(server.closeInfo(at(3).sid).reason).toBe('abort');
-        expect(client.closeInfo(at(3).cid)).toMatchObject({ reason: 'error', code: 'ECONNRESET' });
+        // The peer's RST: ECONNRESET, or EPIPE when a send of ours met it first (a loop thread may be sending then).
+        expect(client.closeInfo(at(3).cid).reason).toBe('error');
+        expect(['ECONNRESET', 'EPIPE']).toContain(client.closeInfo(at(3).cid).code);
         expect(client.closeInfo(at(5).cid).reason).toBe('abort');
         expect(server.closeInfo(at(5).sid).reason).toBe('abort');
         expect(client.closeInfo(at(6).cid).reason).toBe('abort');
@@ -1168,9 +1170,12 @@ function describeEngine(kind: EngineKind): void {
           // ...because the paused side left them in the kernel: it took at most what was on its way
           // when it paused (one receive batch), not the megabytes the sender queued. (A same-thread
           // reader that keeps reading can fall behind the sender too, so the stall alone proves little.)
+          // With I/O threads the pause is a command the loop thread sees a little later, and until
+          // then it reads on into its receive memory (1 MiB): the bound doubles, it does not vanish.
           const before = pair.server.engine.connectionStats(sid)?.bytesIn ?? -1;
+          const threaded = pair.server.engine.info.ioThreads > 0;
           expect(before).toBeGreaterThan(0);
-          expect(before).toBeLessThanOrEqual(1024 * 1024);
+          expect(before).toBeLessThanOrEqual((threaded ? 2 : 1) * 1024 * 1024);
           expect(sent.bytes - before).toBeGreaterThan(2 * 1024 * 1024);
           // Reading resumes: every byte, in order, then the sender's queue drains.
           w.paused = false;
