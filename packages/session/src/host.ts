@@ -700,7 +700,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         this.totals.bytesIn += data.byteLength;
         if (slot.closing) return;
         slot.decoder.push(data, slot.onFrame, slot.onError);
-        if (this.receiveSwitch !== null && slot.session.connectionId === conn) slot.session.afterRead();
+        if (this.receiveSwitch !== null && slot.session.connectionId === conn) slot.session.flow.afterRead();
         const budget = this.budget;
         if (budget !== null) {
           const now = slot.closing ? 0 : reassemblyBytes(slot.decoder);

@@ -27,15 +27,14 @@ import {
   type ResumeOk,
   type ResumeRefused,
 } from './control';
+import { Backpressure, type BackpressurePolicy } from './backpressure';
 import type { FrameEncoder, FrameSpec } from './framing';
 import { HeartbeatMonitor, type HeartbeatEvent, type Liveness, type ResolvedHeartbeat } from './heartbeat';
 import type { MemoryBudget } from './memory-budget';
 import { OutboundLog, type LogEntry, type LostMessages, type ResolvedReplay } from './reliable';
 
 export type { Liveness } from './heartbeat';
-
-/** What a session does when a send would pass its pending-bytes limit. */
-export type BackpressurePolicy = 'reject' | 'drop' | 'close';
+export type { BackpressurePolicy } from './backpressure';
 
 /**
  * Outcome of `Session.send`:
@@ -244,14 +243,6 @@ export class Session<UserData = unknown> extends EventEmitter {
     refused: 0,
     readPauses: 0,
   };
-  /** Reading is paused until the queue drains (read backpressure). */
-  readPaused = false;
-  /**
-   * False from a resume until the next read: each drain lets at least one
-   * read through, so an application that refills the queue on every 'drain'
-   * cannot keep the peer's input (its PONGs and ACKs too) unread forever.
-   */
-  private readArmed = true;
   /** The peer has sent control frames (it speaks the session protocol: GOAWAY, PING). */
   peerControl = false;
   /** The last GOAWAY the peer sent on this connection. */
@@ -266,7 +257,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   /** @internal Set when a graceful reliable close or a shutdown waits for the peer. */
   closeDeadline = 0;
   private readonly host: SessionHostLink;
-  private aboveHigh = false;
+  /** @internal */ readonly flow: Backpressure;
   private idleFrames = -1;
   private idleSince = 0;
   private partialFrames = -1;
@@ -275,6 +266,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
+    this.flow = new Backpressure(this, host);
     this.id = id;
     this.connectionId = id;
     this.remote = remote;
@@ -301,10 +293,8 @@ export class Session<UserData = unknown> extends EventEmitter {
     if (this.state !== 'open') return 'closed';
     const headerLength = host.encoder.writeHeader(host.headerScratch, payload.byteLength, packetId);
     const size = headerLength + payload.byteLength;
-    if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
-      return this.overLimit(size, 'backpressure');
-    }
-    if (host.budget !== null && !this.reserveBudget(size)) return this.overLimit(size, 'memory-budget');
+    if (this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
+    if (!this.flow.reserveBudget(size)) return this.flow.refuse(size, 'memory-budget');
     const header = host.headerScratch.subarray(0, headerLength);
     return this.submit(host.engine.sendv(this.connectionId, [header, payload]), size);
   }
@@ -319,17 +309,9 @@ export class Session<UserData = unknown> extends EventEmitter {
     if (this.state !== 'open') return 'closed';
     const host = this.host;
     const size = frameBytes.byteLength;
-    if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
-      return this.overLimit(size, 'backpressure');
-    }
-    if (host.budget !== null && !this.reserveBudget(size)) return this.overLimit(size, 'memory-budget');
+    if (this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
+    if (!this.flow.reserveBudget(size)) return this.flow.refuse(size, 'memory-budget');
     return this.submit(host.engine.send(this.connectionId, frameBytes), size);
-  }
-
-  /** Budget for `bytes`: free room, else decided by what this session holds (the largest holders pay, see MemoryBudget.admit). */
-  private reserveBudget(bytes: number): boolean {
-    const budget = this.host.budget!;
-    return budget.tryReserve(bytes) || budget.admit(bytes, this.host.heldBy(this));
   }
 
   private submit(status: SendStatus, bytes: number): SendResult {
@@ -340,47 +322,18 @@ export class Session<UserData = unknown> extends EventEmitter {
         this.host.onSessionSent(1, bytes);
         return 'queued';
       case SEND_ABOVE_HIGH:
-        this.aboveHigh = true;
-        this.pauseReading();
+        this.flow.markAboveHigh();
         this.counters.framesOut++;
         this.counters.bytesOut += bytes;
         this.host.onSessionSent(1, bytes);
         return 'high-water';
       case SEND_REFUSED:
         this.host.budget?.release(bytes);
-        return this.overLimit(bytes, 'backpressure');
+        return this.flow.refuse(bytes, 'backpressure');
       default:
         this.host.budget?.release(bytes);
         return 'closed';
     }
-  }
-
-  private overLimit(bytes: number, why: 'backpressure' | 'memory-budget' | 'replay-buffer'): SendResult {
-    const policy = this.host.policy;
-    this.counters.refused++;
-    this.host.onSessionRefused();
-    // A peer whose replies do not fit is not read until its queue drains (its requests wait in the kernel).
-    if (why === 'backpressure') this.pauseReading();
-    if (policy === 'drop') {
-      this.counters.dropped++;
-      this.host.onSessionDropped();
-      return 'dropped';
-    }
-    const what =
-      why === 'backpressure'
-        ? `pending bytes would pass the limit of ${this.host.userMaxPending}`
-        : why === 'memory-budget'
-          ? `the process memory budget (${this.host.budget?.limitBytes ?? 0} bytes) is used up`
-          : `the replay buffer would pass ${this.host.replay?.maxReplayBytes ?? 0} bytes`;
-    if (policy === 'close') {
-      this.closeWith('abort', {
-        reason: why === 'memory-budget' ? 'memory-budget' : 'backpressure',
-        code: 'ERR_BACKPRESSURE',
-        message: `${what} (send of ${bytes} bytes refused)`,
-      });
-      return 'closed';
-    }
-    throw new FastPortError('ERR_BACKPRESSURE', `session ${this.id}: send of ${bytes} bytes refused: ${what}`);
   }
 
   private sendReliable(payload: Uint8Array, packetId: number): SendResult {
@@ -422,14 +375,12 @@ export class Session<UserData = unknown> extends EventEmitter {
     if (out.bytes + size > limits.maxReplayBytes) {
       const freed = out.evictForBytes(size, limits.maxReplayBytes);
       if (freed > 0) host.budget?.release(freed);
-      if (out.bytes + size > limits.maxReplayBytes) return this.overLimit(size, 'replay-buffer');
+      if (out.bytes + size > limits.maxReplayBytes) return this.flow.refuse(size, 'replay-buffer');
     }
     const direct = this.state === 'open' && !rel.draining && out.unwritten === 0;
-    if (direct && (this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
-      return this.overLimit(size, 'backpressure');
-    }
+    if (direct && this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
     // The replay copy (and, once written, the engine's copy) count against the budget.
-    if (host.budget !== null && !this.reserveBudget(direct ? size * 2 : size)) return this.overLimit(size, 'memory-budget');
+    if (!this.flow.reserveBudget(direct ? size * 2 : size)) return this.flow.refuse(size, 'memory-budget');
     out.append(id, frame, Date.now());
     if (!direct) {
       if (this.state === 'open' && !rel.draining) this.flushReliable();
@@ -459,10 +410,7 @@ export class Session<UserData = unknown> extends EventEmitter {
       if (status === SEND_REFUSED || status === SEND_CLOSED) break;
       out.writeSeq++;
       written++;
-      if (status === SEND_ABOVE_HIGH) {
-        this.aboveHigh = true;
-        this.pauseReading();
-      }
+      if (status === SEND_ABOVE_HIGH) this.flow.markAboveHigh();
       this.counters.framesOut++;
       this.counters.bytesOut += size;
       host.onSessionSent(1, size);
@@ -482,10 +430,7 @@ export class Session<UserData = unknown> extends EventEmitter {
       return false;
     }
     if (status === SEND_CLOSED) return false;
-    if (status === SEND_ABOVE_HIGH) {
-      this.aboveHigh = true;
-      this.pauseReading();
-    }
+    if (status === SEND_ABOVE_HIGH) this.flow.markAboveHigh();
     this.counters.controlOut++;
     this.host.onControlSent();
     return true;
@@ -500,38 +445,14 @@ export class Session<UserData = unknown> extends EventEmitter {
     return this.connectionId !== 0 && this.host.engine.setSocketOptions(this.connectionId, options);
   }
 
-  /**
-   * Stops reading this session's connection (read backpressure): called when
-   * its queue passes the high watermark or a send is refused for the limit.
-   * Undone by the drain at the low watermark. A no-op on engines without
-   * pause/resume, or with `readBackpressure: false`.
-   */
-  private pauseReading(): void {
-    if (this.readPaused || !this.readArmed || this.state !== 'open' || this.connectionId === 0) return;
-    if (this.host.pauseReceiving(this.connectionId)) {
-      this.readPaused = true;
-      this.counters.readPauses++;
-    }
-  }
-
-  /** @internal Reading resumes (drain, or a new connection under a resumed session). */
-  resumeReading(): void {
-    if (!this.readPaused) return;
-    this.readPaused = false;
-    this.readArmed = false;
-    if (this.connectionId !== 0) this.host.resumeReceiving(this.connectionId);
-  }
-
-  /** @internal A read was delivered: pausing is allowed again, and done now if the queue is still high. */
-  afterRead(): void {
-    this.readArmed = true;
-    if (this.aboveHigh && !this.readPaused) this.pauseReading();
+  /** Reading is paused until the queue drains (read backpressure). */
+  get readPaused(): boolean {
+    return this.flow.readPaused;
   }
 
   /** @internal The engine's queue fell to the low watermark. */
   handleDrain(): void {
-    this.resumeReading();
-    this.aboveHigh = false;
+    this.flow.onDrain();
     if (this.rel !== null) this.flushReliable();
     this.emit('drain');
   }
@@ -882,9 +803,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.state = 'detached';
     this.connectionId = 0;
     this.hb = null;
-    this.aboveHigh = false;
-    this.readPaused = false;
-    this.readArmed = true;
+    this.flow.reset();
     this.closeDeadline = 0;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
@@ -905,9 +824,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.remote = remote;
     this.transportSince = Date.now();
     this.state = open ? 'open' : 'detached';
-    this.aboveHigh = false;
-    this.readPaused = false;
-    this.readArmed = true;
+    this.flow.reset();
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
     this.peerControl = true;
