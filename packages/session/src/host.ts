@@ -436,7 +436,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       const rel = s.rel;
       if (rel === null) continue;
       rel.ackScheduled = false;
-      if (rel.received !== rel.ackedSent) s.sendAck();
+      if (rel.received !== rel.ackedSent) rel.sendAck();
     }
   }
 
@@ -458,7 +458,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   protected onSessionFinal(_session: Session): void {}
   /** Extra sweep work (Server: resume windows, hello timeouts of unannounced sessions). */
   protected sweepDetached(now: number): void {
-    for (const s of this.detached) s.expireReplay(now);
+    for (const s of this.detached) s.rel?.expire(now);
   }
   /** Periods (ms) the sweep must resolve; the sweep runs at a quarter of the smallest (5..1000 ms). */
   protected sweepIntervals(): number[] {
@@ -523,7 +523,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     this.detached.delete(session);
     this.sessions.delete(session);
     this.onSessionFinal(session);
-    if (session.rel !== null) session.reportUnacknowledged(info.reason);
+    if (session.rel !== null) session.rel.reportUnacknowledged(info.reason);
     session.finish(info);
     if (session.announced) this.emit('close', session, info);
   }
@@ -605,7 +605,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         this.malformed(session, 'application frame before the resume handshake finished');
         return;
       }
-      session.afterReliableDelivery(frame.bytes.byteLength);
+      rel.delivered(frame.bytes.byteLength);
     }
     try {
       this.emit('frame', session, frame);
@@ -613,7 +613,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       this.totals.handlerErrors++;
       this.reportError(toFastPortError(err), session);
     }
-    if (rel !== null && session.rel === rel) session.maybeAck();
+    if (rel !== null && session.rel === rel) rel.maybeAck();
   }
 
   private malformed(session: Session, message: string): void {
@@ -647,7 +647,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       case ControlFrameId.Ack: {
         const n = decodeAck(p);
         if (n < 0) return this.malformed(session, 'ACK shorter than 8 bytes');
-        if (!session.onAck(n)) return this.malformed(session, `ACK of ${n} frames, more than were sent`);
+        if (session.rel !== null && !session.rel.onAck(n)) return this.malformed(session, `ACK of ${n} frames, more than were sent`);
         return;
       }
       case ControlFrameId.ResumeRequest: {
@@ -659,7 +659,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       case ControlFrameId.ResumeOk: {
         const ok = decodeResumeOk(p);
         if (ok === null) return this.malformed(session, 'RESUME_OK malformed');
-        const err = session.onResumeOk(ok);
+        const err = session.rel === null ? 'RESUME_OK without a pending request' : session.rel.onResumeOk(ok);
         if (err !== undefined) this.malformed(session, err);
         return;
       }
@@ -667,7 +667,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         const r = decodeResumeRefused(p);
         if (r === null) return this.malformed(session, 'RESUME_REFUSED malformed');
         if (session.rel === null || session.rel.handshake !== 'pending') return this.malformed(session, 'RESUME_REFUSED without a pending request');
-        session.onResumeRefused(r);
+        session.rel.onResumeRefused(r);
         return;
       }
       default:
@@ -728,7 +728,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         const session = slot.session;
         if (session.connectionId !== conn) return;
         // The peer finished sending: our final ack covers everything it sent.
-        if (session.rel !== null) session.sendAck();
+        session.rel?.sendAck();
         session.emit('end');
         if (this.allowHalfOpen && session.state === 'closing') session.closeWith('graceful', { reason: session.pendingCloseReason?.reason ?? 'peer' });
       },

@@ -226,7 +226,7 @@ export class ReconnectingClient extends EventEmitter {
     }
     if (s !== undefined && s.rel !== null && s.rel.final) {
       // The server will not resume it (GOAWAY without resume): start over, keeping unsent frames.
-      s.restartFresh(g?.reason ?? 'goaway');
+      s.rel.restartFresh(g?.reason ?? 'goaway');
     }
     this.scheduleReconnect(new FastPortError(info.code ?? 'ECONNRESET', info.message ?? `connection closed (${info.reason})`), g !== undefined);
   }
@@ -268,7 +268,7 @@ export class ReconnectingClient extends EventEmitter {
     } else {
       this.client.adoptConnection(logical, s);
     }
-    logical.startClientHandshake();
+    logical.rel!.startClientHandshake();
   }
 
   private scheduleReconnect(err: Error, immediate: boolean): void {

@@ -14,7 +14,8 @@ import {
 import { resolveFrameSpec } from './framing';
 import { SessionHost, type SessionHostOptions, type SessionSlot } from './host';
 import { resolveReplay, type ReplayOptions } from './reliable';
-import { newToken, type ResumeInfo, type Session, type SessionCloseInfo } from './session';
+import { newToken } from './reliable';
+import { type ResumeInfo, type Session, type SessionCloseInfo } from './session';
 
 export interface ServerResumeOptions extends ReplayOptions {
   /** How long a session that lost its connection waits for its client to resume it. Default 60,000 ms. */
@@ -364,8 +365,7 @@ export class Server extends SessionHost {
     if (isZeroToken(req.token)) {
       // A new resumable session.
       const token = newToken();
-      session.makeReliable(token, 0);
-      session.rel!.handshake = 'done';
+      session.makeReliable(token, 0).handshake = 'done';
       this.registry.set(tokenToHex(token), session);
       session.sendControl(ControlFrameId.ResumeOk, encodeResumeOk({ resumed: false, token, received: 0, sessionId: session.id }));
       this.announce(session);
@@ -404,14 +404,14 @@ export class Server extends SessionHost {
       refuse({ ...refusal, received: rel.received });
       // The old session cannot continue: tell its application what is lost, then end it.
       if (refusal.lostFrom !== undefined && refusal.lostTo !== undefined) {
-        old.reportLost('outbound', refusal.reason, refusal.lostFrom, refusal.lostTo, true, []);
+        rel.reportLost('outbound', refusal.reason, refusal.lostFrom, refusal.lostTo, true, []);
       }
       if (refusal.peerLostFrom !== undefined && refusal.peerLostTo !== undefined) {
-        old.reportLost('inbound', refusal.reason, refusal.peerLostFrom, refusal.peerLostTo, true, []);
+        rel.reportLost('inbound', refusal.reason, refusal.peerLostFrom, refusal.peerLostTo, true, []);
       }
       const notDelivered = out.after(req.received);
       if (notDelivered.length > 0) {
-        old.reportLost('outbound', refusal.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, true, notDelivered);
+        rel.reportLost('outbound', refusal.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, true, notDelivered);
       }
       const cleared = out.clear();
       this.budget?.release(cleared);
@@ -439,7 +439,7 @@ export class Server extends SessionHost {
     old.sendControl(ControlFrameId.ResumeOk, encodeResumeOk({ resumed: true, token: rel.token, received: rel.received, sessionId: old.id }));
     out.rewindTo(req.received);
     const toReplay = out.unwritten;
-    old.counters.replayed += old.flushReliable();
+    old.counters.replayed += rel.flush();
     const info: ResumeInfo = { resumed: true, peerReceived: req.received, replayed: toReplay, token: key };
     old.emit('resume', info);
     this.relay('resume', old, info);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   FastPortError,
@@ -12,26 +11,14 @@ import {
 
 // Read once: a CommonJS re-export is a getter, and these sit on the per-frame path.
 const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH, Refused: SEND_REFUSED, Closed: SEND_CLOSED } = SendStatus;
-import {
-  ControlFrameId,
-  TOKEN_BYTES,
-  U64_UNKNOWN,
-  encodeAck,
-  encodeGoAway,
-  encodePing,
-  encodeResumeRequest,
-  isControlId,
-  tokenToHex,
-  type GoAway,
-  type GoAwayReason,
-  type ResumeOk,
-  type ResumeRefused,
-} from './control';
+import { ControlFrameId, encodeGoAway, encodePing, isControlId, type GoAway, type GoAwayReason, type ResumeRefused } from './control';
 import { Backpressure, type BackpressurePolicy } from './backpressure';
 import type { FrameEncoder, FrameSpec } from './framing';
 import { HeartbeatMonitor, type HeartbeatEvent, type Liveness, type ResolvedHeartbeat } from './heartbeat';
 import type { MemoryBudget } from './memory-budget';
-import { OutboundLog, type LogEntry, type LostMessages, type ResolvedReplay } from './reliable';
+import { ReliableDelivery, type ResolvedReplay } from './reliable';
+
+export { newToken } from './reliable';
 
 export type { Liveness } from './heartbeat';
 export type { BackpressurePolicy } from './backpressure';
@@ -167,38 +154,6 @@ export interface SessionHostLink {
   relay(event: string, session: Session, ...args: unknown[]): void;
 }
 
-/** @internal Reliable-delivery state of a resumable session. */
-export interface ReliableState {
-  token: Uint8Array;
-  out: OutboundLog;
-  /** Peer frames delivered here. */
-  received: number;
-  ackedSent: number;
-  bytesSinceAck: number;
-  ackScheduled: boolean;
-  /** Client side: 'pending' while a RESUME_REQUEST awaits its answer. */
-  handshake: 'none' | 'pending' | 'done';
-  /** The session ends (no resume) when its connection closes. */
-  final: boolean;
-  /** A GOAWAY was received on the current connection: new frames wait for the next one. */
-  draining: boolean;
-  /** Client imported a token without its unacknowledged frames (a new process). */
-  historyUnknown: boolean;
-  detachedAt: number;
-  /** Server session id the peer reported (client side). */
-  peerSessionId: number;
-}
-
-const ZERO_TOKEN = new Uint8Array(TOKEN_BYTES);
-
-function readUint(b: Uint8Array, p: number, width: 1 | 2 | 4, endian: 'be' | 'le'): number {
-  if (width === 1) return b[p]!;
-  if (width === 2) return endian === 'be' ? (b[p]! << 8) | b[p + 1]! : b[p]! | (b[p + 1]! << 8);
-  return endian === 'be'
-    ? ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0
-    : (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
-}
-
 /**
  * One logical session. Without resume it is one connection, server-side
  * (accepted) or client-side (outbound). A resumable session outlives its
@@ -248,7 +203,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   /** The last GOAWAY the peer sent on this connection. */
   goAwayReceived: GoAway | undefined;
 
-  /** @internal */ rel: ReliableState | null = null;
+  /** @internal */ rel: ReliableDelivery | null = null;
   /** @internal */ hb: HeartbeatMonitor | null = null;
   /** @internal Server with resume: not announced until its first frame says whether it resumes. */
   awaitingHello = false;
@@ -289,7 +244,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     if (host.controlEnabled && isControlId(packetId)) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${packetId.toString(16)} is reserved for session control frames (0xFF00-0xFF0F)`);
     }
-    if (this.rel !== null) return this.sendReliable(payload, packetId);
+    if (this.rel !== null) return this.rel.sendPayload(payload, packetId);
     if (this.state !== 'open') return 'closed';
     const headerLength = host.encoder.writeHeader(host.headerScratch, payload.byteLength, packetId);
     const size = headerLength + payload.byteLength;
@@ -305,7 +260,7 @@ export class Session<UserData = unknown> extends EventEmitter {
    * sequence number).
    */
   sendFrame(frameBytes: Uint8Array): SendResult {
-    if (this.rel !== null) return this.sendFrameReliable(frameBytes);
+    if (this.rel !== null) return this.rel.sendWholeFrame(frameBytes);
     if (this.state !== 'open') return 'closed';
     const host = this.host;
     const size = frameBytes.byteLength;
@@ -314,7 +269,8 @@ export class Session<UserData = unknown> extends EventEmitter {
     return this.submit(host.engine.send(this.connectionId, frameBytes), size);
   }
 
-  private submit(status: SendStatus, bytes: number): SendResult {
+  /** @internal Counts what the engine took and applies its watermark verdict. */
+  submit(status: SendStatus, bytes: number): SendResult {
     switch (status) {
       case SEND_QUEUED:
         this.counters.framesOut++;
@@ -334,88 +290,6 @@ export class Session<UserData = unknown> extends EventEmitter {
         this.host.budget?.release(bytes);
         return 'closed';
     }
-  }
-
-  private sendReliable(payload: Uint8Array, packetId: number): SendResult {
-    if (this.state === 'closing' || this.state === 'closed') return 'closed';
-    const host = this.host;
-    const hs = host.headerScratch.length;
-    const frame = new Uint8Array(hs + payload.byteLength);
-    host.encoder.writeHeader(frame, payload.byteLength, packetId, 0);
-    frame.set(payload, hs);
-    return this.pushReliable(frame, packetId);
-  }
-
-  private sendFrameReliable(frameBytes: Uint8Array): SendResult {
-    if (this.state === 'closing' || this.state === 'closed') return 'closed';
-    const spec = this.host.frameSpec;
-    if (frameBytes.byteLength < spec.headerSize) {
-      throw new FastPortError('ERR_INVALID_ARGUMENT', `sendFrame: ${frameBytes.byteLength} bytes is shorter than a header`);
-    }
-    const declared = readUint(frameBytes, spec.lengthOffset, spec.lengthWidth, spec.lengthEndian) + (spec.lengthIncludesHeader ? 0 : spec.headerSize);
-    if (declared !== frameBytes.byteLength) {
-      throw new FastPortError(
-        'ERR_INVALID_ARGUMENT',
-        `sendFrame on a resumable session takes exactly one frame (header says ${declared} bytes, got ${frameBytes.byteLength})`,
-      );
-    }
-    const id = spec.idOffset === undefined ? 0 : readUint(frameBytes, spec.idOffset, spec.idWidth ?? 2, spec.idEndian ?? 'be');
-    if (this.host.controlEnabled && isControlId(id)) {
-      throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${id.toString(16)} is reserved for session control frames`);
-    }
-    return this.pushReliable(frameBytes.slice(), id);
-  }
-
-  private pushReliable(frame: Uint8Array, id: number): SendResult {
-    const rel = this.rel!;
-    const host = this.host;
-    const limits = host.replay!;
-    const size = frame.byteLength;
-    const out = rel.out;
-    if (out.bytes + size > limits.maxReplayBytes) {
-      const freed = out.evictForBytes(size, limits.maxReplayBytes);
-      if (freed > 0) host.budget?.release(freed);
-      if (out.bytes + size > limits.maxReplayBytes) return this.flow.refuse(size, 'replay-buffer');
-    }
-    const direct = this.state === 'open' && !rel.draining && out.unwritten === 0;
-    if (direct && this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
-    // The replay copy (and, once written, the engine's copy) count against the budget.
-    if (!this.flow.reserveBudget(direct ? size * 2 : size)) return this.flow.refuse(size, 'memory-budget');
-    out.append(id, frame, Date.now());
-    if (!direct) {
-      if (this.state === 'open' && !rel.draining) this.flushReliable();
-      return 'queued';
-    }
-    out.writeSeq++;
-    const status = host.engine.send(this.connectionId, frame);
-    if (status === SEND_REFUSED || status === SEND_CLOSED) {
-      // Kept in the replay buffer: it goes out after a drain or on the next connection.
-      out.writeSeq--;
-      return 'queued';
-    }
-    return this.submit(status, size);
-  }
-
-  /** @internal Writes replay-buffer frames the connection has not had yet, as far as the limit allows. */
-  flushReliable(): number {
-    const rel = this.rel;
-    if (rel === null || this.state !== 'open' || rel.draining) return 0;
-    const host = this.host;
-    const out = rel.out;
-    let written = 0;
-    for (let e = out.peekUnwritten(); e !== undefined; e = out.peekUnwritten()) {
-      const size = e.frame.byteLength;
-      if (host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending && host.engine.pendingBytes(this.connectionId) > 0) break;
-      const status = host.engine.send(this.connectionId, e.frame);
-      if (status === SEND_REFUSED || status === SEND_CLOSED) break;
-      out.writeSeq++;
-      written++;
-      if (status === SEND_ABOVE_HIGH) this.flow.markAboveHigh();
-      this.counters.framesOut++;
-      this.counters.bytesOut += size;
-      host.onSessionSent(1, size);
-    }
-    return written;
   }
 
   /** @internal Sends a control frame through the reserve lane (never refused for the user's backlog). */
@@ -453,7 +327,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   /** @internal The engine's queue fell to the low watermark. */
   handleDrain(): void {
     this.flow.onDrain();
-    if (this.rel !== null) this.flushReliable();
+    if (this.rel !== null) this.rel.flush();
     this.emit('drain');
   }
 
@@ -469,22 +343,12 @@ export class Session<UserData = unknown> extends EventEmitter {
 
   /** The resume token (32 hex chars) of a resumable session. */
   get token(): string | undefined {
-    return this.rel === null || this.rel.handshake === 'pending' && isZero(this.rel.token) ? undefined : tokenToHex(this.rel.token);
+    return this.rel === null ? undefined : this.rel.tokenHex;
   }
 
   /** Where a resumable session stands (to persist it, or to show it). */
   resumeState(): ResumeState | undefined {
-    const rel = this.rel;
-    if (rel === null) return undefined;
-    return {
-      token: tokenToHex(rel.token),
-      received: rel.received,
-      nextSeq: rel.out.nextSeq,
-      acked: rel.out.ackedThrough,
-      unacked: rel.out.length,
-      unwritten: rel.out.unwritten,
-      replayBytes: rel.out.bytes,
-    };
+    return this.rel === null ? undefined : this.rel.snapshot();
   }
 
   /** Heartbeat figures of the current connection, when this side drives heartbeats. */
@@ -544,7 +408,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   goAwayAndClose(g: Partial<GoAway> & { reason: GoAwayReason }, reason: string, deadlineMs: number, code?: ErrorCode): boolean {
     if (this.state === 'closed' || this.state === 'closing') return false;
     if (this.goAway({ ...g, deadlineMs })) {
-      this.sendAck();
+      this.rel?.sendAck();
       if (this.pendingCloseReason === undefined) this.pendingCloseReason = code === undefined ? { reason } : { reason, code };
       this.state = 'closing';
       this.closeDeadline = Date.now() + deadlineMs;
@@ -677,20 +541,9 @@ export class Session<UserData = unknown> extends EventEmitter {
     }
     const rel = this.rel;
     if (rel !== null) {
-      this.expireReplay(now);
-      if (rel.out.unwritten > 0) this.flushReliable();
+      rel.expire(now);
+      if (rel.out.unwritten > 0) rel.flush();
     }
-  }
-
-  /** @internal Age bound of the replay buffer; unsent frames dropped by it are reported lost. */
-  expireReplay(now: number): void {
-    const rel = this.rel;
-    const limits = this.host.replay;
-    if (rel === null || limits === null) return;
-    const before = rel.out.bytes;
-    const unsent = rel.out.evictOlderThan(now - limits.maxReplayAgeMs);
-    if (before !== rel.out.bytes) this.host.budget?.release(before - rel.out.bytes);
-    if (unsent.length > 0) this.reportLost('outbound', 'replay-expired', unsent[0]!.seq, unsent[unsent.length - 1]!.seq, true, unsent);
   }
 
   private setLiveness(next: Liveness): void {
@@ -729,7 +582,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     if (rel !== null) {
       if (!g.resume) rel.final = true;
       rel.draining = true;
-      this.sendAck();
+      rel.sendAck();
     }
     this.emit('goaway', g);
     this.host.relay('goaway', this, g);
@@ -739,63 +592,12 @@ export class Session<UserData = unknown> extends EventEmitter {
     }
   }
 
-  /** @internal Peer acknowledged `n` of our frames. Returns false if the ack is impossible. */
-  onAck(n: number): boolean {
-    const rel = this.rel;
-    if (rel === null) return true;
-    const freed = rel.out.ack(n);
-    if (freed < 0) return false;
-    if (freed > 0) this.host.budget?.release(freed);
-    return true;
-  }
-
-  /** @internal A reliable application frame was delivered. */
-  afterReliableDelivery(bytes: number): void {
-    const rel = this.rel!;
-    rel.received++;
-    rel.bytesSinceAck += bytes;
-  }
-
-  /** @internal Sends the ack now if a threshold is met, else schedules it. */
-  maybeAck(): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const r = this.host.replay!;
-    if (rel.received - rel.ackedSent >= r.ackEvery || rel.bytesSinceAck >= r.ackEveryBytes) this.sendAck();
-    else if (!rel.ackScheduled && rel.received !== rel.ackedSent) {
-      rel.ackScheduled = true;
-      this.host.scheduleAck(this);
-    }
-  }
-
-  /** @internal */
-  sendAck(): void {
-    const rel = this.rel;
-    if (rel === null || this.connectionId === 0) return;
-    if (this.sendControl(ControlFrameId.Ack, encodeAck(rel.received))) {
-      rel.ackedSent = rel.received;
-      rel.bytesSinceAck = 0;
-    }
-  }
-
   // ---- resume (used by the host, Server and ReconnectingClient) ------------------
 
   /** @internal Makes this a resumable session with `token` (zero token: not yet known). */
-  makeReliable(token: Uint8Array, received = 0, historyUnknown = false): void {
-    this.rel = {
-      token: token.slice(),
-      out: new OutboundLog(),
-      received,
-      ackedSent: received,
-      bytesSinceAck: 0,
-      ackScheduled: false,
-      handshake: 'none',
-      final: false,
-      draining: false,
-      historyUnknown,
-      detachedAt: 0,
-      peerSessionId: 0,
-    };
+  makeReliable(token: Uint8Array, received = 0, historyUnknown = false): ReliableDelivery {
+    this.rel = new ReliableDelivery(this, this.host, token, received, historyUnknown);
+    return this.rel;
   }
 
   /** @internal The connection is gone; a resumable session waits for a new one. */
@@ -807,12 +609,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.closeDeadline = 0;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
-    if (this.rel !== null) {
-      this.rel.detachedAt = Date.now();
-      this.rel.handshake = 'none';
-      this.rel.draining = false;
-      this.rel.ackScheduled = false;
-    }
+    this.rel?.onDetach();
     if (this.liveness !== 'active') this.setLiveness('active');
     this.emit('detach', info);
     this.host.relay('detach', this, info);
@@ -831,160 +628,6 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.startTimers(this.transportSince);
   }
 
-  /** @internal Client: asks the server to resume (or to start) this session. */
-  startClientHandshake(): void {
-    const rel = this.rel!;
-    rel.handshake = 'pending';
-    this.peerControl = true;
-    this.sendControl(
-      ControlFrameId.ResumeRequest,
-      encodeResumeRequest({
-        token: rel.token,
-        historyUnknown: rel.historyUnknown,
-        received: rel.received,
-        firstAvailable: rel.historyUnknown ? 0 : rel.out.firstSeq,
-      }),
-    );
-  }
-
-  /** @internal Client: the server accepted. Returns an error message if the answer is impossible. */
-  onResumeOk(ok: ResumeOk): string | undefined {
-    const rel = this.rel;
-    if (rel === null || rel.handshake !== 'pending') return 'RESUME_OK without a pending request';
-    const asked = !isZero(rel.token);
-    if (asked && !ok.resumed) return 'RESUME_OK for a new session answered a resume request';
-    if (asked && !equalBytes(rel.token, ok.token)) return 'RESUME_OK with another token';
-    const out = rel.out;
-    if (rel.historyUnknown) {
-      // A new process: the server's count decides where our numbering goes on.
-      const carry = out.after(out.writeSeq - 1);
-      const freed = out.bytes;
-      out.continueAfter(ok.received);
-      this.host.budget?.release(freed);
-      for (const e of carry) {
-        out.append(e.id, e.frame, e.at);
-        this.host.budget?.charge(e.frame.byteLength);
-      }
-      rel.historyUnknown = false;
-    } else {
-      if (ok.received >= out.writeSeq) return `server claims ${ok.received} frames, only ${out.writeSeq - 1} were sent`;
-      if (ok.received < out.firstSeq - 1) return `server needs frame ${ok.received + 1}, replay buffer starts at ${out.firstSeq}`;
-      const freed = out.ack(ok.received);
-      if (freed > 0) this.host.budget?.release(freed);
-      out.rewindTo(ok.received);
-    }
-    rel.token = ok.token.slice();
-    rel.handshake = 'done';
-    rel.peerSessionId = ok.sessionId;
-    rel.draining = false;
-    this.state = 'open';
-    const toReplay = out.unwritten;
-    const written = this.flushReliable();
-    if (ok.resumed) this.counters.replayed += written;
-    const info: ResumeInfo = { resumed: ok.resumed, peerReceived: ok.received, replayed: toReplay, token: tokenToHex(rel.token) };
-    this.emit('resume', info);
-    this.host.relay('resume', this, info);
-    return undefined;
-  }
-
-  /**
-   * @internal Client: the server refused. Reports what is lost; unless the
-   * refusal is final, starts over as a new session on the same connection,
-   * moving frames that never went out into it.
-   */
-  onResumeRefused(r: ResumeRefused): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const restart = r.reason !== 'resume-disabled' && r.reason !== 'protocol';
-    const info: ResumeFailedInfo = { reason: r.reason, message: r.message, restarted: restart };
-    this.emit('resume-failed', info);
-    this.host.relay('resume-failed', this, info);
-    if (r.lostFrom <= r.lostTo && r.lostTo !== U64_UNKNOWN) this.reportLost('inbound', r.reason, r.lostFrom, r.lostTo, true, []);
-    if (r.peerLostFrom <= r.peerLostTo && r.peerLostTo !== U64_UNKNOWN) {
-      this.reportLost('outbound', r.reason, r.peerLostFrom, r.peerLostTo, true, []);
-    }
-    const out = rel.out;
-    const written = out.held().filter((e) => e.seq < out.writeSeq);
-    const unsent = out.after(out.writeSeq - 1);
-    if (written.length > 0) {
-      const known = r.received !== U64_UNKNOWN;
-      const notDelivered = known ? written.filter((e) => e.seq > r.received) : written;
-      if (notDelivered.length > 0) {
-        this.reportLost('outbound', r.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, known, notDelivered);
-      }
-    }
-    if (!restart) {
-      rel.final = true;
-      this.closeWith('graceful', { reason: 'resume-refused', message: `${r.reason}: ${r.message}` });
-      return;
-    }
-    this.startFreshLog(unsent);
-    this.startClientHandshake();
-  }
-
-  /**
-   * @internal Server: a fresh logical session starts where this one was
-   * (after a GOAWAY that forbids resuming, on the client): unacknowledged
-   * frames are reported; unsent ones move to the new session.
-   */
-  restartFresh(reason: string): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const out = rel.out;
-    const written = out.held().filter((e) => e.seq < out.writeSeq);
-    if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
-    const unsent = out.after(out.writeSeq - 1);
-    this.startFreshLog(unsent);
-    rel.final = false;
-  }
-
-  /** Empties the replay log, keeps the frames that never went out (renumbered from 1) and forgets the old token and counters. */
-  private startFreshLog(unsent: readonly { id: number; frame: Uint8Array; at: number }[]): void {
-    const rel = this.rel!;
-    const out = rel.out;
-    this.host.budget?.release(out.bytes);
-    out.reset(1);
-    for (const e of unsent) {
-      out.append(e.id, e.frame, e.at);
-      this.host.budget?.charge(e.frame.byteLength);
-    }
-    rel.token = ZERO_TOKEN.slice();
-    rel.received = 0;
-    rel.ackedSent = 0;
-    rel.bytesSinceAck = 0;
-    rel.historyUnknown = false;
-  }
-
-  /** @internal The logical session ends: everything still unacknowledged is reported. */
-  reportUnacknowledged(reason: string): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const out = rel.out;
-    const held = out.held();
-    const written = held.filter((e) => e.seq < out.writeSeq);
-    const unsent = held.filter((e) => e.seq >= out.writeSeq);
-    if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
-    if (unsent.length > 0) this.reportLost('outbound', reason, unsent[0]!.seq, unsent[unsent.length - 1]!.seq, true, unsent);
-    const cleared = out.clear();
-    this.host.budget?.release(cleared);
-  }
-
-  /** @internal */
-  reportLost(direction: 'outbound' | 'inbound', reason: string, fromSeq: number, toSeq: number, certain: boolean, entries: LogEntry[]): void {
-    const hs = this.host.frameSpec.headerSize;
-    const lost: LostMessages = {
-      direction,
-      reason,
-      fromSeq,
-      toSeq,
-      count: toSeq - fromSeq + 1,
-      certain,
-      messages: entries.map((e) => ({ seq: e.seq, id: e.id, payload: e.frame.subarray(hs) })),
-    };
-    this.emit('lost', lost);
-    this.host.relay('lost', this, lost);
-  }
-
   /** @internal Transport closed for good: final state and events (the host emits its own). */
   finish(info: SessionCloseInfo): void {
     this.state = 'closed';
@@ -994,20 +637,3 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.emit('close', info);
   }
 }
-
-function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** 16 random bytes: a new session token. */
-export function newToken(): Uint8Array {
-  return new Uint8Array(randomBytes(TOKEN_BYTES));
-}
-
