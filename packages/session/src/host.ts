@@ -34,6 +34,9 @@ import { MemoryBudget, type BudgetHolder, type BudgetMember, type MemoryBudgetOp
 import type { ResolvedReplay } from './reliable';
 import { Session, type BackpressurePolicy, type SessionCloseInfo, type SessionHostLink, type SessionTiming } from './session';
 import { SessionManager } from './session-manager';
+import { handleControlFrame, malformed, type ControlHost } from './control-handler';
+import type { IdleMonitor } from './idle-monitor';
+import { systemClock, TimerWheel, type Clock } from './timer-wheel';
 
 export const DEFAULT_MAX_PENDING_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_CONTROL_RESERVE_BYTES = 64 * 1024;
@@ -41,6 +44,8 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 export interface SessionHostOptions {
+  /** @internal Time source of every timeout (tests inject a manual one). Default: Date.now and unref'd timers. */
+  clock?: Clock;
   /** Engine to run on. Default 'auto'. */
   engine?: EngineRequest;
   /** Native I/O threads (0 = inline on the JS loop). Default: the engine's. */
@@ -198,8 +203,9 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   private readonly refused = new Set<ConnectionId>();
   /** Called when a connection closes (after the session saw it): used by shutdown to collect outcomes. */
   protected readonly transportWatchers = new Map<ConnectionId, (info: SessionCloseInfo, raw: CloseInfo) => void>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweepPeriod = 0;
+  readonly clock: Clock;
+  /** Every session's timeouts on one timer (created with the first session: Server sets its resume limits after this constructor). */
+  private wheel: TimerWheel<IdleMonitor> | undefined;
   private lastRecount = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private ackQueue: Session[] = [];
@@ -220,11 +226,14 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     readPauses: 0,
   };
   protected readonly closeReasons: Record<string, number> = {};
+  /** What the control-frame handler needs of this host. */
+  private readonly controlHost: ControlHost;
   /** The engine's pause/resume of receiving, when it has them and read backpressure is on. */
   private readonly receiveSwitch: ReceiveSwitch | null;
 
   constructor(options: SessionHostOptions, side: 'server' | 'client') {
     super();
+    this.clock = options.clock ?? systemClock;
     this.frameSpec = resolveFrameSpec(options.framing ?? 'fastport');
     this.encoder = new FrameEncoder(this.frameSpec);
     this.headerScratch = new Uint8Array(this.frameSpec.headerSize);
@@ -275,6 +284,16 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     // On by default for servers only: if both ends of a connection paused reading while their own queue
     // is high, two peers pipelining at each other could each wait for the other to read (a deadlock).
     // Servers protect themselves; a client keeps reading so the server's queue always drains.
+    this.controlHost = {
+      engine: this.engine,
+      allowHalfOpen: this.allowHalfOpen,
+      now: () => this.clock.now(),
+      countControlIn: () => {
+        this.totals.controlIn++;
+      },
+      onResumeRequest: (session, req) => this.onResumeRequest(session, req),
+      relay: (event, session, ...args) => this.relay(event, session, ...args),
+    };
     const readBackpressure = options.readBackpressure ?? side === 'server';
     this.receiveSwitch = readBackpressure ? receiveSwitchOf(this.engine) : null;
   }
@@ -470,7 +489,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   }
 
   /** RESUME_REQUEST on a host that does not resume sessions. */
-  protected onResumeRequest(_slot: SessionSlot, session: Session, _req: ResumeRequest): void {
+  protected onResumeRequest(session: Session, _req: ResumeRequest): void {
     session.sendControl(
       ControlFrameId.ResumeRefused,
       encodeResumeRefused({
@@ -512,6 +531,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     provisional.announced = false;
     provisional.state = 'closed';
     provisional.connectionId = 0;
+    this.cancelCheck(provisional.monitor);
     this.detached.delete(logical);
     slot.session = logical;
     logical.attachTransport(conn, provisional.remote, open);
@@ -532,33 +552,53 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   protected releaseHost(): void {
     if (this.released) return;
     this.released = true;
-    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
-    this.sweepTimer = undefined;
+    this.wheel?.stop();
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     this.budget?.unregister(this);
   }
 
-  protected ensureSweep(): void {
-    if (this.sweepTimer !== undefined || this.released) return;
-    const intervals = this.sweepIntervals();
-    if (intervals.length === 0) return;
-    const period = Math.max(5, Math.min(1000, Math.floor(Math.min(...intervals) / 4)));
-    this.sweepPeriod = period;
-    this.sweepTimer = setInterval(() => this.sweep(), period);
-    this.sweepTimer.unref();
+  scheduleCheck(monitor: IdleMonitor): void {
+    const wheel = this.wheel ?? this.startWheel();
+    if (wheel === null) return;
+    wheel.schedule(monitor, monitor.nextCheckAt(this.clock.now()));
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    for (const slot of this.slots.values()) {
-      const s = slot.session;
-      if (s.connectionId !== slot.conn) continue;
-      if (s.awaitingHello && now >= s.helloDeadline) this.announce(s);
-      s.tick(now, slot.closing ? 0 : slot.decoder.bufferedBytes);
-    }
+  cancelCheck(monitor: IdleMonitor): void {
+    this.wheel?.cancel(monitor);
+  }
+
+  /** The wheel ticks at a quarter of the smallest period it must resolve (5..1000 ms). */
+  private startWheel(): TimerWheel<IdleMonitor> | null {
+    if (this.released) return null;
+    const intervals = this.sweepIntervals();
+    if (intervals.length === 0) return null;
+    const tickMs = Math.max(5, Math.min(1000, Math.floor(Math.min(...intervals) / 4)));
+    const wheel = new TimerWheel<IdleMonitor>(
+      this.clock,
+      tickMs,
+      (monitor, now) => this.checkSession(monitor, now),
+      (now) => this.housekeeping(now),
+    );
+    this.wheel = wheel;
+    wheel.start();
+    return wheel;
+  }
+
+  /** A session's check came due on the wheel. */
+  private checkSession(monitor: IdleMonitor, now: number): void {
+    const s = monitor.session;
+    const slot = this.slots.get(s.connectionId);
+    if (slot === undefined || slot.session !== s) return; // detached or gone: its next connection reschedules it
+    if (s.awaitingHello && now >= s.helloDeadline) this.announce(s);
+    monitor.check(now, slot.closing ? 0 : slot.decoder.bufferedBytes);
+    if (s.state !== 'closed' && s.connectionId === slot.conn && monitor.wheelSlot < 0) this.wheel?.schedule(monitor, monitor.nextCheckAt(now));
+  }
+
+  /** Host-wide work once per wheel tick: sessions waiting for a resume, and the memory budget's recount. */
+  private housekeeping(now: number): void {
     if (this.detached.size > 0) this.sweepDetached(now);
-    if (this.budget !== null && now - this.lastRecount >= Math.max(250, this.sweepPeriod)) {
+    if (this.budget !== null && now - this.lastRecount >= Math.max(250, this.wheel?.tickMs ?? 0)) {
       this.lastRecount = now;
       this.budget.recount();
     }
@@ -585,7 +625,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     };
     this.slots.set(conn, slot);
     this.totals.sessionsTotal++;
-    this.ensureSweep();
+    this.scheduleCheck(session.monitor);
     return session;
   }
 
@@ -593,7 +633,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     const session = slot.session;
     const id = frame.id;
     if (this.controlEnabled && id >= CONTROL_ID_FIRST && id <= CONTROL_ID_LAST) {
-      this.onControlFrame(slot, session, frame);
+      handleControlFrame(this.controlHost, session, frame);
       return;
     }
     if (session.awaitingHello) this.announce(session);
@@ -602,7 +642,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     const rel = session.rel;
     if (rel !== null) {
       if (rel.handshake === 'pending') {
-        this.malformed(session, 'application frame before the resume handshake finished');
+        malformed(session, 'application frame before the resume handshake finished');
         return;
       }
       rel.delivered(frame.bytes.byteLength);
@@ -614,65 +654,6 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       this.reportError(toFastPortError(err), session);
     }
     if (rel !== null && session.rel === rel) rel.maybeAck();
-  }
-
-  private malformed(session: Session, message: string): void {
-    session.closeWith('abort', { reason: 'control-malformed', code: 'ERR_FRAME_MALFORMED', message });
-  }
-
-  private onControlFrame(slot: SessionSlot, session: Session, frame: Frame): void {
-    session.peerControl = true;
-    session.counters.controlIn++;
-    this.totals.controlIn++;
-    const p = frame.payload;
-    switch (frame.id) {
-      case ControlFrameId.Ping: {
-        if (decodeNonce(p) < 0) return this.malformed(session, 'PING shorter than 4 bytes');
-        session.sendControl(ControlFrameId.Pong, p.subarray(0, 4));
-        return;
-      }
-      case ControlFrameId.Pong: {
-        const nonce = decodeNonce(p);
-        if (nonce < 0) return this.malformed(session, 'PONG shorter than 4 bytes');
-        session.onPong(nonce, Date.now());
-        return;
-      }
-      case ControlFrameId.GoAway: {
-        const g = decodeGoAway(p);
-        if (g === null) return this.malformed(session, 'GOAWAY malformed');
-        session.onGoAway(g);
-        if (this.allowHalfOpen && session.state === 'closing') session.closeWith('graceful', { reason: 'peer-goaway' });
-        return;
-      }
-      case ControlFrameId.Ack: {
-        const n = decodeAck(p);
-        if (n < 0) return this.malformed(session, 'ACK shorter than 8 bytes');
-        if (session.rel !== null && !session.rel.onAck(n)) return this.malformed(session, `ACK of ${n} frames, more than were sent`);
-        return;
-      }
-      case ControlFrameId.ResumeRequest: {
-        const req = decodeResumeRequest(p);
-        if (req === null) return this.malformed(session, 'RESUME_REQUEST malformed');
-        this.onResumeRequest(slot, session, req);
-        return;
-      }
-      case ControlFrameId.ResumeOk: {
-        const ok = decodeResumeOk(p);
-        if (ok === null) return this.malformed(session, 'RESUME_OK malformed');
-        const err = session.rel === null ? 'RESUME_OK without a pending request' : session.rel.onResumeOk(ok);
-        if (err !== undefined) this.malformed(session, err);
-        return;
-      }
-      case ControlFrameId.ResumeRefused: {
-        const r = decodeResumeRefused(p);
-        if (r === null) return this.malformed(session, 'RESUME_REFUSED malformed');
-        if (session.rel === null || session.rel.handshake !== 'pending') return this.malformed(session, 'RESUME_REFUSED without a pending request');
-        session.rel.onResumeRefused(r);
-        return;
-      }
-      default:
-        return; // reserved ids: ignored, for later versions
-    }
   }
 
   private makeHandler(side: 'server' | 'client'): EngineHandler {

@@ -406,7 +406,7 @@ export class ReliableDelivery {
     if (direct && flow.wouldPassLimit(size)) return flow.refuse(size, 'backpressure');
     // The replay copy (and, once written, the engine's copy) count against the budget.
     if (!flow.reserveBudget(direct ? size * 2 : size)) return flow.refuse(size, 'memory-budget');
-    out.append(id, frame, Date.now());
+    out.append(id, frame, host.clock.now());
     if (!direct) {
       if (session.state === 'open' && !this.draining) this.flush();
       return 'queued';
@@ -493,7 +493,7 @@ export class ReliableDelivery {
 
   /** The connection is gone; the session waits for a new one. */
   onDetach(): void {
-    this.detachedAt = Date.now();
+    this.detachedAt = this.host.clock.now();
     this.handshake = 'none';
     this.draining = false;
     this.ackScheduled = false;
@@ -512,6 +512,8 @@ export class ReliableDelivery {
         firstAvailable: this.historyUnknown ? 0 : this.out.firstSeq,
       }),
     );
+    // The answer has a deadline (closeTimeoutMs from the connection's start).
+    this.host.scheduleCheck(this.session.monitor);
   }
 
   /** Client: the server accepted. Returns an error message if the answer is impossible. */

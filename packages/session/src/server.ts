@@ -302,7 +302,8 @@ export class Server extends SessionHost {
       return;
     }
     session.awaitingHello = true;
-    session.helloDeadline = Date.now() + this.helloTimeoutMs;
+    session.helloDeadline = this.clock.now() + this.helloTimeoutMs;
+    this.scheduleCheck(session.monitor);
   }
 
   protected override sweepIntervals(): number[] {
@@ -335,9 +336,9 @@ export class Server extends SessionHost {
     if (this.registry.get(key) === session) this.registry.delete(key);
   }
 
-  protected override onResumeRequest(slot: SessionSlot, session: Session, req: ResumeRequest): void {
+  protected override onResumeRequest(session: Session, req: ResumeRequest): void {
     if (!this.resumeEnabled) {
-      super.onResumeRequest(slot, session, req);
+      super.onResumeRequest(session, req);
       return;
     }
     const refuse = (r: Partial<ResumeRefused> & { reason: ResumeRefusedReason; message: string }) => {

@@ -14,7 +14,9 @@ const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH, Refused: SEND_REFU
 import { ControlFrameId, encodeGoAway, encodePing, isControlId, type GoAway, type GoAwayReason, type ResumeRefused } from './control';
 import { Backpressure, type BackpressurePolicy } from './backpressure';
 import type { FrameEncoder, FrameSpec } from './framing';
-import { HeartbeatMonitor, type HeartbeatEvent, type Liveness, type ResolvedHeartbeat } from './heartbeat';
+import type { Liveness, ResolvedHeartbeat } from './heartbeat';
+import { IdleMonitor } from './idle-monitor';
+import type { Clock } from './timer-wheel';
 import type { MemoryBudget } from './memory-budget';
 import { ReliableDelivery, type ResolvedReplay } from './reliable';
 
@@ -150,6 +152,10 @@ export interface SessionHostLink {
   /** Ends a session that has no connection. */
   finalizeDetached(session: Session, info: SessionCloseInfo): void;
   scheduleAck(session: Session): void;
+  readonly clock: Clock;
+  /** (Re)schedules the monitor's next check on the host's timer wheel, at `monitor.nextCheckAt`. */
+  scheduleCheck(monitor: IdleMonitor): void;
+  cancelCheck(monitor: IdleMonitor): void;
   /** Re-emits a session event on the host as (session, ...args). */
   relay(event: string, session: Session, ...args: unknown[]): void;
 }
@@ -204,7 +210,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   goAwayReceived: GoAway | undefined;
 
   /** @internal */ rel: ReliableDelivery | null = null;
-  /** @internal */ hb: HeartbeatMonitor | null = null;
+  /** @internal Heartbeat, idle, lifetime and frame timeouts of the current connection. */ readonly monitor: IdleMonitor;
   /** @internal Server with resume: not announced until its first frame says whether it resumes. */
   awaitingHello = false;
   /** @internal */ helloDeadline = 0;
@@ -213,22 +219,19 @@ export class Session<UserData = unknown> extends EventEmitter {
   closeDeadline = 0;
   private readonly host: SessionHostLink;
   /** @internal */ readonly flow: Backpressure;
-  private idleFrames = -1;
-  private idleSince = 0;
-  private partialFrames = -1;
-  private partialSince = 0;
 
   constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
     this.flow = new Backpressure(this, host);
+    this.monitor = new IdleMonitor(this, host);
     this.id = id;
     this.connectionId = id;
     this.remote = remote;
     this.side = side;
-    this.connectedAt = Date.now();
+    this.connectedAt = host.clock.now();
     this.transportSince = this.connectedAt;
-    this.startTimers(this.connectedAt);
+    this.monitor.start(this.connectedAt);
   }
 
   // ---- sending ------------------------------------------------------------
@@ -353,7 +356,7 @@ export class Session<UserData = unknown> extends EventEmitter {
 
   /** Heartbeat figures of the current connection, when this side drives heartbeats. */
   heartbeatStats(): { probes: number; pongs: number; misses: number; rttMs: number | undefined; liveness: Liveness } | undefined {
-    const hb = this.hb;
+    const hb = this.monitor.heartbeat;
     if (hb === null) return undefined;
     return { probes: hb.probes, pongs: hb.pongs, misses: hb.misses, rttMs: hb.rttMs, liveness: hb.liveness };
   }
@@ -411,7 +414,8 @@ export class Session<UserData = unknown> extends EventEmitter {
       this.rel?.sendAck();
       if (this.pendingCloseReason === undefined) this.pendingCloseReason = code === undefined ? { reason } : { reason, code };
       this.state = 'closing';
-      this.closeDeadline = Date.now() + deadlineMs;
+      this.closeDeadline = this.host.clock.now() + deadlineMs;
+      this.host.scheduleCheck(this.monitor);
       return true;
     }
     this.closeWith('graceful', code === undefined ? { reason } : { reason, code });
@@ -456,140 +460,13 @@ export class Session<UserData = unknown> extends EventEmitter {
     }
   }
 
-  // ---- timers (driven by the host's sweep) ------------------------------------
-
-  private startTimers(now: number): void {
-    const hb = this.host.timing.heartbeat;
-    this.hb = hb !== null && this.host.controlEnabled ? new HeartbeatMonitor(hb, now, this.counters.bytesIn) : null;
-    this.idleFrames = -1;
-    this.idleSince = now;
-    this.partialFrames = -1;
-    this.partialSince = now;
-  }
-
-  /** @internal Called by the host sweep for sessions with a connection. */
-  tick(now: number, partialBytes: number): void {
-    if (this.state === 'closing') {
-      if (this.closeDeadline !== 0 && now >= this.closeDeadline) {
-        this.closeDeadline = 0;
-        this.closeWith('abort', { reason: this.pendingCloseReason?.reason ?? 'close-timeout' });
-      }
-      return;
-    }
-    if (this.state === 'closed') return;
-    const t = this.host.timing;
-    if (this.rel !== null && this.rel.handshake === 'pending' && now - this.transportSince >= t.closeTimeoutMs) {
-      // No answer to our RESUME_REQUEST: drop this connection; the reconnecting client tries again.
-      this.closeWith('abort', { reason: 'handshake-timeout', code: 'ETIMEDOUT', message: `no answer to the resume request within ${t.closeTimeoutMs} ms` });
-      return;
-    }
-    const hb = this.hb;
-    if (hb !== null && now >= hb.nextAt) {
-      const r = hb.tick(now, this.counters.bytesIn);
-      if (r.changed !== undefined) this.setLiveness(r.changed);
-      if (r.action === 'dead') {
-        this.emitHeartbeat({ type: 'timeout', misses: hb.misses });
-        this.closeWith('abort', {
-          reason: 'heartbeat-timeout',
-          code: 'ERR_HEARTBEAT_TIMEOUT',
-          message: `no answer to ${hb.misses} heartbeat probes`,
-        });
-        return;
-      }
-      this.sendControl(ControlFrameId.Ping, encodePing(r.nonce));
-      this.emitHeartbeat({ type: 'probe', nonce: r.nonce, misses: hb.misses, liveness: hb.liveness, nextIntervalMs: hb.intervalNowMs });
-    }
-    if (t.idleTimeoutMs > 0) {
-      const frames = this.counters.framesIn + this.counters.framesOut;
-      if (frames !== this.idleFrames) {
-        this.idleFrames = frames;
-        this.idleSince = now;
-      } else if (now - this.idleSince >= t.idleTimeoutMs) {
-        if (this.rel !== null) this.rel.final = true;
-        this.goAwayAndClose(
-          { reason: 'idle-timeout', reconnect: true, message: `no application frame for ${t.idleTimeoutMs} ms` },
-          'idle-timeout',
-          t.closeTimeoutMs,
-          'ERR_IDLE_TIMEOUT',
-        );
-        return;
-      }
-    }
-    if (t.maxLifetimeMs > 0 && now - this.transportSince >= t.maxLifetimeMs && this.state === 'open') {
-      // A resumable session only rotates its connection: the peer may resume on a new one.
-      this.goAwayAndClose(
-        { reason: 'max-lifetime', reconnect: true, resume: this.rel !== null, message: `connection older than ${t.maxLifetimeMs} ms` },
-        'max-lifetime',
-        t.closeTimeoutMs,
-      );
-      return;
-    }
-    if (t.frameTimeoutMs > 0) {
-      const frames = this.counters.framesIn + this.counters.controlIn;
-      // While reading is paused the rest of a frame waits in the kernel by our choice: not a slowloris.
-      if (partialBytes === 0 || frames !== this.partialFrames || this.readPaused) {
-        this.partialFrames = frames;
-        this.partialSince = now;
-      } else if (now - this.partialSince >= t.frameTimeoutMs) {
-        this.closeWith('abort', {
-          reason: 'frame-timeout',
-          code: 'ETIMEDOUT',
-          message: `a frame stayed incomplete for ${t.frameTimeoutMs} ms (${partialBytes} bytes received of it)`,
-        });
-        return;
-      }
-    }
-    const rel = this.rel;
-    if (rel !== null) {
-      rel.expire(now);
-      if (rel.out.unwritten > 0) rel.flush();
-    }
-  }
-
-  private setLiveness(next: Liveness): void {
+  /** @internal */
+  setLiveness(next: Liveness): void {
     const prev = this.liveness;
     if (prev === next) return;
     this.liveness = next;
     this.emit('liveness', next, prev);
     this.host.relay('liveness', this, next, prev);
-  }
-
-  private emitHeartbeat(e: HeartbeatEvent): void {
-    if (this.listenerCount('heartbeat') > 0) this.emit('heartbeat', e);
-  }
-
-  // ---- control frames (called by the host) -------------------------------------
-
-  /** @internal */
-  onPong(nonce: number, now: number): void {
-    const hb = this.hb;
-    if (hb === null) return;
-    const changed = hb.onPong(nonce, now);
-    this.emitHeartbeat({ type: 'pong', nonce, rttMs: nonce === hb.lastNonce ? hb.rttMs : undefined });
-    if (changed !== undefined) this.setLiveness(changed);
-  }
-
-  /**
-   * @internal The peer is going away: ack what we have, stop sending on this
-   * connection and half-close; the peer sends its final ack and closes.
-   * A resumable session keeps taking sends (kept for the next connection):
-   * on the client always (the reconnecting client resumes or starts over),
-   * on the server when the GOAWAY allows a resume.
-   */
-  onGoAway(g: GoAway): void {
-    this.goAwayReceived = g;
-    const rel = this.rel;
-    if (rel !== null) {
-      if (!g.resume) rel.final = true;
-      rel.draining = true;
-      rel.sendAck();
-    }
-    this.emit('goaway', g);
-    this.host.relay('goaway', this, g);
-    if (this.state === 'open' || this.state === 'detached') {
-      this.host.engine.shutdown(this.connectionId);
-      this.state = rel !== null && (this.side === 'client' || !rel.final) ? 'detached' : 'closing';
-    }
   }
 
   // ---- resume (used by the host, Server and ReconnectingClient) ------------------
@@ -604,7 +481,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   detachTransport(info: SessionCloseInfo): void {
     this.state = 'detached';
     this.connectionId = 0;
-    this.hb = null;
+    this.monitor.stop();
     this.flow.reset();
     this.closeDeadline = 0;
     this.pendingCloseReason = undefined;
@@ -619,13 +496,13 @@ export class Session<UserData = unknown> extends EventEmitter {
   attachTransport(conn: ConnectionId, remote: AddressInfo, open: boolean): void {
     this.connectionId = conn;
     this.remote = remote;
-    this.transportSince = Date.now();
+    this.transportSince = this.host.clock.now();
     this.state = open ? 'open' : 'detached';
     this.flow.reset();
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
     this.peerControl = true;
-    this.startTimers(this.transportSince);
+    this.monitor.start(this.transportSince);
   }
 
   /** @internal Transport closed for good: final state and events (the host emits its own). */
@@ -633,7 +510,7 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.state = 'closed';
     this.closeInfo = info;
     this.connectionId = 0;
-    this.hb = null;
+    this.monitor.stop();
     this.emit('close', info);
   }
 }
