@@ -177,13 +177,41 @@ function positiveInt(name: string, v: number | undefined, dflt: number, allowZer
 }
 
 /**
- * Owns an engine and the sessions on it; Server and Client are its faces.
+ * @internal What a Server or Client decides for the host it owns; every
+ * member is optional (a host without a role accepts, announces, and never
+ * resumes).
+ */
+export interface HostRole {
+  /** A new accepted connection (default: announce it at once). */
+  onAccept?(session: Session): void;
+  /** An outbound connect finished. */
+  onOutboundOpen?(session: Session): void;
+  /** An outbound connection closed, before (no session) or after it opened. */
+  onOutboundClose?(conn: ConnectionId, info: SessionCloseInfo, session: Session | undefined): void;
+  /** Should this session wait for a resume? `resumable`: it is resumable and not ended for good. */
+  shouldDetach?(session: Session, info: SessionCloseInfo, resumable: boolean): boolean;
+  /** A logical session ended for good. */
+  onSessionFinal?(session: Session): void;
+  /** Per-tick work on sessions waiting for a resume (after the replay age bound). */
+  sweepDetached?(now: number): void;
+  /** More periods the timer wheel must resolve. */
+  intervals?(): number[];
+  /** RESUME_REQUEST (default: refused, 'resume-disabled'). */
+  onResumeRequest?(session: Session, req: ResumeRequest): void;
+}
+
+/**
+ * @internal Owns an engine and the sessions on it; a Server or Client owns
+ * one and receives its events.
  * Events: 'session' (session), 'frame' (session, frame), 'close' (session, info), 'error' (err, session?),
  * and, relayed from sessions: 'liveness' (session, state, prev), 'goaway' (session, goaway),
  * 'detach' (session, info), 'resume' (session, info), 'resume-failed' (session, info), 'lost' (session, lost).
  * The 'frame' frame is valid only during the listener call: copy what you keep.
  */
-export class SessionHost extends EventEmitter implements SessionHostLink, BudgetMember {
+export class SessionHost implements SessionHostLink, BudgetMember {
+  /** Where the host's events go: the Server or Client that owns it. */
+  readonly events: EventEmitter;
+  private readonly role: HostRole;
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
   readonly frameSpec: FrameSpec;
@@ -196,13 +224,13 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   readonly budget: MemoryBudget | null;
   readonly timing: SessionTiming;
   replay: ResolvedReplay | null = null;
-  protected readonly slots = new Map<ConnectionId, SessionSlot>();
-  protected readonly detached = new Set<Session>();
-  protected readonly allowHalfOpen: boolean;
+  /** @internal */ readonly slots = new Map<ConnectionId, SessionSlot>();
+  /** @internal */ readonly detached = new Set<Session>();
+  /** @internal */ readonly allowHalfOpen: boolean;
   private readonly maxSessions: number;
   private readonly refused = new Set<ConnectionId>();
   /** Called when a connection closes (after the session saw it): used by shutdown to collect outcomes. */
-  protected readonly transportWatchers = new Map<ConnectionId, (info: SessionCloseInfo, raw: CloseInfo) => void>();
+  /** @internal */ readonly transportWatchers = new Map<ConnectionId, (info: SessionCloseInfo, raw: CloseInfo) => void>();
   readonly clock: Clock;
   /** Every session's timeouts on one timer (created with the first session: Server sets its resume limits after this constructor). */
   private wheel: TimerWheel<IdleMonitor> | undefined;
@@ -225,14 +253,15 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     refusedConnections: 0,
     readPauses: 0,
   };
-  protected readonly closeReasons: Record<string, number> = {};
+  /** @internal */ readonly closeReasons: Record<string, number> = {};
   /** What the control-frame handler needs of this host. */
   private readonly controlHost: ControlHost;
   /** The engine's pause/resume of receiving, when it has them and read backpressure is on. */
   private readonly receiveSwitch: ReceiveSwitch | null;
 
-  constructor(options: SessionHostOptions, side: 'server' | 'client') {
-    super();
+  constructor(options: SessionHostOptions, side: 'server' | 'client', events: EventEmitter, role: HostRole = {}) {
+    this.events = events;
+    this.role = role;
     this.clock = options.clock ?? systemClock;
     this.frameSpec = resolveFrameSpec(options.framing ?? 'fastport');
     this.encoder = new FrameEncoder(this.frameSpec);
@@ -347,7 +376,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     return queued;
   }
 
-  protected needsControl(feature: string): FastPortError {
+  /** @internal */ needsControl(feature: string): FastPortError {
     return SessionHost.controlError(feature, this.frameSpec, true);
   }
 
@@ -444,7 +473,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   }
 
   relay(event: string, session: Session, ...args: unknown[]): void {
-    if (this.listenerCount(event) > 0) this.emit(event, session, ...args);
+    if (this.events.listenerCount(event) > 0) this.events.emit(event, session, ...args);
   }
 
   private flushAcks(): void {
@@ -459,37 +488,48 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     }
   }
 
-  // ---- hooks for Server / Client -------------------------------------------------
+  // ---- what the owning Server or Client decides (its HostRole) -------------------
 
-  /** Hook for the outbound side: a connect finished. */
-  protected onOutboundOpen(_session: Session): void {}
-  /** Hook for the outbound side: a connection closed before or after it opened. */
-  protected onOutboundClose(_conn: ConnectionId, _info: SessionCloseInfo, _session: Session | undefined): void {}
-  /** A new accepted connection: announce it now (Server with resume waits for the first frame). */
-  protected onAcceptSession(session: Session): void {
-    this.announce(session);
+  private onOutboundOpen(session: Session): void {
+    this.role.onOutboundOpen?.(session);
   }
-  /** Should a resumable session whose connection closed wait for a resume (true) or end (false)? */
-  protected shouldDetach(session: Session, _info: SessionCloseInfo): boolean {
-    return session.rel !== null && !session.rel.final;
+
+  private onOutboundClose(conn: ConnectionId, info: SessionCloseInfo, session: Session | undefined): void {
+    this.role.onOutboundClose?.(conn, info, session);
   }
-  /** A logical session ended for good. */
-  protected onSessionFinal(_session: Session): void {}
-  /** Extra sweep work (Server: resume windows, hello timeouts of unannounced sessions). */
-  protected sweepDetached(now: number): void {
+
+  private onAcceptSession(session: Session): void {
+    if (this.role.onAccept !== undefined) this.role.onAccept(session);
+    else this.announce(session);
+  }
+
+  private shouldDetach(session: Session, info: SessionCloseInfo): boolean {
+    const resumable = session.rel !== null && !session.rel.final;
+    return this.role.shouldDetach !== undefined ? this.role.shouldDetach(session, info, resumable) : resumable;
+  }
+
+  private sweepDetached(now: number): void {
     for (const s of this.detached) s.rel?.expire(now);
+    this.role.sweepDetached?.(now);
   }
-  /** Periods (ms) the sweep must resolve; the sweep runs at a quarter of the smallest (5..1000 ms). */
-  protected sweepIntervals(): number[] {
+
+  /** Periods (ms) the timer wheel must resolve; it ticks at a quarter of the smallest (5..1000 ms). */
+  private sweepIntervals(): number[] {
     const t = this.timing;
     const out = [t.frameTimeoutMs, t.idleTimeoutMs, t.maxLifetimeMs, t.closeTimeoutMs];
     if (t.heartbeat !== null) out.push(t.heartbeat.intervalMs, t.heartbeat.fastIntervalMs);
     if (this.replay !== null) out.push(this.replay.maxReplayAgeMs);
+    if (this.role.intervals !== undefined) out.push(...this.role.intervals());
     return out.filter((v) => v > 0);
   }
 
+  private onResumeRequest(session: Session, req: ResumeRequest): void {
+    if (this.role.onResumeRequest !== undefined) this.role.onResumeRequest(session, req);
+    else this.refuseResume(session);
+  }
+
   /** RESUME_REQUEST on a host that does not resume sessions. */
-  protected onResumeRequest(session: Session, _req: ResumeRequest): void {
+  refuseResume(session: Session): void {
     session.sendControl(
       ControlFrameId.ResumeRefused,
       encodeResumeRefused({
@@ -505,25 +545,25 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     if (session.awaitingHello) this.announce(session);
   }
 
-  protected reportError(err: Error, session?: Session): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err, session);
+  /** @internal */ reportError(err: Error, session?: Session): void {
+    if (this.events.listenerCount('error') > 0) this.events.emit('error', err, session);
     else process.emitWarning(`FastPort: ${err.message}`, { code: 'FASTPORT_UNHANDLED' });
   }
 
   /** Makes a session visible: adds it to `sessions` and emits 'session'. */
-  protected announce(session: Session): void {
+  /** @internal */ announce(session: Session): void {
     if (session.announced) return;
     session.announced = true;
     session.awaitingHello = false;
     this.sessions.add(session);
-    this.emit('session', session);
+    this.events.emit('session', session);
   }
 
   /**
    * Moves the connection of `provisional` under `logical` (a resume): the
    * provisional session disappears without events.
    */
-  protected adopt(logical: Session, provisional: Session, open: boolean): void {
+  /** @internal */ adopt(logical: Session, provisional: Session, open: boolean): void {
     const conn = provisional.connectionId;
     const slot = this.slots.get(conn);
     if (slot === undefined) return;
@@ -539,17 +579,17 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     logical.announced = true;
   }
 
-  protected finalize(session: Session, info: SessionCloseInfo): void {
+  /** @internal */ finalize(session: Session, info: SessionCloseInfo): void {
     this.detached.delete(session);
     this.sessions.delete(session);
-    this.onSessionFinal(session);
+    this.role.onSessionFinal?.(session);
     if (session.rel !== null) session.rel.reportUnacknowledged(info.reason);
     session.finish(info);
-    if (session.announced) this.emit('close', session, info);
+    if (session.announced) this.events.emit('close', session, info);
   }
 
   /** Stops timers and leaves the memory budget; the engine is destroyed by the caller. */
-  protected releaseHost(): void {
+  /** @internal */ releaseHost(): void {
     if (this.released) return;
     this.released = true;
     this.wheel?.stop();
@@ -648,7 +688,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       rel.delivered(frame.bytes.byteLength);
     }
     try {
-      this.emit('frame', session, frame);
+      this.events.emit('frame', session, frame);
     } catch (err) {
       this.totals.handlerErrors++;
       this.reportError(toFastPortError(err), session);

@@ -102,7 +102,7 @@ export class ReconnectingClient extends EventEmitter {
     if (localAddress !== undefined) this.connectOptions.localAddress = localAddress;
     if (connectTimeoutMs !== undefined) this.connectOptions.timeoutMs = connectTimeoutMs;
     this.client = new Client(hostOptions);
-    if (this.resume) this.client.replay = resolveReplay(ro, 'resume');
+    if (this.resume) this.client.host.replay = resolveReplay(ro, 'resume');
     this.client.detachPolicy = (s) => s === this.session && !this.closing;
     this.wire();
   }
