@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { FastPortError, type ConnectionId, type ConnectOptions, type Engine } from '@fastport/native-io';
+import type { ClientEvents } from './events';
 import { SessionHost, type HostStats, type SessionHostOptions } from './host';
 import type { SessionManager } from './session-manager';
 import type { Session, SessionCloseInfo } from './session';
@@ -12,7 +13,7 @@ interface PendingConnect {
 }
 
 /** Makes outbound sessions; one Client (one engine) can hold many of them. */
-export class Client extends EventEmitter {
+export class Client extends EventEmitter<ClientEvents> {
 
   /** @internal The host this client owns: engine, sessions, timers, memory budget. */
   readonly host: SessionHost;

@@ -10,6 +10,7 @@ import {
   type GoAway,
   type ResumeRequest,
 } from './control';
+import type { HostEvents } from './events';
 import type { Frame } from './framing';
 import type { Session } from './session';
 
@@ -22,7 +23,7 @@ export interface ControlHost {
   /** RESUME_REQUEST: the server resumes or starts a session; a host that does not resume refuses it. */
   onResumeRequest(session: Session, req: ResumeRequest): void;
   /** Re-emits a session event on the host as (session, ...args). */
-  relay(event: string, session: Session, ...args: unknown[]): void;
+  relay<K extends keyof HostEvents>(event: K, ...args: HostEvents[K]): void;
 }
 
 /**

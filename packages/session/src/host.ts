@@ -34,6 +34,7 @@ import { MemoryBudget, type BudgetHolder, type BudgetMember, type MemoryBudgetOp
 import type { ResolvedReplay } from './reliable';
 import { Session, type BackpressurePolicy, type SessionCloseInfo, type SessionHostLink, type SessionTiming } from './session';
 import { SessionManager } from './session-manager';
+import type { HostEvents } from './events';
 import { handleControlFrame, malformed, type ControlHost } from './control-handler';
 import type { IdleMonitor } from './idle-monitor';
 import { systemClock, TimerWheel, type Clock } from './timer-wheel';
@@ -210,7 +211,7 @@ export interface HostRole {
  */
 export class SessionHost implements SessionHostLink, BudgetMember {
   /** Where the host's events go: the Server or Client that owns it. */
-  readonly events: EventEmitter;
+  readonly events: EventEmitter<HostEvents>;
   private readonly role: HostRole;
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
@@ -259,7 +260,7 @@ export class SessionHost implements SessionHostLink, BudgetMember {
   /** The engine's pause/resume of receiving, when it has them and read backpressure is on. */
   private readonly receiveSwitch: ReceiveSwitch | null;
 
-  constructor(options: SessionHostOptions, side: 'server' | 'client', events: EventEmitter, role: HostRole = {}) {
+  constructor(options: SessionHostOptions, side: 'server' | 'client', events: EventEmitter<HostEvents>, role: HostRole = {}) {
     this.events = events;
     this.role = role;
     this.clock = options.clock ?? systemClock;
@@ -321,7 +322,7 @@ export class SessionHost implements SessionHostLink, BudgetMember {
         this.totals.controlIn++;
       },
       onResumeRequest: (session, req) => this.onResumeRequest(session, req),
-      relay: (event, session, ...args) => this.relay(event, session, ...args),
+      relay: (event, ...args) => this.relay(event, ...args),
     };
     const readBackpressure = options.readBackpressure ?? side === 'server';
     this.receiveSwitch = readBackpressure ? receiveSwitchOf(this.engine) : null;
@@ -472,8 +473,9 @@ export class SessionHost implements SessionHostLink, BudgetMember {
     }
   }
 
-  relay(event: string, session: Session, ...args: unknown[]): void {
-    if (this.events.listenerCount(event) > 0) this.events.emit(event, session, ...args);
+  relay<K extends keyof HostEvents>(event: K, ...args: HostEvents[K]): void {
+    // Emitting costs the argument array even without listeners: skip it then.
+    if (this.events.listenerCount(event) > 0) (this.events.emit as (e: K, ...a: HostEvents[K]) => boolean).call(this.events, event, ...args);
   }
 
   private flushAcks(): void {

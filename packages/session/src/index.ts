@@ -49,3 +49,5 @@ export type { MemoryBudgetOptions, MemoryBudgetStats, BudgetMember } from './mem
 export { OutboundLog, resolveReplay, DEFAULT_REPLAY } from './reliable';
 export type { ReplayOptions, ResolvedReplay, LostMessages, LogEntry } from './reliable';
 export * from './control';
+export type { SessionEvents, HostEvents, ServerEvents, ClientEvents, ReconnectingClientEvents, ReconnectingInfo, ShutdownPhase } from './events';
+export type { Clock } from './timer-wheel';

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { FastPortError, type ConnectOptions } from '@fastport/native-io';
 import { backoffDelay, resolveBackoff, type BackoffOptions, type ResolvedBackoff } from './backoff';
 import { Client, type ClientOptions } from './client';
+import type { ReconnectingClientEvents } from './events';
 import { hexToToken, TOKEN_BYTES, type GoAway } from './control';
 import type { Frame } from './framing';
 import { SessionHost } from './host';
@@ -54,7 +55,7 @@ export interface ConnectInfo {
  * 'lost' (session, LostMessages), 'goaway' (session, GoAway), 'liveness' (session, state, prev),
  * 'give-up' (error), 'close' (session | undefined, reason), 'error' (err).
  */
-export class ReconnectingClient extends EventEmitter {
+export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   readonly client: Client;
   /** The session (created by the first connection). */
   session: Session | undefined;
@@ -182,7 +183,7 @@ export class ReconnectingClient extends EventEmitter {
       this.lastGoAway = g;
       this.emit('goaway', s, g);
     });
-    c.on('liveness', (s: Session, state: string, prev: string) => {
+    c.on('liveness', (s, state, prev) => {
       if (s === this.session) this.emit('liveness', s, state, prev);
     });
     c.on('detach', (s: Session, info: SessionCloseInfo) => {

@@ -13,6 +13,7 @@ import {
 } from './control';
 import { resolveFrameSpec } from './framing';
 import { EventEmitter } from 'node:events';
+import type { HostEvents, ServerEvents } from './events';
 import { SessionHost, type HostStats, type SessionHostOptions } from './host';
 import type { SessionManager } from './session-manager';
 import { resolveReplay, type ReplayOptions } from './reliable';
@@ -102,7 +103,7 @@ export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5_000;
  * Accepts connections and turns each into a Session. See SessionHost for events;
  * also 'listening' (info), 'shutdown' (phase), 'closed' ().
  */
-export class Server extends EventEmitter {
+export class Server extends EventEmitter<ServerEvents> {
 
   /** @internal The host this server owns: engine, sessions, timers, memory budget. */
   readonly host: SessionHost;
@@ -151,7 +152,7 @@ export class Server extends EventEmitter {
     const r = options.resume;
     this.resumeEnabled = r !== undefined && r !== false;
     const ro: ServerResumeOptions = typeof r === 'object' ? r : {};
-    this.host = new SessionHost(Server.validate(options), 'server', this, {
+    this.host = new SessionHost(Server.validate(options), 'server', this as EventEmitter as EventEmitter<HostEvents>, {
       onAccept: (session) => this.acceptSession(session),
       intervals: () => (this.resumeEnabled ? [this.resumeWindowMs, this.helloTimeoutMs] : []),
       sweepDetached: (now) => this.expireDetached(now),

@@ -15,6 +15,7 @@ import { ControlFrameId, encodeGoAway, encodePing, isControlId, type GoAway, typ
 import { Backpressure, type BackpressurePolicy } from './backpressure';
 import type { FrameEncoder, FrameSpec } from './framing';
 import type { Liveness, ResolvedHeartbeat } from './heartbeat';
+import type { HostEvents, SessionEvents } from './events';
 import { IdleMonitor } from './idle-monitor';
 import type { Clock } from './timer-wheel';
 import type { MemoryBudget } from './memory-budget';
@@ -157,7 +158,7 @@ export interface SessionHostLink {
   scheduleCheck(monitor: IdleMonitor): void;
   cancelCheck(monitor: IdleMonitor): void;
   /** Re-emits a session event on the host as (session, ...args). */
-  relay(event: string, session: Session, ...args: unknown[]): void;
+  relay<K extends keyof HostEvents>(event: K, ...args: HostEvents[K]): void;
 }
 
 /**
@@ -174,7 +175,7 @@ export interface SessionHostLink {
  * - 'resume' (info: ResumeInfo), 'resume-failed' (info: ResumeFailedInfo);
  * - 'lost' (lost: LostMessages) — frames that did not (or may not) reach their peer.
  */
-export class Session<UserData = unknown> extends EventEmitter {
+export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** Stable id: the id of the session's first connection (ids are never reused). */
   readonly id: ConnectionId;
   /** The connection under the session now; 0 while detached without one. */
