@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { FastPortError, type ConnectionId, type ConnectOptions, type Engine } from '@fastport/native-io';
 import type { ClientEvents } from './events';
+import { checkHost, checkObject, checkPort, invalidArgType } from './arguments';
 import { SessionHost, type HostStats, type SessionHostOptions } from './host';
 import type { SessionManager } from './session-manager';
 import type { Session, SessionCloseInfo } from './session';
@@ -60,12 +61,17 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   /** Resolves with the session once connected; rejects with the connect error's code. */
-  connect(options: ConnectOptions): Promise<Session> {
+  connect(options: ConnectOptions): Promise<Session>;
+  /** As node:net: `connect(port, host = 'localhost', options)`. */
+  connect(port: number, host?: string, options?: Omit<ConnectOptions, 'host' | 'port'>): Promise<Session>;
+  connect(portOrOptions: ConnectOptions | number, host?: string, more?: Omit<ConnectOptions, 'host' | 'port'>): Promise<Session> {
     return new Promise<Session>((resolve, reject) => {
       if (this.closing !== undefined) {
         reject(new FastPortError('ERR_ENGINE_DESTROYED', 'client closed'));
         return;
       }
+      // A bad argument rejects here, with Node's code, instead of failing inside the addon.
+      const options = connectOptionsOf(portOrOptions, host, more);
       const conn = this.engine.connect(options);
       this.pending.set(conn, { resolve, reject });
     });
@@ -115,4 +121,21 @@ export class Client extends EventEmitter<ClientEvents> {
     this.host.releaseHost();
     await this.engine.destroy(graceMs);
   }
+}
+
+/** The options of `connect(options)` or of `connect(port, host, options)`, checked. */
+function connectOptionsOf(portOrOptions: unknown, host: unknown, more: unknown): ConnectOptions {
+  if (typeof portOrOptions === 'number') {
+    const port = checkPort('port', portOrOptions, false);
+    const h = host === undefined ? 'localhost' : checkHost('host', host);
+    const extra = more === undefined ? {} : checkObject('options', more);
+    return { ...extra, host: h, port };
+  }
+  if (typeof portOrOptions !== 'object' || portOrOptions === null) {
+    throw invalidArgType('options', 'of type object or a port number', portOrOptions);
+  }
+  const o = portOrOptions as Record<string, unknown>;
+  checkHost('options.host', o['host']);
+  checkPort('options.port', o['port'], false);
+  return portOrOptions as ConnectOptions;
 }

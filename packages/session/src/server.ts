@@ -14,6 +14,7 @@ import {
 import { resolveFrameSpec } from './framing';
 import { EventEmitter } from 'node:events';
 import type { HostEvents, ServerEvents } from './events';
+import { checkHost, checkPort } from './arguments';
 import { SessionHost, type HostStats, type SessionHostOptions } from './host';
 import type { SessionManager } from './session-manager';
 import { resolveReplay, type ReplayOptions } from './reliable';
@@ -197,7 +198,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0'): Promise<ListenerInfo> {
-    const listenOptions: ListenOptions = { port, host };
+    const listenOptions: ListenOptions = { port: checkPort('port', port, true), host: checkHost('host', host) };
     if (this.options.backlog !== undefined) listenOptions.backlog = this.options.backlog;
     if (this.options.reusePort !== undefined) listenOptions.reusePort = this.options.reusePort;
     if (this.options.ipv6Only !== undefined) listenOptions.ipv6Only = this.options.ipv6Only;
