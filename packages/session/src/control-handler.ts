@@ -111,6 +111,6 @@ function onGoAway(host: ControlHost, session: Session, g: GoAway): void {
   host.relay('goaway', session, g);
   if (session.state === 'open' || session.state === 'detached') {
     host.engine.shutdown(session.connectionId);
-    session.state = rel !== null && (session.side === 'client' || !rel.final) ? 'detached' : 'closing';
+    session.currentState = rel !== null && (session.side === 'client' || !rel.final) ? 'detached' : 'closing';
   }
 }

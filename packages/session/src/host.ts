@@ -571,8 +571,8 @@ export class SessionHost implements SessionHostLink, BudgetMember {
     if (slot === undefined) return;
     if (provisional.announced) this.sessions.delete(provisional);
     provisional.announced = false;
-    provisional.state = 'closed';
-    provisional.connectionId = 0;
+    provisional.currentState = 'closed';
+    provisional.conn = 0;
     this.cancelCheck(provisional.monitor);
     this.detached.delete(logical);
     slot.session = logical;

@@ -265,7 +265,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       this.session = s;
       const token = this.importToken ?? new Uint8Array(TOKEN_BYTES);
       s.makeReliable(token, this.importToken !== undefined ? this.importReceived : 0, this.importToken !== undefined);
-      s.state = 'detached';
+      s.currentState = 'detached';
     } else {
       this.client.adoptConnection(logical, s);
     }

@@ -547,7 +547,7 @@ export class ReliableDelivery {
     this.peerSessionId = ok.sessionId;
     this.draining = false;
     const session = this.session;
-    session.state = 'open';
+    session.currentState = 'open';
     const toReplay = out.unwritten;
     const written = this.flush();
     if (ok.resumed) session.counters.replayed += written;

@@ -464,7 +464,7 @@ export class Server extends EventEmitter<ServerEvents> {
       const oldConn = old.connectionId;
       const oldSlot = this.host.slots.get(oldConn);
       if (oldSlot !== undefined) oldSlot.closing = true;
-      old.connectionId = 0;
+      old.conn = 0;
       this.engine.close(oldConn, 'abort');
       this.host.closeReasons['replaced'] = (this.host.closeReasons['replaced'] ?? 0) + 1;
     }

@@ -45,15 +45,40 @@ export type SendResult = 'queued' | 'high-water' | 'dropped' | 'closed';
  */
 export type SessionState = 'open' | 'detached' | 'closing' | 'closed';
 
+/** Close reasons the engine reports. */
+export type EngineCloseReason = 'local' | 'abort' | 'peer' | 'error' | 'destroy';
+
+/** Close reasons the session layer itself gives. */
+export type SessionCloseReason =
+  | 'framing'
+  | 'out-of-memory'
+  | 'backpressure'
+  | 'memory-budget'
+  | 'heartbeat-timeout'
+  | 'idle-timeout'
+  | 'max-lifetime'
+  | 'frame-timeout'
+  | 'handshake-timeout'
+  | 'close-timeout'
+  | 'control-malformed'
+  | 'max-sessions'
+  | 'replaced'
+  | 'resume-timeout'
+  | 'resume-refused'
+  | 'peer-goaway'
+  | 'shutdown'
+  | 'shutdown-timeout'
+  | 'client-close';
+
+/**
+ * Why a session closed: one of the named reasons, or the text the
+ * application passed to close()/abort() (`string & {}` keeps editor
+ * completion of the named ones while allowing the application's own).
+ */
+export type CloseReason = EngineCloseReason | SessionCloseReason | (string & {});
+
 export interface SessionCloseInfo {
-  /**
-   * 'local' | 'abort' | 'peer' | 'error' | 'destroy' from the engine, or the
-   * session's own reason: 'framing', 'backpressure', 'memory-budget',
-   * 'heartbeat-timeout', 'idle-timeout', 'max-lifetime', 'frame-timeout',
-   * 'control-malformed', 'max-sessions', 'replaced', 'resume-timeout',
-   * 'resume-refused', 'shutdown', 'shutdown-timeout', or what the user passed to close().
-   */
-  reason: string;
+  reason: CloseReason;
   code?: ErrorCode;
   message?: string;
   /** Bytes that were queued but never reached the kernel. */
@@ -178,8 +203,8 @@ export interface SessionHostLink {
 export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** Stable id: the id of the session's first connection (ids are never reused). */
   readonly id: ConnectionId;
-  /** The connection under the session now; 0 while detached without one. */
-  connectionId: ConnectionId;
+  /** @internal The connection under the session now (writable inside the package). */
+  conn: ConnectionId;
   remote: AddressInfo;
   readonly side: 'server' | 'client';
   readonly connectedAt: number;
@@ -187,11 +212,12 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   transportSince: number;
   /** Free for the application: player, user, room... */
   data: UserData | undefined;
-  state: SessionState = 'open';
+  /** @internal The state (writable inside the package). */
+  currentState: SessionState = 'open';
   liveness: Liveness = 'active';
   closeInfo: SessionCloseInfo | undefined;
   /** Reason recorded when the session closes itself; reported in the close info. */
-  pendingCloseReason: { reason: string; code?: ErrorCode; message?: string } | undefined;
+  pendingCloseReason: { reason: CloseReason; code?: ErrorCode; message?: string } | undefined;
   readonly counters: SessionCounters = {
     bytesIn: 0,
     bytesOut: 0,
@@ -227,12 +253,22 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
     this.flow = new Backpressure(this, host);
     this.monitor = new IdleMonitor(this, host);
     this.id = id;
-    this.connectionId = id;
+    this.conn = id;
     this.remote = remote;
     this.side = side;
     this.connectedAt = host.clock.now();
     this.transportSince = this.connectedAt;
     this.monitor.start(this.connectedAt);
+  }
+
+  /** Connection state: 'open', 'detached' (resumable, without a usable connection), 'closing', 'closed'. */
+  get state(): SessionState {
+    return this.currentState;
+  }
+
+  /** The connection under the session now; 0 while detached without one. */
+  get connectionId(): ConnectionId {
+    return this.conn;
   }
 
   // ---- sending ------------------------------------------------------------
@@ -389,7 +425,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
    * peer's final ack and FIN, then sends its own final ack and closes, so
    * nothing is left unacknowledged on either side.
    */
-  close(reason = 'local'): void {
+  close(reason: CloseReason = 'local'): void {
     const rel = this.rel;
     if (rel !== null && this.state !== 'closed') {
       rel.final = true;
@@ -409,12 +445,12 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
    * forced after `deadlineMs`. A plain peer gets a graceful close (flush,
    * FIN). Returns true when the GOAWAY path was taken.
    */
-  goAwayAndClose(g: Partial<GoAway> & { reason: GoAwayReason }, reason: string, deadlineMs: number, code?: ErrorCode): boolean {
+  goAwayAndClose(g: Partial<GoAway> & { reason: GoAwayReason }, reason: CloseReason, deadlineMs: number, code?: ErrorCode): boolean {
     if (this.state === 'closed' || this.state === 'closing') return false;
     if (this.goAway({ ...g, deadlineMs })) {
       this.rel?.sendAck();
       if (this.pendingCloseReason === undefined) this.pendingCloseReason = code === undefined ? { reason } : { reason, code };
-      this.state = 'closing';
+      this.currentState = 'closing';
       this.closeDeadline = this.host.clock.now() + deadlineMs;
       this.host.scheduleCheck(this.monitor);
       return true;
@@ -424,7 +460,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /** Drops the queue and resets the connection (a resumable session ends for good). */
-  abort(reason = 'abort'): void {
+  abort(reason: CloseReason = 'abort'): void {
     if (this.rel !== null) this.rel.final = true;
     if (this.rel !== null && this.connectionId === 0) {
       this.host.finalizeDetached(this, { reason, unsentBytes: 0 });
@@ -443,7 +479,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
    * completes it. On a resumable session that is not final, the session
    * detaches instead of closing (it may be resumed).
    */
-  closeWith(mode: 'graceful' | 'abort', why: { reason: string; code?: ErrorCode; message?: string }): void {
+  closeWith(mode: 'graceful' | 'abort', why: { reason: CloseReason; code?: ErrorCode; message?: string }): void {
     if (this.state === 'closed') return;
     if (this.rel !== null && this.connectionId === 0) {
       if (this.rel.final) {
@@ -456,7 +492,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
     }
     if (this.pendingCloseReason === undefined) this.pendingCloseReason = why;
     if (this.state === 'open' || this.state === 'detached' || mode === 'abort') {
-      this.state = 'closing';
+      this.currentState = 'closing';
       this.host.closeTransport(this, this.connectionId, mode);
     }
   }
@@ -480,8 +516,8 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
 
   /** @internal The connection is gone; a resumable session waits for a new one. */
   detachTransport(info: SessionCloseInfo): void {
-    this.state = 'detached';
-    this.connectionId = 0;
+    this.currentState = 'detached';
+    this.conn = 0;
     this.monitor.stop();
     this.flow.reset();
     this.closeDeadline = 0;
@@ -495,10 +531,10 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
 
   /** @internal A new connection carries this session (server: after RESUME_REQUEST; client: before its handshake). */
   attachTransport(conn: ConnectionId, remote: AddressInfo, open: boolean): void {
-    this.connectionId = conn;
+    this.conn = conn;
     this.remote = remote;
     this.transportSince = this.host.clock.now();
-    this.state = open ? 'open' : 'detached';
+    this.currentState = open ? 'open' : 'detached';
     this.flow.reset();
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
@@ -508,9 +544,9 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
 
   /** @internal Transport closed for good: final state and events (the host emits its own). */
   finish(info: SessionCloseInfo): void {
-    this.state = 'closed';
+    this.currentState = 'closed';
     this.closeInfo = info;
-    this.connectionId = 0;
+    this.conn = 0;
     this.monitor.stop();
     this.emit('close', info);
   }
