@@ -16,7 +16,6 @@ export type {
 } from './session';
 export { SessionManager } from './session-manager';
 export {
-  SessionHost,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_CONTROL_RESERVE_BYTES,
   DEFAULT_FRAME_TIMEOUT_MS,

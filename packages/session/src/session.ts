@@ -139,7 +139,7 @@ export interface ResumeFailedInfo {
   restarted: boolean;
 }
 
-/** Resolved per-host timing options a session reads. */
+/** @internal Resolved per-host timing options a session reads. */
 export interface SessionTiming {
   heartbeat: ResolvedHeartbeat | null;
   idleTimeoutMs: number;
@@ -148,7 +148,7 @@ export interface SessionTiming {
   closeTimeoutMs: number;
 }
 
-/** Internal bridge from a session to the host that owns its engine. */
+/** @internal Bridge from a session to the host that owns its engine. */
 export interface SessionHostLink {
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
@@ -247,6 +247,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   private readonly host: SessionHostLink;
   /** @internal */ readonly flow: Backpressure;
 
+  /** @internal Sessions are made by a Server or Client. */
   constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
