@@ -1,5 +1,9 @@
-import { FastPortError, type ConnectionId, type ConnectOptions } from '@fastport/native-io';
-import { SessionHost, type SessionHostOptions } from './host';
+import { EventEmitter } from 'node:events';
+import { FastPortError, type ConnectionId, type ConnectOptions, type Engine } from '@fastport/native-io';
+import type { ClientEvents } from './events';
+import { checkHost, checkObject, checkPort, invalidArgType } from './arguments';
+import { SessionHost, type HostStats, type SessionHostOptions } from './host';
+import type { SessionManager } from './session-manager';
 import type { Session, SessionCloseInfo } from './session';
 
 export type ClientOptions = SessionHostOptions;
@@ -10,23 +14,64 @@ interface PendingConnect {
 }
 
 /** Makes outbound sessions; one Client (one engine) can hold many of them. */
-export class Client extends SessionHost {
+export class Client extends EventEmitter<ClientEvents> {
+
+  /** @internal The host this client owns: engine, sessions, timers, memory budget. */
+  readonly host: SessionHost;
+
+  get engine(): Engine {
+    return this.host.engine;
+  }
+
+  /** The sessions announced on this client. */
+  get sessions(): SessionManager {
+    return this.host.sessions;
+  }
+
+  /** True when this client pauses reading of sessions over their high watermark (the engine can, and it is on). */
+  get readBackpressure(): boolean {
+    return this.host.readBackpressure;
+  }
+
+  /** True when this client speaks session control frames (heartbeat, GOAWAY, resume): on by default where the framing has a 2+ byte id. */
+  get controlEnabled(): boolean {
+    return this.host.controlEnabled;
+  }
+
+  stats(): HostStats {
+    return this.host.stats();
+  }
+
+  /** Bytes held now (send queues as the engine holds them, reassembly, replay buffers): what the memory budget counts. */
+  memoryUsage(): number {
+    return this.host.memoryUsage();
+  }
   private readonly pending = new Map<ConnectionId, PendingConnect>();
   private closing: Promise<void> | undefined;
   /** @internal Set by a ReconnectingClient: which resumable sessions wait for a new connection. */
   detachPolicy: ((session: Session) => boolean) | undefined;
 
   constructor(options: ClientOptions = {}) {
-    super(options, 'client');
+    super();
+    this.host = new SessionHost(options, 'client', this, {
+      onOutboundOpen: (session) => this.onOutboundOpen(session),
+      onOutboundClose: (conn, info) => this.onOutboundClose(conn, info),
+      shouldDetach: (session, _info, resumable) => this.shouldDetach(session, resumable),
+    });
   }
 
   /** Resolves with the session once connected; rejects with the connect error's code. */
-  connect(options: ConnectOptions): Promise<Session> {
+  connect(options: ConnectOptions): Promise<Session>;
+  /** As node:net: `connect(port, host = 'localhost', options)`. */
+  connect(port: number, host?: string, options?: Omit<ConnectOptions, 'host' | 'port'>): Promise<Session>;
+  connect(portOrOptions: ConnectOptions | number, host?: string, more?: Omit<ConnectOptions, 'host' | 'port'>): Promise<Session> {
     return new Promise<Session>((resolve, reject) => {
       if (this.closing !== undefined) {
         reject(new FastPortError('ERR_ENGINE_DESTROYED', 'client closed'));
         return;
       }
+      // A bad argument rejects here, with Node's code, instead of failing inside the addon.
+      const options = connectOptionsOf(portOrOptions, host, more);
       const conn = this.engine.connect(options);
       this.pending.set(conn, { resolve, reject });
     });
@@ -34,28 +79,28 @@ export class Client extends SessionHost {
 
   /** @internal Moves the connection of a new session under a resumable one (ReconnectingClient). */
   adoptConnection(logical: Session, provisional: Session): void {
-    this.adopt(logical, provisional, false);
+    this.host.adopt(logical, provisional, false);
   }
 
   /** @internal Ends a resumable session that has no connection. */
   endDetached(session: Session, info: SessionCloseInfo): void {
-    this.finalizeDetached(session, info);
+    this.host.finalizeDetached(session, info);
   }
 
-  protected override shouldDetach(session: Session, info: SessionCloseInfo): boolean {
+  private shouldDetach(session: Session, resumable: boolean): boolean {
     if (this.closing !== undefined) return false;
     if (this.detachPolicy !== undefined && session.rel !== null) return this.detachPolicy(session);
-    return super.shouldDetach(session, info);
+    return resumable;
   }
 
-  protected override onOutboundOpen(session: Session): void {
+  private onOutboundOpen(session: Session): void {
     const waiter = this.pending.get(session.id);
     if (waiter === undefined) return;
     this.pending.delete(session.id);
     waiter.resolve(session);
   }
 
-  protected override onOutboundClose(conn: ConnectionId, info: SessionCloseInfo, _session: Session | undefined): void {
+  private onOutboundClose(conn: ConnectionId, info: SessionCloseInfo): void {
     const waiter = this.pending.get(conn);
     if (waiter === undefined) return;
     this.pending.delete(conn);
@@ -69,11 +114,28 @@ export class Client extends SessionHost {
   }
 
   private async runClose(graceMs: number): Promise<void> {
-    for (const session of [...this.detached]) {
-      if (session.connectionId === 0) this.finalizeDetached(session, { reason: 'client-close', unsentBytes: 0 });
+    for (const session of [...this.host.detached]) {
+      if (session.connectionId === 0) this.host.finalizeDetached(session, { reason: 'client-close', unsentBytes: 0 });
     }
     for (const session of [...this.sessions]) session.close('client-close');
-    this.releaseHost();
+    this.host.releaseHost();
     await this.engine.destroy(graceMs);
   }
+}
+
+/** The options of `connect(options)` or of `connect(port, host, options)`, checked. */
+function connectOptionsOf(portOrOptions: unknown, host: unknown, more: unknown): ConnectOptions {
+  if (typeof portOrOptions === 'number') {
+    const port = checkPort('port', portOrOptions, false);
+    const h = host === undefined ? 'localhost' : checkHost('host', host);
+    const extra = more === undefined ? {} : checkObject('options', more);
+    return { ...extra, host: h, port };
+  }
+  if (typeof portOrOptions !== 'object' || portOrOptions === null) {
+    throw invalidArgType('options', 'of type object or a port number', portOrOptions);
+  }
+  const o = portOrOptions as Record<string, unknown>;
+  checkHost('options.host', o['host']);
+  checkPort('options.port', o['port'], false);
+  return portOrOptions as ConnectOptions;
 }

@@ -34,6 +34,10 @@ import { MemoryBudget, type BudgetHolder, type BudgetMember, type MemoryBudgetOp
 import type { ResolvedReplay } from './reliable';
 import { Session, type BackpressurePolicy, type SessionCloseInfo, type SessionHostLink, type SessionTiming } from './session';
 import { SessionManager } from './session-manager';
+import type { HostEvents } from './events';
+import { handleControlFrame, malformed, type ControlHost } from './control-handler';
+import type { IdleMonitor } from './idle-monitor';
+import { systemClock, TimerWheel, type Clock } from './timer-wheel';
 
 export const DEFAULT_MAX_PENDING_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_CONTROL_RESERVE_BYTES = 64 * 1024;
@@ -41,6 +45,8 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 export interface SessionHostOptions {
+  /** @internal Time source of every timeout (tests inject a manual one). Default: Date.now and unref'd timers. */
+  clock?: Clock;
   /** Engine to run on. Default 'auto'. */
   engine?: EngineRequest;
   /** Native I/O threads (0 = inline on the JS loop). Default: the engine's. */
@@ -172,13 +178,41 @@ function positiveInt(name: string, v: number | undefined, dflt: number, allowZer
 }
 
 /**
- * Owns an engine and the sessions on it; Server and Client are its faces.
+ * @internal What a Server or Client decides for the host it owns; every
+ * member is optional (a host without a role accepts, announces, and never
+ * resumes).
+ */
+export interface HostRole {
+  /** A new accepted connection (default: announce it at once). */
+  onAccept?(session: Session): void;
+  /** An outbound connect finished. */
+  onOutboundOpen?(session: Session): void;
+  /** An outbound connection closed, before (no session) or after it opened. */
+  onOutboundClose?(conn: ConnectionId, info: SessionCloseInfo, session: Session | undefined): void;
+  /** Should this session wait for a resume? `resumable`: it is resumable and not ended for good. */
+  shouldDetach?(session: Session, info: SessionCloseInfo, resumable: boolean): boolean;
+  /** A logical session ended for good. */
+  onSessionFinal?(session: Session): void;
+  /** Per-tick work on sessions waiting for a resume (after the replay age bound). */
+  sweepDetached?(now: number): void;
+  /** More periods the timer wheel must resolve. */
+  intervals?(): number[];
+  /** RESUME_REQUEST (default: refused, 'resume-disabled'). */
+  onResumeRequest?(session: Session, req: ResumeRequest): void;
+}
+
+/**
+ * @internal Owns an engine and the sessions on it; a Server or Client owns
+ * one and receives its events.
  * Events: 'session' (session), 'frame' (session, frame), 'close' (session, info), 'error' (err, session?),
  * and, relayed from sessions: 'liveness' (session, state, prev), 'goaway' (session, goaway),
  * 'detach' (session, info), 'resume' (session, info), 'resume-failed' (session, info), 'lost' (session, lost).
  * The 'frame' frame is valid only during the listener call: copy what you keep.
  */
-export class SessionHost extends EventEmitter implements SessionHostLink, BudgetMember {
+export class SessionHost implements SessionHostLink, BudgetMember {
+  /** Where the host's events go: the Server or Client that owns it. */
+  readonly events: EventEmitter<HostEvents>;
+  private readonly role: HostRole;
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
   readonly frameSpec: FrameSpec;
@@ -191,15 +225,16 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
   readonly budget: MemoryBudget | null;
   readonly timing: SessionTiming;
   replay: ResolvedReplay | null = null;
-  protected readonly slots = new Map<ConnectionId, SessionSlot>();
-  protected readonly detached = new Set<Session>();
-  protected readonly allowHalfOpen: boolean;
+  /** @internal */ readonly slots = new Map<ConnectionId, SessionSlot>();
+  /** @internal */ readonly detached = new Set<Session>();
+  /** @internal */ readonly allowHalfOpen: boolean;
   private readonly maxSessions: number;
   private readonly refused = new Set<ConnectionId>();
   /** Called when a connection closes (after the session saw it): used by shutdown to collect outcomes. */
-  protected readonly transportWatchers = new Map<ConnectionId, (info: SessionCloseInfo, raw: CloseInfo) => void>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweepPeriod = 0;
+  /** @internal */ readonly transportWatchers = new Map<ConnectionId, (info: SessionCloseInfo, raw: CloseInfo) => void>();
+  readonly clock: Clock;
+  /** Every session's timeouts on one timer (created with the first session: Server sets its resume limits after this constructor). */
+  private wheel: TimerWheel<IdleMonitor> | undefined;
   private lastRecount = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private ackQueue: Session[] = [];
@@ -219,12 +254,16 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     refusedConnections: 0,
     readPauses: 0,
   };
-  protected readonly closeReasons: Record<string, number> = {};
+  /** @internal */ readonly closeReasons: Record<string, number> = {};
+  /** What the control-frame handler needs of this host. */
+  private readonly controlHost: ControlHost;
   /** The engine's pause/resume of receiving, when it has them and read backpressure is on. */
   private readonly receiveSwitch: ReceiveSwitch | null;
 
-  constructor(options: SessionHostOptions, side: 'server' | 'client') {
-    super();
+  constructor(options: SessionHostOptions, side: 'server' | 'client', events: EventEmitter<HostEvents>, role: HostRole = {}) {
+    this.events = events;
+    this.role = role;
+    this.clock = options.clock ?? systemClock;
     this.frameSpec = resolveFrameSpec(options.framing ?? 'fastport');
     this.encoder = new FrameEncoder(this.frameSpec);
     this.headerScratch = new Uint8Array(this.frameSpec.headerSize);
@@ -275,6 +314,16 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     // On by default for servers only: if both ends of a connection paused reading while their own queue
     // is high, two peers pipelining at each other could each wait for the other to read (a deadlock).
     // Servers protect themselves; a client keeps reading so the server's queue always drains.
+    this.controlHost = {
+      engine: this.engine,
+      allowHalfOpen: this.allowHalfOpen,
+      now: () => this.clock.now(),
+      countControlIn: () => {
+        this.totals.controlIn++;
+      },
+      onResumeRequest: (session, req) => this.onResumeRequest(session, req),
+      relay: (event, ...args) => this.relay(event, ...args),
+    };
     const readBackpressure = options.readBackpressure ?? side === 'server';
     this.receiveSwitch = readBackpressure ? receiveSwitchOf(this.engine) : null;
   }
@@ -328,7 +377,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     return queued;
   }
 
-  protected needsControl(feature: string): FastPortError {
+  /** @internal */ needsControl(feature: string): FastPortError {
     return SessionHost.controlError(feature, this.frameSpec, true);
   }
 
@@ -424,8 +473,9 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     }
   }
 
-  relay(event: string, session: Session, ...args: unknown[]): void {
-    if (this.listenerCount(event) > 0) this.emit(event, session, ...args);
+  relay<K extends keyof HostEvents>(event: K, ...args: HostEvents[K]): void {
+    // Emitting costs the argument array even without listeners: skip it then.
+    if (this.events.listenerCount(event) > 0) (this.events.emit as (e: K, ...a: HostEvents[K]) => boolean).call(this.events, event, ...args);
   }
 
   private flushAcks(): void {
@@ -436,41 +486,52 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
       const rel = s.rel;
       if (rel === null) continue;
       rel.ackScheduled = false;
-      if (rel.received !== rel.ackedSent) s.sendAck();
+      if (rel.received !== rel.ackedSent) rel.sendAck();
     }
   }
 
-  // ---- hooks for Server / Client -------------------------------------------------
+  // ---- what the owning Server or Client decides (its HostRole) -------------------
 
-  /** Hook for the outbound side: a connect finished. */
-  protected onOutboundOpen(_session: Session): void {}
-  /** Hook for the outbound side: a connection closed before or after it opened. */
-  protected onOutboundClose(_conn: ConnectionId, _info: SessionCloseInfo, _session: Session | undefined): void {}
-  /** A new accepted connection: announce it now (Server with resume waits for the first frame). */
-  protected onAcceptSession(session: Session): void {
-    this.announce(session);
+  private onOutboundOpen(session: Session): void {
+    this.role.onOutboundOpen?.(session);
   }
-  /** Should a resumable session whose connection closed wait for a resume (true) or end (false)? */
-  protected shouldDetach(session: Session, _info: SessionCloseInfo): boolean {
-    return session.rel !== null && !session.rel.final;
+
+  private onOutboundClose(conn: ConnectionId, info: SessionCloseInfo, session: Session | undefined): void {
+    this.role.onOutboundClose?.(conn, info, session);
   }
-  /** A logical session ended for good. */
-  protected onSessionFinal(_session: Session): void {}
-  /** Extra sweep work (Server: resume windows, hello timeouts of unannounced sessions). */
-  protected sweepDetached(now: number): void {
-    for (const s of this.detached) s.expireReplay(now);
+
+  private onAcceptSession(session: Session): void {
+    if (this.role.onAccept !== undefined) this.role.onAccept(session);
+    else this.announce(session);
   }
-  /** Periods (ms) the sweep must resolve; the sweep runs at a quarter of the smallest (5..1000 ms). */
-  protected sweepIntervals(): number[] {
+
+  private shouldDetach(session: Session, info: SessionCloseInfo): boolean {
+    const resumable = session.rel !== null && !session.rel.final;
+    return this.role.shouldDetach !== undefined ? this.role.shouldDetach(session, info, resumable) : resumable;
+  }
+
+  private sweepDetached(now: number): void {
+    for (const s of this.detached) s.rel?.expire(now);
+    this.role.sweepDetached?.(now);
+  }
+
+  /** Periods (ms) the timer wheel must resolve; it ticks at a quarter of the smallest (5..1000 ms). */
+  private sweepIntervals(): number[] {
     const t = this.timing;
     const out = [t.frameTimeoutMs, t.idleTimeoutMs, t.maxLifetimeMs, t.closeTimeoutMs];
     if (t.heartbeat !== null) out.push(t.heartbeat.intervalMs, t.heartbeat.fastIntervalMs);
     if (this.replay !== null) out.push(this.replay.maxReplayAgeMs);
+    if (this.role.intervals !== undefined) out.push(...this.role.intervals());
     return out.filter((v) => v > 0);
   }
 
+  private onResumeRequest(session: Session, req: ResumeRequest): void {
+    if (this.role.onResumeRequest !== undefined) this.role.onResumeRequest(session, req);
+    else this.refuseResume(session);
+  }
+
   /** RESUME_REQUEST on a host that does not resume sessions. */
-  protected onResumeRequest(_slot: SessionSlot, session: Session, _req: ResumeRequest): void {
+  refuseResume(session: Session): void {
     session.sendControl(
       ControlFrameId.ResumeRefused,
       encodeResumeRefused({
@@ -486,32 +547,33 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     if (session.awaitingHello) this.announce(session);
   }
 
-  protected reportError(err: Error, session?: Session): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err, session);
+  /** @internal */ reportError(err: Error, session?: Session): void {
+    if (this.events.listenerCount('error') > 0) this.events.emit('error', err, session);
     else process.emitWarning(`FastPort: ${err.message}`, { code: 'FASTPORT_UNHANDLED' });
   }
 
   /** Makes a session visible: adds it to `sessions` and emits 'session'. */
-  protected announce(session: Session): void {
+  /** @internal */ announce(session: Session): void {
     if (session.announced) return;
     session.announced = true;
     session.awaitingHello = false;
     this.sessions.add(session);
-    this.emit('session', session);
+    this.events.emit('session', session);
   }
 
   /**
    * Moves the connection of `provisional` under `logical` (a resume): the
    * provisional session disappears without events.
    */
-  protected adopt(logical: Session, provisional: Session, open: boolean): void {
+  /** @internal */ adopt(logical: Session, provisional: Session, open: boolean): void {
     const conn = provisional.connectionId;
     const slot = this.slots.get(conn);
     if (slot === undefined) return;
     if (provisional.announced) this.sessions.delete(provisional);
     provisional.announced = false;
-    provisional.state = 'closed';
-    provisional.connectionId = 0;
+    provisional.currentState = 'closed';
+    provisional.conn = 0;
+    this.cancelCheck(provisional.monitor);
     this.detached.delete(logical);
     slot.session = logical;
     logical.attachTransport(conn, provisional.remote, open);
@@ -519,46 +581,66 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     logical.announced = true;
   }
 
-  protected finalize(session: Session, info: SessionCloseInfo): void {
+  /** @internal */ finalize(session: Session, info: SessionCloseInfo): void {
     this.detached.delete(session);
     this.sessions.delete(session);
-    this.onSessionFinal(session);
-    if (session.rel !== null) session.reportUnacknowledged(info.reason);
+    this.role.onSessionFinal?.(session);
+    if (session.rel !== null) session.rel.reportUnacknowledged(info.reason);
     session.finish(info);
-    if (session.announced) this.emit('close', session, info);
+    if (session.announced) this.events.emit('close', session, info);
   }
 
   /** Stops timers and leaves the memory budget; the engine is destroyed by the caller. */
-  protected releaseHost(): void {
+  /** @internal */ releaseHost(): void {
     if (this.released) return;
     this.released = true;
-    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
-    this.sweepTimer = undefined;
+    this.wheel?.stop();
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     this.budget?.unregister(this);
   }
 
-  protected ensureSweep(): void {
-    if (this.sweepTimer !== undefined || this.released) return;
-    const intervals = this.sweepIntervals();
-    if (intervals.length === 0) return;
-    const period = Math.max(5, Math.min(1000, Math.floor(Math.min(...intervals) / 4)));
-    this.sweepPeriod = period;
-    this.sweepTimer = setInterval(() => this.sweep(), period);
-    this.sweepTimer.unref();
+  scheduleCheck(monitor: IdleMonitor): void {
+    const wheel = this.wheel ?? this.startWheel();
+    if (wheel === null) return;
+    wheel.schedule(monitor, monitor.nextCheckAt(this.clock.now()));
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    for (const slot of this.slots.values()) {
-      const s = slot.session;
-      if (s.connectionId !== slot.conn) continue;
-      if (s.awaitingHello && now >= s.helloDeadline) this.announce(s);
-      s.tick(now, slot.closing ? 0 : slot.decoder.bufferedBytes);
-    }
+  cancelCheck(monitor: IdleMonitor): void {
+    this.wheel?.cancel(monitor);
+  }
+
+  /** The wheel ticks at a quarter of the smallest period it must resolve (5..1000 ms). */
+  private startWheel(): TimerWheel<IdleMonitor> | null {
+    if (this.released) return null;
+    const intervals = this.sweepIntervals();
+    if (intervals.length === 0) return null;
+    const tickMs = Math.max(5, Math.min(1000, Math.floor(Math.min(...intervals) / 4)));
+    const wheel = new TimerWheel<IdleMonitor>(
+      this.clock,
+      tickMs,
+      (monitor, now) => this.checkSession(monitor, now),
+      (now) => this.housekeeping(now),
+    );
+    this.wheel = wheel;
+    wheel.start();
+    return wheel;
+  }
+
+  /** A session's check came due on the wheel. */
+  private checkSession(monitor: IdleMonitor, now: number): void {
+    const s = monitor.session;
+    const slot = this.slots.get(s.connectionId);
+    if (slot === undefined || slot.session !== s) return; // detached or gone: its next connection reschedules it
+    if (s.awaitingHello && now >= s.helloDeadline) this.announce(s);
+    monitor.check(now, slot.closing ? 0 : slot.decoder.bufferedBytes);
+    if (s.state !== 'closed' && s.connectionId === slot.conn && monitor.wheelSlot < 0) this.wheel?.schedule(monitor, monitor.nextCheckAt(now));
+  }
+
+  /** Host-wide work once per wheel tick: sessions waiting for a resume, and the memory budget's recount. */
+  private housekeeping(now: number): void {
     if (this.detached.size > 0) this.sweepDetached(now);
-    if (this.budget !== null && now - this.lastRecount >= Math.max(250, this.sweepPeriod)) {
+    if (this.budget !== null && now - this.lastRecount >= Math.max(250, this.wheel?.tickMs ?? 0)) {
       this.lastRecount = now;
       this.budget.recount();
     }
@@ -585,7 +667,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     };
     this.slots.set(conn, slot);
     this.totals.sessionsTotal++;
-    this.ensureSweep();
+    this.scheduleCheck(session.monitor);
     return session;
   }
 
@@ -593,7 +675,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     const session = slot.session;
     const id = frame.id;
     if (this.controlEnabled && id >= CONTROL_ID_FIRST && id <= CONTROL_ID_LAST) {
-      this.onControlFrame(slot, session, frame);
+      handleControlFrame(this.controlHost, session, frame);
       return;
     }
     if (session.awaitingHello) this.announce(session);
@@ -602,77 +684,18 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
     const rel = session.rel;
     if (rel !== null) {
       if (rel.handshake === 'pending') {
-        this.malformed(session, 'application frame before the resume handshake finished');
+        malformed(session, 'application frame before the resume handshake finished');
         return;
       }
-      session.afterReliableDelivery(frame.bytes.byteLength);
+      rel.delivered(frame.bytes.byteLength);
     }
     try {
-      this.emit('frame', session, frame);
+      this.events.emit('frame', session, frame);
     } catch (err) {
       this.totals.handlerErrors++;
       this.reportError(toFastPortError(err), session);
     }
-    if (rel !== null && session.rel === rel) session.maybeAck();
-  }
-
-  private malformed(session: Session, message: string): void {
-    session.closeWith('abort', { reason: 'control-malformed', code: 'ERR_FRAME_MALFORMED', message });
-  }
-
-  private onControlFrame(slot: SessionSlot, session: Session, frame: Frame): void {
-    session.peerControl = true;
-    session.counters.controlIn++;
-    this.totals.controlIn++;
-    const p = frame.payload;
-    switch (frame.id) {
-      case ControlFrameId.Ping: {
-        if (decodeNonce(p) < 0) return this.malformed(session, 'PING shorter than 4 bytes');
-        session.sendControl(ControlFrameId.Pong, p.subarray(0, 4));
-        return;
-      }
-      case ControlFrameId.Pong: {
-        const nonce = decodeNonce(p);
-        if (nonce < 0) return this.malformed(session, 'PONG shorter than 4 bytes');
-        session.onPong(nonce, Date.now());
-        return;
-      }
-      case ControlFrameId.GoAway: {
-        const g = decodeGoAway(p);
-        if (g === null) return this.malformed(session, 'GOAWAY malformed');
-        session.onGoAway(g);
-        if (this.allowHalfOpen && session.state === 'closing') session.closeWith('graceful', { reason: 'peer-goaway' });
-        return;
-      }
-      case ControlFrameId.Ack: {
-        const n = decodeAck(p);
-        if (n < 0) return this.malformed(session, 'ACK shorter than 8 bytes');
-        if (!session.onAck(n)) return this.malformed(session, `ACK of ${n} frames, more than were sent`);
-        return;
-      }
-      case ControlFrameId.ResumeRequest: {
-        const req = decodeResumeRequest(p);
-        if (req === null) return this.malformed(session, 'RESUME_REQUEST malformed');
-        this.onResumeRequest(slot, session, req);
-        return;
-      }
-      case ControlFrameId.ResumeOk: {
-        const ok = decodeResumeOk(p);
-        if (ok === null) return this.malformed(session, 'RESUME_OK malformed');
-        const err = session.onResumeOk(ok);
-        if (err !== undefined) this.malformed(session, err);
-        return;
-      }
-      case ControlFrameId.ResumeRefused: {
-        const r = decodeResumeRefused(p);
-        if (r === null) return this.malformed(session, 'RESUME_REFUSED malformed');
-        if (session.rel === null || session.rel.handshake !== 'pending') return this.malformed(session, 'RESUME_REFUSED without a pending request');
-        session.onResumeRefused(r);
-        return;
-      }
-      default:
-        return; // reserved ids: ignored, for later versions
-    }
+    if (rel !== null && session.rel === rel) rel.maybeAck();
   }
 
   private makeHandler(side: 'server' | 'client'): EngineHandler {
@@ -700,7 +723,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         this.totals.bytesIn += data.byteLength;
         if (slot.closing) return;
         slot.decoder.push(data, slot.onFrame, slot.onError);
-        if (this.receiveSwitch !== null && slot.session.connectionId === conn) slot.session.afterRead();
+        if (this.receiveSwitch !== null && slot.session.connectionId === conn) slot.session.flow.afterRead();
         const budget = this.budget;
         if (budget !== null) {
           const now = slot.closing ? 0 : reassemblyBytes(slot.decoder);
@@ -728,7 +751,7 @@ export class SessionHost extends EventEmitter implements SessionHostLink, Budget
         const session = slot.session;
         if (session.connectionId !== conn) return;
         // The peer finished sending: our final ack covers everything it sent.
-        if (session.rel !== null) session.sendAck();
+        session.rel?.sendAck();
         session.emit('end');
         if (this.allowHalfOpen && session.state === 'closing') session.closeWith('graceful', { reason: session.pendingCloseReason?.reason ?? 'peer' });
       },

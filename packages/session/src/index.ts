@@ -6,6 +6,9 @@ export type {
   SessionState,
   Liveness,
   SessionCloseInfo,
+  CloseReason,
+  EngineCloseReason,
+  SessionCloseReason,
   SessionCounters,
   ResumeState,
   ResumeInfo,
@@ -13,7 +16,6 @@ export type {
 } from './session';
 export { SessionManager } from './session-manager';
 export {
-  SessionHost,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_CONTROL_RESERVE_BYTES,
   DEFAULT_FRAME_TIMEOUT_MS,
@@ -49,3 +51,5 @@ export type { MemoryBudgetOptions, MemoryBudgetStats, BudgetMember } from './mem
 export { OutboundLog, resolveReplay, DEFAULT_REPLAY } from './reliable';
 export type { ReplayOptions, ResolvedReplay, LostMessages, LogEntry } from './reliable';
 export * from './control';
+export type { SessionEvents, HostEvents, ServerEvents, ClientEvents, ReconnectingClientEvents, ReconnectingInfo, ShutdownPhase } from './events';
+export type { Clock } from './timer-wheel';

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { FastPortError, type ConnectOptions } from '@fastport/native-io';
 import { backoffDelay, resolveBackoff, type BackoffOptions, type ResolvedBackoff } from './backoff';
 import { Client, type ClientOptions } from './client';
+import type { ReconnectingClientEvents } from './events';
 import { hexToToken, TOKEN_BYTES, type GoAway } from './control';
 import type { Frame } from './framing';
 import { SessionHost } from './host';
@@ -54,7 +55,7 @@ export interface ConnectInfo {
  * 'lost' (session, LostMessages), 'goaway' (session, GoAway), 'liveness' (session, state, prev),
  * 'give-up' (error), 'close' (session | undefined, reason), 'error' (err).
  */
-export class ReconnectingClient extends EventEmitter {
+export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   readonly client: Client;
   /** The session (created by the first connection). */
   session: Session | undefined;
@@ -102,7 +103,7 @@ export class ReconnectingClient extends EventEmitter {
     if (localAddress !== undefined) this.connectOptions.localAddress = localAddress;
     if (connectTimeoutMs !== undefined) this.connectOptions.timeoutMs = connectTimeoutMs;
     this.client = new Client(hostOptions);
-    if (this.resume) this.client.replay = resolveReplay(ro, 'resume');
+    if (this.resume) this.client.host.replay = resolveReplay(ro, 'resume');
     this.client.detachPolicy = (s) => s === this.session && !this.closing;
     this.wire();
   }
@@ -182,7 +183,7 @@ export class ReconnectingClient extends EventEmitter {
       this.lastGoAway = g;
       this.emit('goaway', s, g);
     });
-    c.on('liveness', (s: Session, state: string, prev: string) => {
+    c.on('liveness', (s, state, prev) => {
       if (s === this.session) this.emit('liveness', s, state, prev);
     });
     c.on('detach', (s: Session, info: SessionCloseInfo) => {
@@ -226,7 +227,7 @@ export class ReconnectingClient extends EventEmitter {
     }
     if (s !== undefined && s.rel !== null && s.rel.final) {
       // The server will not resume it (GOAWAY without resume): start over, keeping unsent frames.
-      s.restartFresh(g?.reason ?? 'goaway');
+      s.rel.restartFresh(g?.reason ?? 'goaway');
     }
     this.scheduleReconnect(new FastPortError(info.code ?? 'ECONNRESET', info.message ?? `connection closed (${info.reason})`), g !== undefined);
   }
@@ -264,11 +265,11 @@ export class ReconnectingClient extends EventEmitter {
       this.session = s;
       const token = this.importToken ?? new Uint8Array(TOKEN_BYTES);
       s.makeReliable(token, this.importToken !== undefined ? this.importReceived : 0, this.importToken !== undefined);
-      s.state = 'detached';
+      s.currentState = 'detached';
     } else {
       this.client.adoptConnection(logical, s);
     }
-    logical.startClientHandshake();
+    logical.rel!.startClientHandshake();
   }
 
   private scheduleReconnect(err: Error, immediate: boolean): void {

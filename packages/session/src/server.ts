@@ -1,4 +1,4 @@
-import { FastPortError, type CloseInfo, type ListenerInfo, type ListenOptions } from '@fastport/native-io';
+import { FastPortError, type CloseInfo, type Engine, type ListenerInfo, type ListenOptions } from '@fastport/native-io';
 import {
   ControlFrameId,
   RESUME_PROTOCOL_VERSION,
@@ -12,9 +12,14 @@ import {
   type ResumeRequest,
 } from './control';
 import { resolveFrameSpec } from './framing';
-import { SessionHost, type SessionHostOptions, type SessionSlot } from './host';
+import { EventEmitter } from 'node:events';
+import type { HostEvents, ServerEvents } from './events';
+import { checkHost, checkPort } from './arguments';
+import { SessionHost, type HostStats, type SessionHostOptions } from './host';
+import type { SessionManager } from './session-manager';
 import { resolveReplay, type ReplayOptions } from './reliable';
-import { newToken, type ResumeInfo, type Session, type SessionCloseInfo } from './session';
+import { newToken } from './reliable';
+import { type ResumeInfo, type Session, type SessionCloseInfo } from './session';
 
 export interface ServerResumeOptions extends ReplayOptions {
   /** How long a session that lost its connection waits for its client to resume it. Default 60,000 ms. */
@@ -99,7 +104,38 @@ export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5_000;
  * Accepts connections and turns each into a Session. See SessionHost for events;
  * also 'listening' (info), 'shutdown' (phase), 'closed' ().
  */
-export class Server extends SessionHost {
+export class Server extends EventEmitter<ServerEvents> {
+
+  /** @internal The host this server owns: engine, sessions, timers, memory budget. */
+  readonly host: SessionHost;
+
+  get engine(): Engine {
+    return this.host.engine;
+  }
+
+  /** The sessions announced on this server. */
+  get sessions(): SessionManager {
+    return this.host.sessions;
+  }
+
+  /** True when this server pauses reading of sessions over their high watermark (the engine can, and it is on). */
+  get readBackpressure(): boolean {
+    return this.host.readBackpressure;
+  }
+
+  /** True when this server speaks session control frames (heartbeat, GOAWAY, resume): on by default where the framing has a 2+ byte id. */
+  get controlEnabled(): boolean {
+    return this.host.controlEnabled;
+  }
+
+  stats(): HostStats {
+    return this.host.stats();
+  }
+
+  /** Bytes held now (send queues as the engine holds them, reassembly, replay buffers): what the memory budget counts. */
+  memoryUsage(): number {
+    return this.host.memoryUsage();
+  }
   private readonly options: ServerOptions;
   private listener: ListenerInfo | undefined;
   private readonly resumeWindowMs: number;
@@ -112,12 +148,20 @@ export class Server extends SessionHost {
   private shutdownPromise: Promise<ShutdownReport> | undefined;
 
   constructor(options: ServerOptions = {}) {
-    super(Server.validate(options), 'server');
+    super();
     this.options = options;
     const r = options.resume;
     this.resumeEnabled = r !== undefined && r !== false;
     const ro: ServerResumeOptions = typeof r === 'object' ? r : {};
-    if (this.resumeEnabled) this.replay = resolveReplay(ro, 'resume');
+    this.host = new SessionHost(Server.validate(options), 'server', this as EventEmitter as EventEmitter<HostEvents>, {
+      onAccept: (session) => this.acceptSession(session),
+      intervals: () => (this.resumeEnabled ? [this.resumeWindowMs, this.helloTimeoutMs] : []),
+      sweepDetached: (now) => this.expireDetached(now),
+      shouldDetach: (session, _info, resumable) => this.shouldDetach(resumable),
+      onSessionFinal: (session) => this.forget(session),
+      onResumeRequest: (session, req) => this.onResumeRequest(session, req),
+    });
+    if (this.resumeEnabled) this.host.replay = resolveReplay(ro, 'resume');
     this.resumeWindowMs = ro.resumeWindowMs ?? DEFAULT_RESUME_WINDOW_MS;
     this.helloTimeoutMs = ro.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
     this.maxDetached = ro.maxDetached ?? DEFAULT_MAX_DETACHED;
@@ -154,7 +198,7 @@ export class Server extends SessionHost {
   }
 
   async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0'): Promise<ListenerInfo> {
-    const listenOptions: ListenOptions = { port, host };
+    const listenOptions: ListenOptions = { port: checkPort('port', port, true), host: checkHost('host', host) };
     if (this.options.backlog !== undefined) listenOptions.backlog = this.options.backlog;
     if (this.options.reusePort !== undefined) listenOptions.reusePort = this.options.reusePort;
     if (this.options.ipv6Only !== undefined) listenOptions.ipv6Only = this.options.ipv6Only;
@@ -197,10 +241,10 @@ export class Server extends SessionHost {
 
     // Sessions waiting for a resume cannot be resumed by this process any more.
     let detachedClosed = 0;
-    for (const s of [...this.detached]) {
+    for (const s of [...this.host.detached]) {
       if (s.connectionId !== 0) continue;
       if (s.rel !== null) s.rel.final = true;
-      this.finalizeDetached(s, { reason: 'shutdown', unsentBytes: 0 });
+      this.host.finalizeDetached(s, { reason: 'shutdown', unsentBytes: 0 });
       detachedClosed++;
     }
 
@@ -208,7 +252,7 @@ export class Server extends SessionHost {
     const outcomes: SessionShutdownOutcome[] = [];
     const waits: Promise<void>[] = [];
     const open = new Map<number, SessionShutdownOutcome>();
-    for (const slot of [...this.slots.values()]) {
+    for (const slot of [...this.host.slots.values()]) {
       const session = slot.session;
       const conn = slot.conn;
       const record: SessionShutdownOutcome = {
@@ -223,7 +267,7 @@ export class Server extends SessionHost {
       open.set(conn, record);
       waits.push(
         new Promise<void>((resolve) => {
-          this.transportWatchers.set(conn, (info: SessionCloseInfo, raw?: CloseInfo) => {
+          this.host.transportWatchers.set(conn, (info: SessionCloseInfo, raw?: CloseInfo) => {
             open.delete(conn);
             record.reason = info.reason;
             record.bytesLeft = Math.max(record.bytesLeft, info.unsentBytes);
@@ -269,7 +313,7 @@ export class Server extends SessionHost {
       for (const [conn, record] of open) {
         record.outcome = 'timed-out';
         record.bytesLeft = Math.max(record.bytesLeft, this.engine.pendingBytes(conn));
-        const slot = this.slots.get(conn);
+        const slot = this.host.slots.get(conn);
         if (slot !== undefined && slot.session.connectionId === conn) {
           slot.session.pendingCloseReason = { reason: 'shutdown-timeout', message: `not finished within ${deadlineMs} ms` };
           slot.session.closeWith('abort', { reason: 'shutdown-timeout' });
@@ -278,7 +322,7 @@ export class Server extends SessionHost {
       }
       await all;
     }
-    this.releaseHost();
+    this.host.releaseHost();
     await this.engine.destroy();
     this.emit('shutdown', 'closed');
     this.emit('closed');
@@ -295,48 +339,43 @@ export class Server extends SessionHost {
 
   // ---- resume -----------------------------------------------------------------
 
-  protected override onAcceptSession(session: Session): void {
+  private acceptSession(session: Session): void {
     if (!this.resumeEnabled) {
-      this.announce(session);
+      this.host.announce(session);
       return;
     }
     session.awaitingHello = true;
-    session.helloDeadline = Date.now() + this.helloTimeoutMs;
+    session.helloDeadline = this.host.clock.now() + this.helloTimeoutMs;
+    this.host.scheduleCheck(session.monitor);
   }
 
-  protected override sweepIntervals(): number[] {
-    const out = super.sweepIntervals();
-    if (this.resumeEnabled) out.push(this.resumeWindowMs, this.helloTimeoutMs);
-    return out;
-  }
-
-  protected override sweepDetached(now: number): void {
-    super.sweepDetached(now);
-    for (const s of [...this.detached]) {
+  /** Sessions not resumed within the resume window end. */
+  private expireDetached(now: number): void {
+    for (const s of [...this.host.detached]) {
       const rel = s.rel;
       if (rel === null || s.connectionId !== 0) continue;
       if (now - rel.detachedAt >= this.resumeWindowMs) {
         rel.final = true;
-        this.finalizeDetached(s, { reason: 'resume-timeout', message: `not resumed within ${this.resumeWindowMs} ms`, unsentBytes: 0 });
+        this.host.finalizeDetached(s, { reason: 'resume-timeout', message: `not resumed within ${this.resumeWindowMs} ms`, unsentBytes: 0 });
       }
     }
   }
 
-  protected override shouldDetach(session: Session, info: SessionCloseInfo): boolean {
-    if (!super.shouldDetach(session, info) || this.stopping || !this.resumeEnabled) return false;
-    return this.detached.size < this.maxDetached;
+  private shouldDetach(resumable: boolean): boolean {
+    if (!resumable || this.stopping || !this.resumeEnabled) return false;
+    return this.host.detached.size < this.maxDetached;
   }
 
-  protected override onSessionFinal(session: Session): void {
+  private forget(session: Session): void {
     const rel = session.rel;
     if (rel === null) return;
     const key = tokenToHex(rel.token);
     if (this.registry.get(key) === session) this.registry.delete(key);
   }
 
-  protected override onResumeRequest(slot: SessionSlot, session: Session, req: ResumeRequest): void {
+  private onResumeRequest(session: Session, req: ResumeRequest): void {
     if (!this.resumeEnabled) {
-      super.onResumeRequest(slot, session, req);
+      this.host.refuseResume(session);
       return;
     }
     const refuse = (r: Partial<ResumeRefused> & { reason: ResumeRefusedReason; message: string }) => {
@@ -364,11 +403,10 @@ export class Server extends SessionHost {
     if (isZeroToken(req.token)) {
       // A new resumable session.
       const token = newToken();
-      session.makeReliable(token, 0);
-      session.rel!.handshake = 'done';
+      session.makeReliable(token, 0).handshake = 'done';
       this.registry.set(tokenToHex(token), session);
       session.sendControl(ControlFrameId.ResumeOk, encodeResumeOk({ resumed: false, token, received: 0, sessionId: session.id }));
-      this.announce(session);
+      this.host.announce(session);
       return;
     }
 
@@ -404,19 +442,19 @@ export class Server extends SessionHost {
       refuse({ ...refusal, received: rel.received });
       // The old session cannot continue: tell its application what is lost, then end it.
       if (refusal.lostFrom !== undefined && refusal.lostTo !== undefined) {
-        old.reportLost('outbound', refusal.reason, refusal.lostFrom, refusal.lostTo, true, []);
+        rel.reportLost('outbound', refusal.reason, refusal.lostFrom, refusal.lostTo, true, []);
       }
       if (refusal.peerLostFrom !== undefined && refusal.peerLostTo !== undefined) {
-        old.reportLost('inbound', refusal.reason, refusal.peerLostFrom, refusal.peerLostTo, true, []);
+        rel.reportLost('inbound', refusal.reason, refusal.peerLostFrom, refusal.peerLostTo, true, []);
       }
       const notDelivered = out.after(req.received);
       if (notDelivered.length > 0) {
-        old.reportLost('outbound', refusal.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, true, notDelivered);
+        rel.reportLost('outbound', refusal.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, true, notDelivered);
       }
       const cleared = out.clear();
-      this.budget?.release(cleared);
+      this.host.budget?.release(cleared);
       rel.final = true;
-      if (old.connectionId === 0) this.finalizeDetached(old, { reason: 'resume-refused', message: refusal.message, unsentBytes: 0 });
+      if (old.connectionId === 0) this.host.finalizeDetached(old, { reason: 'resume-refused', message: refusal.message, unsentBytes: 0 });
       else old.closeWith('abort', { reason: 'resume-refused', message: refusal.message });
       return;
     }
@@ -424,24 +462,24 @@ export class Server extends SessionHost {
     // Resume: the old connection (if the server has not noticed it died) is dropped.
     if (old.connectionId !== 0) {
       const oldConn = old.connectionId;
-      const oldSlot = this.slots.get(oldConn);
+      const oldSlot = this.host.slots.get(oldConn);
       if (oldSlot !== undefined) oldSlot.closing = true;
-      old.connectionId = 0;
+      old.conn = 0;
       this.engine.close(oldConn, 'abort');
-      this.closeReasons['replaced'] = (this.closeReasons['replaced'] ?? 0) + 1;
+      this.host.closeReasons['replaced'] = (this.host.closeReasons['replaced'] ?? 0) + 1;
     }
     const freed = out.ack(req.received);
-    if (freed > 0) this.budget?.release(freed);
-    this.adopt(old, session, true);
+    if (freed > 0) this.host.budget?.release(freed);
+    this.host.adopt(old, session, true);
     rel.handshake = 'done';
     rel.final = false;
     rel.draining = false;
     old.sendControl(ControlFrameId.ResumeOk, encodeResumeOk({ resumed: true, token: rel.token, received: rel.received, sessionId: old.id }));
     out.rewindTo(req.received);
     const toReplay = out.unwritten;
-    old.counters.replayed += old.flushReliable();
+    old.counters.replayed += rel.flush();
     const info: ResumeInfo = { resumed: true, peerReceived: req.received, replayed: toReplay, token: key };
     old.emit('resume', info);
-    this.relay('resume', old, info);
+    this.host.relay('resume', old, info);
   }
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   FastPortError,
@@ -12,30 +11,20 @@ import {
 
 // Read once: a CommonJS re-export is a getter, and these sit on the per-frame path.
 const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH, Refused: SEND_REFUSED, Closed: SEND_CLOSED } = SendStatus;
-import {
-  ControlFrameId,
-  TOKEN_BYTES,
-  U64_UNKNOWN,
-  encodeAck,
-  encodeGoAway,
-  encodePing,
-  encodeResumeRequest,
-  isControlId,
-  tokenToHex,
-  type GoAway,
-  type GoAwayReason,
-  type ResumeOk,
-  type ResumeRefused,
-} from './control';
+import { ControlFrameId, encodeGoAway, encodePing, isControlId, type GoAway, type GoAwayReason, type ResumeRefused } from './control';
+import { Backpressure, type BackpressurePolicy } from './backpressure';
 import type { FrameEncoder, FrameSpec } from './framing';
-import { HeartbeatMonitor, type HeartbeatEvent, type Liveness, type ResolvedHeartbeat } from './heartbeat';
+import type { Liveness, ResolvedHeartbeat } from './heartbeat';
+import type { HostEvents, SessionEvents } from './events';
+import { IdleMonitor } from './idle-monitor';
+import type { Clock } from './timer-wheel';
 import type { MemoryBudget } from './memory-budget';
-import { OutboundLog, type LogEntry, type LostMessages, type ResolvedReplay } from './reliable';
+import { ReliableDelivery, type ResolvedReplay } from './reliable';
+
+export { newToken } from './reliable';
 
 export type { Liveness } from './heartbeat';
-
-/** What a session does when a send would pass its pending-bytes limit. */
-export type BackpressurePolicy = 'reject' | 'drop' | 'close';
+export type { BackpressurePolicy } from './backpressure';
 
 /**
  * Outcome of `Session.send`:
@@ -56,15 +45,40 @@ export type SendResult = 'queued' | 'high-water' | 'dropped' | 'closed';
  */
 export type SessionState = 'open' | 'detached' | 'closing' | 'closed';
 
+/** Close reasons the engine reports. */
+export type EngineCloseReason = 'local' | 'abort' | 'peer' | 'error' | 'destroy';
+
+/** Close reasons the session layer itself gives. */
+export type SessionCloseReason =
+  | 'framing'
+  | 'out-of-memory'
+  | 'backpressure'
+  | 'memory-budget'
+  | 'heartbeat-timeout'
+  | 'idle-timeout'
+  | 'max-lifetime'
+  | 'frame-timeout'
+  | 'handshake-timeout'
+  | 'close-timeout'
+  | 'control-malformed'
+  | 'max-sessions'
+  | 'replaced'
+  | 'resume-timeout'
+  | 'resume-refused'
+  | 'peer-goaway'
+  | 'shutdown'
+  | 'shutdown-timeout'
+  | 'client-close';
+
+/**
+ * Why a session closed: one of the named reasons, or the text the
+ * application passed to close()/abort() (`string & {}` keeps editor
+ * completion of the named ones while allowing the application's own).
+ */
+export type CloseReason = EngineCloseReason | SessionCloseReason | (string & {});
+
 export interface SessionCloseInfo {
-  /**
-   * 'local' | 'abort' | 'peer' | 'error' | 'destroy' from the engine, or the
-   * session's own reason: 'framing', 'backpressure', 'memory-budget',
-   * 'heartbeat-timeout', 'idle-timeout', 'max-lifetime', 'frame-timeout',
-   * 'control-malformed', 'max-sessions', 'replaced', 'resume-timeout',
-   * 'resume-refused', 'shutdown', 'shutdown-timeout', or what the user passed to close().
-   */
-  reason: string;
+  reason: CloseReason;
   code?: ErrorCode;
   message?: string;
   /** Bytes that were queued but never reached the kernel. */
@@ -125,7 +139,7 @@ export interface ResumeFailedInfo {
   restarted: boolean;
 }
 
-/** Resolved per-host timing options a session reads. */
+/** @internal Resolved per-host timing options a session reads. */
 export interface SessionTiming {
   heartbeat: ResolvedHeartbeat | null;
   idleTimeoutMs: number;
@@ -134,7 +148,7 @@ export interface SessionTiming {
   closeTimeoutMs: number;
 }
 
-/** Internal bridge from a session to the host that owns its engine. */
+/** @internal Bridge from a session to the host that owns its engine. */
 export interface SessionHostLink {
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
@@ -164,40 +178,12 @@ export interface SessionHostLink {
   /** Ends a session that has no connection. */
   finalizeDetached(session: Session, info: SessionCloseInfo): void;
   scheduleAck(session: Session): void;
+  readonly clock: Clock;
+  /** (Re)schedules the monitor's next check on the host's timer wheel, at `monitor.nextCheckAt`. */
+  scheduleCheck(monitor: IdleMonitor): void;
+  cancelCheck(monitor: IdleMonitor): void;
   /** Re-emits a session event on the host as (session, ...args). */
-  relay(event: string, session: Session, ...args: unknown[]): void;
-}
-
-/** @internal Reliable-delivery state of a resumable session. */
-export interface ReliableState {
-  token: Uint8Array;
-  out: OutboundLog;
-  /** Peer frames delivered here. */
-  received: number;
-  ackedSent: number;
-  bytesSinceAck: number;
-  ackScheduled: boolean;
-  /** Client side: 'pending' while a RESUME_REQUEST awaits its answer. */
-  handshake: 'none' | 'pending' | 'done';
-  /** The session ends (no resume) when its connection closes. */
-  final: boolean;
-  /** A GOAWAY was received on the current connection: new frames wait for the next one. */
-  draining: boolean;
-  /** Client imported a token without its unacknowledged frames (a new process). */
-  historyUnknown: boolean;
-  detachedAt: number;
-  /** Server session id the peer reported (client side). */
-  peerSessionId: number;
-}
-
-const ZERO_TOKEN = new Uint8Array(TOKEN_BYTES);
-
-function readUint(b: Uint8Array, p: number, width: 1 | 2 | 4, endian: 'be' | 'le'): number {
-  if (width === 1) return b[p]!;
-  if (width === 2) return endian === 'be' ? (b[p]! << 8) | b[p + 1]! : b[p]! | (b[p + 1]! << 8);
-  return endian === 'be'
-    ? ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0
-    : (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+  relay<K extends keyof HostEvents>(event: K, ...args: HostEvents[K]): void;
 }
 
 /**
@@ -214,11 +200,11 @@ function readUint(b: Uint8Array, p: number, width: 1 | 2 | 4, endian: 'be' | 'le
  * - 'resume' (info: ResumeInfo), 'resume-failed' (info: ResumeFailedInfo);
  * - 'lost' (lost: LostMessages) — frames that did not (or may not) reach their peer.
  */
-export class Session<UserData = unknown> extends EventEmitter {
+export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** Stable id: the id of the session's first connection (ids are never reused). */
   readonly id: ConnectionId;
-  /** The connection under the session now; 0 while detached without one. */
-  connectionId: ConnectionId;
+  /** @internal The connection under the session now (writable inside the package). */
+  conn: ConnectionId;
   remote: AddressInfo;
   readonly side: 'server' | 'client';
   readonly connectedAt: number;
@@ -226,11 +212,12 @@ export class Session<UserData = unknown> extends EventEmitter {
   transportSince: number;
   /** Free for the application: player, user, room... */
   data: UserData | undefined;
-  state: SessionState = 'open';
+  /** @internal The state (writable inside the package). */
+  currentState: SessionState = 'open';
   liveness: Liveness = 'active';
   closeInfo: SessionCloseInfo | undefined;
   /** Reason recorded when the session closes itself; reported in the close info. */
-  pendingCloseReason: { reason: string; code?: ErrorCode; message?: string } | undefined;
+  pendingCloseReason: { reason: CloseReason; code?: ErrorCode; message?: string } | undefined;
   readonly counters: SessionCounters = {
     bytesIn: 0,
     bytesOut: 0,
@@ -244,21 +231,13 @@ export class Session<UserData = unknown> extends EventEmitter {
     refused: 0,
     readPauses: 0,
   };
-  /** Reading is paused until the queue drains (read backpressure). */
-  readPaused = false;
-  /**
-   * False from a resume until the next read: each drain lets at least one
-   * read through, so an application that refills the queue on every 'drain'
-   * cannot keep the peer's input (its PONGs and ACKs too) unread forever.
-   */
-  private readArmed = true;
   /** The peer has sent control frames (it speaks the session protocol: GOAWAY, PING). */
   peerControl = false;
   /** The last GOAWAY the peer sent on this connection. */
   goAwayReceived: GoAway | undefined;
 
-  /** @internal */ rel: ReliableState | null = null;
-  /** @internal */ hb: HeartbeatMonitor | null = null;
+  /** @internal */ rel: ReliableDelivery | null = null;
+  /** @internal Heartbeat, idle, lifetime and frame timeouts of the current connection. */ readonly monitor: IdleMonitor;
   /** @internal Server with resume: not announced until its first frame says whether it resumes. */
   awaitingHello = false;
   /** @internal */ helloDeadline = 0;
@@ -266,22 +245,31 @@ export class Session<UserData = unknown> extends EventEmitter {
   /** @internal Set when a graceful reliable close or a shutdown waits for the peer. */
   closeDeadline = 0;
   private readonly host: SessionHostLink;
-  private aboveHigh = false;
-  private idleFrames = -1;
-  private idleSince = 0;
-  private partialFrames = -1;
-  private partialSince = 0;
+  /** @internal */ readonly flow: Backpressure;
 
+  /** @internal Sessions are made by a Server or Client. */
   constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
+    this.flow = new Backpressure(this, host);
+    this.monitor = new IdleMonitor(this, host);
     this.id = id;
-    this.connectionId = id;
+    this.conn = id;
     this.remote = remote;
     this.side = side;
-    this.connectedAt = Date.now();
+    this.connectedAt = host.clock.now();
     this.transportSince = this.connectedAt;
-    this.startTimers(this.connectedAt);
+    this.monitor.start(this.connectedAt);
+  }
+
+  /** Connection state: 'open', 'detached' (resumable, without a usable connection), 'closing', 'closed'. */
+  get state(): SessionState {
+    return this.currentState;
+  }
+
+  /** The connection under the session now; 0 while detached without one. */
+  get connectionId(): ConnectionId {
+    return this.conn;
   }
 
   // ---- sending ------------------------------------------------------------
@@ -297,14 +285,12 @@ export class Session<UserData = unknown> extends EventEmitter {
     if (host.controlEnabled && isControlId(packetId)) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${packetId.toString(16)} is reserved for session control frames (0xFF00-0xFF0F)`);
     }
-    if (this.rel !== null) return this.sendReliable(payload, packetId);
+    if (this.rel !== null) return this.rel.sendPayload(payload, packetId);
     if (this.state !== 'open') return 'closed';
     const headerLength = host.encoder.writeHeader(host.headerScratch, payload.byteLength, packetId);
     const size = headerLength + payload.byteLength;
-    if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
-      return this.overLimit(size, 'backpressure');
-    }
-    if (host.budget !== null && !this.reserveBudget(size)) return this.overLimit(size, 'memory-budget');
+    if (this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
+    if (!this.flow.reserveBudget(size)) return this.flow.refuse(size, 'memory-budget');
     const header = host.headerScratch.subarray(0, headerLength);
     return this.submit(host.engine.sendv(this.connectionId, [header, payload]), size);
   }
@@ -315,24 +301,17 @@ export class Session<UserData = unknown> extends EventEmitter {
    * sequence number).
    */
   sendFrame(frameBytes: Uint8Array): SendResult {
-    if (this.rel !== null) return this.sendFrameReliable(frameBytes);
+    if (this.rel !== null) return this.rel.sendWholeFrame(frameBytes);
     if (this.state !== 'open') return 'closed';
     const host = this.host;
     const size = frameBytes.byteLength;
-    if ((this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
-      return this.overLimit(size, 'backpressure');
-    }
-    if (host.budget !== null && !this.reserveBudget(size)) return this.overLimit(size, 'memory-budget');
+    if (this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
+    if (!this.flow.reserveBudget(size)) return this.flow.refuse(size, 'memory-budget');
     return this.submit(host.engine.send(this.connectionId, frameBytes), size);
   }
 
-  /** Budget for `bytes`: free room, else decided by what this session holds (the largest holders pay, see MemoryBudget.admit). */
-  private reserveBudget(bytes: number): boolean {
-    const budget = this.host.budget!;
-    return budget.tryReserve(bytes) || budget.admit(bytes, this.host.heldBy(this));
-  }
-
-  private submit(status: SendStatus, bytes: number): SendResult {
+  /** @internal Counts what the engine took and applies its watermark verdict. */
+  submit(status: SendStatus, bytes: number): SendResult {
     switch (status) {
       case SEND_QUEUED:
         this.counters.framesOut++;
@@ -340,134 +319,18 @@ export class Session<UserData = unknown> extends EventEmitter {
         this.host.onSessionSent(1, bytes);
         return 'queued';
       case SEND_ABOVE_HIGH:
-        this.aboveHigh = true;
-        this.pauseReading();
+        this.flow.markAboveHigh();
         this.counters.framesOut++;
         this.counters.bytesOut += bytes;
         this.host.onSessionSent(1, bytes);
         return 'high-water';
       case SEND_REFUSED:
         this.host.budget?.release(bytes);
-        return this.overLimit(bytes, 'backpressure');
+        return this.flow.refuse(bytes, 'backpressure');
       default:
         this.host.budget?.release(bytes);
         return 'closed';
     }
-  }
-
-  private overLimit(bytes: number, why: 'backpressure' | 'memory-budget' | 'replay-buffer'): SendResult {
-    const policy = this.host.policy;
-    this.counters.refused++;
-    this.host.onSessionRefused();
-    // A peer whose replies do not fit is not read until its queue drains (its requests wait in the kernel).
-    if (why === 'backpressure') this.pauseReading();
-    if (policy === 'drop') {
-      this.counters.dropped++;
-      this.host.onSessionDropped();
-      return 'dropped';
-    }
-    const what =
-      why === 'backpressure'
-        ? `pending bytes would pass the limit of ${this.host.userMaxPending}`
-        : why === 'memory-budget'
-          ? `the process memory budget (${this.host.budget?.limitBytes ?? 0} bytes) is used up`
-          : `the replay buffer would pass ${this.host.replay?.maxReplayBytes ?? 0} bytes`;
-    if (policy === 'close') {
-      this.closeWith('abort', {
-        reason: why === 'memory-budget' ? 'memory-budget' : 'backpressure',
-        code: 'ERR_BACKPRESSURE',
-        message: `${what} (send of ${bytes} bytes refused)`,
-      });
-      return 'closed';
-    }
-    throw new FastPortError('ERR_BACKPRESSURE', `session ${this.id}: send of ${bytes} bytes refused: ${what}`);
-  }
-
-  private sendReliable(payload: Uint8Array, packetId: number): SendResult {
-    if (this.state === 'closing' || this.state === 'closed') return 'closed';
-    const host = this.host;
-    const hs = host.headerScratch.length;
-    const frame = new Uint8Array(hs + payload.byteLength);
-    host.encoder.writeHeader(frame, payload.byteLength, packetId, 0);
-    frame.set(payload, hs);
-    return this.pushReliable(frame, packetId);
-  }
-
-  private sendFrameReliable(frameBytes: Uint8Array): SendResult {
-    if (this.state === 'closing' || this.state === 'closed') return 'closed';
-    const spec = this.host.frameSpec;
-    if (frameBytes.byteLength < spec.headerSize) {
-      throw new FastPortError('ERR_INVALID_ARGUMENT', `sendFrame: ${frameBytes.byteLength} bytes is shorter than a header`);
-    }
-    const declared = readUint(frameBytes, spec.lengthOffset, spec.lengthWidth, spec.lengthEndian) + (spec.lengthIncludesHeader ? 0 : spec.headerSize);
-    if (declared !== frameBytes.byteLength) {
-      throw new FastPortError(
-        'ERR_INVALID_ARGUMENT',
-        `sendFrame on a resumable session takes exactly one frame (header says ${declared} bytes, got ${frameBytes.byteLength})`,
-      );
-    }
-    const id = spec.idOffset === undefined ? 0 : readUint(frameBytes, spec.idOffset, spec.idWidth ?? 2, spec.idEndian ?? 'be');
-    if (this.host.controlEnabled && isControlId(id)) {
-      throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${id.toString(16)} is reserved for session control frames`);
-    }
-    return this.pushReliable(frameBytes.slice(), id);
-  }
-
-  private pushReliable(frame: Uint8Array, id: number): SendResult {
-    const rel = this.rel!;
-    const host = this.host;
-    const limits = host.replay!;
-    const size = frame.byteLength;
-    const out = rel.out;
-    if (out.bytes + size > limits.maxReplayBytes) {
-      const freed = out.evictForBytes(size, limits.maxReplayBytes);
-      if (freed > 0) host.budget?.release(freed);
-      if (out.bytes + size > limits.maxReplayBytes) return this.overLimit(size, 'replay-buffer');
-    }
-    const direct = this.state === 'open' && !rel.draining && out.unwritten === 0;
-    if (direct && (this.aboveHigh || size > host.sizeCheckThreshold) && host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending) {
-      return this.overLimit(size, 'backpressure');
-    }
-    // The replay copy (and, once written, the engine's copy) count against the budget.
-    if (host.budget !== null && !this.reserveBudget(direct ? size * 2 : size)) return this.overLimit(size, 'memory-budget');
-    out.append(id, frame, Date.now());
-    if (!direct) {
-      if (this.state === 'open' && !rel.draining) this.flushReliable();
-      return 'queued';
-    }
-    out.writeSeq++;
-    const status = host.engine.send(this.connectionId, frame);
-    if (status === SEND_REFUSED || status === SEND_CLOSED) {
-      // Kept in the replay buffer: it goes out after a drain or on the next connection.
-      out.writeSeq--;
-      return 'queued';
-    }
-    return this.submit(status, size);
-  }
-
-  /** @internal Writes replay-buffer frames the connection has not had yet, as far as the limit allows. */
-  flushReliable(): number {
-    const rel = this.rel;
-    if (rel === null || this.state !== 'open' || rel.draining) return 0;
-    const host = this.host;
-    const out = rel.out;
-    let written = 0;
-    for (let e = out.peekUnwritten(); e !== undefined; e = out.peekUnwritten()) {
-      const size = e.frame.byteLength;
-      if (host.engine.pendingBytes(this.connectionId) + size > host.userMaxPending && host.engine.pendingBytes(this.connectionId) > 0) break;
-      const status = host.engine.send(this.connectionId, e.frame);
-      if (status === SEND_REFUSED || status === SEND_CLOSED) break;
-      out.writeSeq++;
-      written++;
-      if (status === SEND_ABOVE_HIGH) {
-        this.aboveHigh = true;
-        this.pauseReading();
-      }
-      this.counters.framesOut++;
-      this.counters.bytesOut += size;
-      host.onSessionSent(1, size);
-    }
-    return written;
   }
 
   /** @internal Sends a control frame through the reserve lane (never refused for the user's backlog). */
@@ -482,10 +345,7 @@ export class Session<UserData = unknown> extends EventEmitter {
       return false;
     }
     if (status === SEND_CLOSED) return false;
-    if (status === SEND_ABOVE_HIGH) {
-      this.aboveHigh = true;
-      this.pauseReading();
-    }
+    if (status === SEND_ABOVE_HIGH) this.flow.markAboveHigh();
     this.counters.controlOut++;
     this.host.onControlSent();
     return true;
@@ -500,39 +360,15 @@ export class Session<UserData = unknown> extends EventEmitter {
     return this.connectionId !== 0 && this.host.engine.setSocketOptions(this.connectionId, options);
   }
 
-  /**
-   * Stops reading this session's connection (read backpressure): called when
-   * its queue passes the high watermark or a send is refused for the limit.
-   * Undone by the drain at the low watermark. A no-op on engines without
-   * pause/resume, or with `readBackpressure: false`.
-   */
-  private pauseReading(): void {
-    if (this.readPaused || !this.readArmed || this.state !== 'open' || this.connectionId === 0) return;
-    if (this.host.pauseReceiving(this.connectionId)) {
-      this.readPaused = true;
-      this.counters.readPauses++;
-    }
-  }
-
-  /** @internal Reading resumes (drain, or a new connection under a resumed session). */
-  resumeReading(): void {
-    if (!this.readPaused) return;
-    this.readPaused = false;
-    this.readArmed = false;
-    if (this.connectionId !== 0) this.host.resumeReceiving(this.connectionId);
-  }
-
-  /** @internal A read was delivered: pausing is allowed again, and done now if the queue is still high. */
-  afterRead(): void {
-    this.readArmed = true;
-    if (this.aboveHigh && !this.readPaused) this.pauseReading();
+  /** Reading is paused until the queue drains (read backpressure). */
+  get readPaused(): boolean {
+    return this.flow.readPaused;
   }
 
   /** @internal The engine's queue fell to the low watermark. */
   handleDrain(): void {
-    this.resumeReading();
-    this.aboveHigh = false;
-    if (this.rel !== null) this.flushReliable();
+    this.flow.onDrain();
+    if (this.rel !== null) this.rel.flush();
     this.emit('drain');
   }
 
@@ -548,27 +384,17 @@ export class Session<UserData = unknown> extends EventEmitter {
 
   /** The resume token (32 hex chars) of a resumable session. */
   get token(): string | undefined {
-    return this.rel === null || this.rel.handshake === 'pending' && isZero(this.rel.token) ? undefined : tokenToHex(this.rel.token);
+    return this.rel === null ? undefined : this.rel.tokenHex;
   }
 
   /** Where a resumable session stands (to persist it, or to show it). */
   resumeState(): ResumeState | undefined {
-    const rel = this.rel;
-    if (rel === null) return undefined;
-    return {
-      token: tokenToHex(rel.token),
-      received: rel.received,
-      nextSeq: rel.out.nextSeq,
-      acked: rel.out.ackedThrough,
-      unacked: rel.out.length,
-      unwritten: rel.out.unwritten,
-      replayBytes: rel.out.bytes,
-    };
+    return this.rel === null ? undefined : this.rel.snapshot();
   }
 
   /** Heartbeat figures of the current connection, when this side drives heartbeats. */
   heartbeatStats(): { probes: number; pongs: number; misses: number; rttMs: number | undefined; liveness: Liveness } | undefined {
-    const hb = this.hb;
+    const hb = this.monitor.heartbeat;
     if (hb === null) return undefined;
     return { probes: hb.probes, pongs: hb.pongs, misses: hb.misses, rttMs: hb.rttMs, liveness: hb.liveness };
   }
@@ -600,7 +426,7 @@ export class Session<UserData = unknown> extends EventEmitter {
    * peer's final ack and FIN, then sends its own final ack and closes, so
    * nothing is left unacknowledged on either side.
    */
-  close(reason = 'local'): void {
+  close(reason: CloseReason = 'local'): void {
     const rel = this.rel;
     if (rel !== null && this.state !== 'closed') {
       rel.final = true;
@@ -620,13 +446,14 @@ export class Session<UserData = unknown> extends EventEmitter {
    * forced after `deadlineMs`. A plain peer gets a graceful close (flush,
    * FIN). Returns true when the GOAWAY path was taken.
    */
-  goAwayAndClose(g: Partial<GoAway> & { reason: GoAwayReason }, reason: string, deadlineMs: number, code?: ErrorCode): boolean {
+  goAwayAndClose(g: Partial<GoAway> & { reason: GoAwayReason }, reason: CloseReason, deadlineMs: number, code?: ErrorCode): boolean {
     if (this.state === 'closed' || this.state === 'closing') return false;
     if (this.goAway({ ...g, deadlineMs })) {
-      this.sendAck();
+      this.rel?.sendAck();
       if (this.pendingCloseReason === undefined) this.pendingCloseReason = code === undefined ? { reason } : { reason, code };
-      this.state = 'closing';
-      this.closeDeadline = Date.now() + deadlineMs;
+      this.currentState = 'closing';
+      this.closeDeadline = this.host.clock.now() + deadlineMs;
+      this.host.scheduleCheck(this.monitor);
       return true;
     }
     this.closeWith('graceful', code === undefined ? { reason } : { reason, code });
@@ -634,7 +461,7 @@ export class Session<UserData = unknown> extends EventEmitter {
   }
 
   /** Drops the queue and resets the connection (a resumable session ends for good). */
-  abort(reason = 'abort'): void {
+  abort(reason: CloseReason = 'abort'): void {
     if (this.rel !== null) this.rel.final = true;
     if (this.rel !== null && this.connectionId === 0) {
       this.host.finalizeDetached(this, { reason, unsentBytes: 0 });
@@ -653,7 +480,7 @@ export class Session<UserData = unknown> extends EventEmitter {
    * completes it. On a resumable session that is not final, the session
    * detaches instead of closing (it may be resumed).
    */
-  closeWith(mode: 'graceful' | 'abort', why: { reason: string; code?: ErrorCode; message?: string }): void {
+  closeWith(mode: 'graceful' | 'abort', why: { reason: CloseReason; code?: ErrorCode; message?: string }): void {
     if (this.state === 'closed') return;
     if (this.rel !== null && this.connectionId === 0) {
       if (this.rel.final) {
@@ -666,113 +493,13 @@ export class Session<UserData = unknown> extends EventEmitter {
     }
     if (this.pendingCloseReason === undefined) this.pendingCloseReason = why;
     if (this.state === 'open' || this.state === 'detached' || mode === 'abort') {
-      this.state = 'closing';
+      this.currentState = 'closing';
       this.host.closeTransport(this, this.connectionId, mode);
     }
   }
 
-  // ---- timers (driven by the host's sweep) ------------------------------------
-
-  private startTimers(now: number): void {
-    const hb = this.host.timing.heartbeat;
-    this.hb = hb !== null && this.host.controlEnabled ? new HeartbeatMonitor(hb, now, this.counters.bytesIn) : null;
-    this.idleFrames = -1;
-    this.idleSince = now;
-    this.partialFrames = -1;
-    this.partialSince = now;
-  }
-
-  /** @internal Called by the host sweep for sessions with a connection. */
-  tick(now: number, partialBytes: number): void {
-    if (this.state === 'closing') {
-      if (this.closeDeadline !== 0 && now >= this.closeDeadline) {
-        this.closeDeadline = 0;
-        this.closeWith('abort', { reason: this.pendingCloseReason?.reason ?? 'close-timeout' });
-      }
-      return;
-    }
-    if (this.state === 'closed') return;
-    const t = this.host.timing;
-    if (this.rel !== null && this.rel.handshake === 'pending' && now - this.transportSince >= t.closeTimeoutMs) {
-      // No answer to our RESUME_REQUEST: drop this connection; the reconnecting client tries again.
-      this.closeWith('abort', { reason: 'handshake-timeout', code: 'ETIMEDOUT', message: `no answer to the resume request within ${t.closeTimeoutMs} ms` });
-      return;
-    }
-    const hb = this.hb;
-    if (hb !== null && now >= hb.nextAt) {
-      const r = hb.tick(now, this.counters.bytesIn);
-      if (r.changed !== undefined) this.setLiveness(r.changed);
-      if (r.action === 'dead') {
-        this.emitHeartbeat({ type: 'timeout', misses: hb.misses });
-        this.closeWith('abort', {
-          reason: 'heartbeat-timeout',
-          code: 'ERR_HEARTBEAT_TIMEOUT',
-          message: `no answer to ${hb.misses} heartbeat probes`,
-        });
-        return;
-      }
-      this.sendControl(ControlFrameId.Ping, encodePing(r.nonce));
-      this.emitHeartbeat({ type: 'probe', nonce: r.nonce, misses: hb.misses, liveness: hb.liveness, nextIntervalMs: hb.intervalNowMs });
-    }
-    if (t.idleTimeoutMs > 0) {
-      const frames = this.counters.framesIn + this.counters.framesOut;
-      if (frames !== this.idleFrames) {
-        this.idleFrames = frames;
-        this.idleSince = now;
-      } else if (now - this.idleSince >= t.idleTimeoutMs) {
-        if (this.rel !== null) this.rel.final = true;
-        this.goAwayAndClose(
-          { reason: 'idle-timeout', reconnect: true, message: `no application frame for ${t.idleTimeoutMs} ms` },
-          'idle-timeout',
-          t.closeTimeoutMs,
-          'ERR_IDLE_TIMEOUT',
-        );
-        return;
-      }
-    }
-    if (t.maxLifetimeMs > 0 && now - this.transportSince >= t.maxLifetimeMs && this.state === 'open') {
-      // A resumable session only rotates its connection: the peer may resume on a new one.
-      this.goAwayAndClose(
-        { reason: 'max-lifetime', reconnect: true, resume: this.rel !== null, message: `connection older than ${t.maxLifetimeMs} ms` },
-        'max-lifetime',
-        t.closeTimeoutMs,
-      );
-      return;
-    }
-    if (t.frameTimeoutMs > 0) {
-      const frames = this.counters.framesIn + this.counters.controlIn;
-      // While reading is paused the rest of a frame waits in the kernel by our choice: not a slowloris.
-      if (partialBytes === 0 || frames !== this.partialFrames || this.readPaused) {
-        this.partialFrames = frames;
-        this.partialSince = now;
-      } else if (now - this.partialSince >= t.frameTimeoutMs) {
-        this.closeWith('abort', {
-          reason: 'frame-timeout',
-          code: 'ETIMEDOUT',
-          message: `a frame stayed incomplete for ${t.frameTimeoutMs} ms (${partialBytes} bytes received of it)`,
-        });
-        return;
-      }
-    }
-    const rel = this.rel;
-    if (rel !== null) {
-      this.expireReplay(now);
-      if (rel.out.unwritten > 0) this.flushReliable();
-    }
-  }
-
-  /** @internal Age bound of the replay buffer; unsent frames dropped by it are reported lost. */
-  expireReplay(now: number): void {
-    const rel = this.rel;
-    const limits = this.host.replay;
-    if (rel === null || limits === null) return;
-    const before = rel.out.bytes;
-    const unsent = rel.out.evictOlderThan(now - limits.maxReplayAgeMs);
-    if (before !== rel.out.bytes) this.host.budget?.release(before - rel.out.bytes);
-    if (unsent.length > 0) this.reportLost('outbound', 'replay-expired', unsent[0]!.seq, unsent[unsent.length - 1]!.seq, true, unsent);
-  }
-
-  private setLiveness(next: Liveness): void {
+  /** @internal */
+  setLiveness(next: Liveness): void {
     const prev = this.liveness;
     if (prev === next) return;
     this.liveness = next;
@@ -780,120 +507,24 @@ export class Session<UserData = unknown> extends EventEmitter {
     this.host.relay('liveness', this, next, prev);
   }
 
-  private emitHeartbeat(e: HeartbeatEvent): void {
-    if (this.listenerCount('heartbeat') > 0) this.emit('heartbeat', e);
-  }
-
-  // ---- control frames (called by the host) -------------------------------------
-
-  /** @internal */
-  onPong(nonce: number, now: number): void {
-    const hb = this.hb;
-    if (hb === null) return;
-    const changed = hb.onPong(nonce, now);
-    this.emitHeartbeat({ type: 'pong', nonce, rttMs: nonce === hb.lastNonce ? hb.rttMs : undefined });
-    if (changed !== undefined) this.setLiveness(changed);
-  }
-
-  /**
-   * @internal The peer is going away: ack what we have, stop sending on this
-   * connection and half-close; the peer sends its final ack and closes.
-   * A resumable session keeps taking sends (kept for the next connection):
-   * on the client always (the reconnecting client resumes or starts over),
-   * on the server when the GOAWAY allows a resume.
-   */
-  onGoAway(g: GoAway): void {
-    this.goAwayReceived = g;
-    const rel = this.rel;
-    if (rel !== null) {
-      if (!g.resume) rel.final = true;
-      rel.draining = true;
-      this.sendAck();
-    }
-    this.emit('goaway', g);
-    this.host.relay('goaway', this, g);
-    if (this.state === 'open' || this.state === 'detached') {
-      this.host.engine.shutdown(this.connectionId);
-      this.state = rel !== null && (this.side === 'client' || !rel.final) ? 'detached' : 'closing';
-    }
-  }
-
-  /** @internal Peer acknowledged `n` of our frames. Returns false if the ack is impossible. */
-  onAck(n: number): boolean {
-    const rel = this.rel;
-    if (rel === null) return true;
-    const freed = rel.out.ack(n);
-    if (freed < 0) return false;
-    if (freed > 0) this.host.budget?.release(freed);
-    return true;
-  }
-
-  /** @internal A reliable application frame was delivered. */
-  afterReliableDelivery(bytes: number): void {
-    const rel = this.rel!;
-    rel.received++;
-    rel.bytesSinceAck += bytes;
-  }
-
-  /** @internal Sends the ack now if a threshold is met, else schedules it. */
-  maybeAck(): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const r = this.host.replay!;
-    if (rel.received - rel.ackedSent >= r.ackEvery || rel.bytesSinceAck >= r.ackEveryBytes) this.sendAck();
-    else if (!rel.ackScheduled && rel.received !== rel.ackedSent) {
-      rel.ackScheduled = true;
-      this.host.scheduleAck(this);
-    }
-  }
-
-  /** @internal */
-  sendAck(): void {
-    const rel = this.rel;
-    if (rel === null || this.connectionId === 0) return;
-    if (this.sendControl(ControlFrameId.Ack, encodeAck(rel.received))) {
-      rel.ackedSent = rel.received;
-      rel.bytesSinceAck = 0;
-    }
-  }
-
   // ---- resume (used by the host, Server and ReconnectingClient) ------------------
 
   /** @internal Makes this a resumable session with `token` (zero token: not yet known). */
-  makeReliable(token: Uint8Array, received = 0, historyUnknown = false): void {
-    this.rel = {
-      token: token.slice(),
-      out: new OutboundLog(),
-      received,
-      ackedSent: received,
-      bytesSinceAck: 0,
-      ackScheduled: false,
-      handshake: 'none',
-      final: false,
-      draining: false,
-      historyUnknown,
-      detachedAt: 0,
-      peerSessionId: 0,
-    };
+  makeReliable(token: Uint8Array, received = 0, historyUnknown = false): ReliableDelivery {
+    this.rel = new ReliableDelivery(this, this.host, token, received, historyUnknown);
+    return this.rel;
   }
 
   /** @internal The connection is gone; a resumable session waits for a new one. */
   detachTransport(info: SessionCloseInfo): void {
-    this.state = 'detached';
-    this.connectionId = 0;
-    this.hb = null;
-    this.aboveHigh = false;
-    this.readPaused = false;
-    this.readArmed = true;
+    this.currentState = 'detached';
+    this.conn = 0;
+    this.monitor.stop();
+    this.flow.reset();
     this.closeDeadline = 0;
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
-    if (this.rel !== null) {
-      this.rel.detachedAt = Date.now();
-      this.rel.handshake = 'none';
-      this.rel.draining = false;
-      this.rel.ackScheduled = false;
-    }
+    this.rel?.onDetach();
     if (this.liveness !== 'active') this.setLiveness('active');
     this.emit('detach', info);
     this.host.relay('detach', this, info);
@@ -901,196 +532,23 @@ export class Session<UserData = unknown> extends EventEmitter {
 
   /** @internal A new connection carries this session (server: after RESUME_REQUEST; client: before its handshake). */
   attachTransport(conn: ConnectionId, remote: AddressInfo, open: boolean): void {
-    this.connectionId = conn;
+    this.conn = conn;
     this.remote = remote;
-    this.transportSince = Date.now();
-    this.state = open ? 'open' : 'detached';
-    this.aboveHigh = false;
-    this.readPaused = false;
-    this.readArmed = true;
+    this.transportSince = this.host.clock.now();
+    this.currentState = open ? 'open' : 'detached';
+    this.flow.reset();
     this.pendingCloseReason = undefined;
     this.goAwayReceived = undefined;
     this.peerControl = true;
-    this.startTimers(this.transportSince);
-  }
-
-  /** @internal Client: asks the server to resume (or to start) this session. */
-  startClientHandshake(): void {
-    const rel = this.rel!;
-    rel.handshake = 'pending';
-    this.peerControl = true;
-    this.sendControl(
-      ControlFrameId.ResumeRequest,
-      encodeResumeRequest({
-        token: rel.token,
-        historyUnknown: rel.historyUnknown,
-        received: rel.received,
-        firstAvailable: rel.historyUnknown ? 0 : rel.out.firstSeq,
-      }),
-    );
-  }
-
-  /** @internal Client: the server accepted. Returns an error message if the answer is impossible. */
-  onResumeOk(ok: ResumeOk): string | undefined {
-    const rel = this.rel;
-    if (rel === null || rel.handshake !== 'pending') return 'RESUME_OK without a pending request';
-    const asked = !isZero(rel.token);
-    if (asked && !ok.resumed) return 'RESUME_OK for a new session answered a resume request';
-    if (asked && !equalBytes(rel.token, ok.token)) return 'RESUME_OK with another token';
-    const out = rel.out;
-    if (rel.historyUnknown) {
-      // A new process: the server's count decides where our numbering goes on.
-      const carry = out.after(out.writeSeq - 1);
-      const freed = out.bytes;
-      out.continueAfter(ok.received);
-      this.host.budget?.release(freed);
-      for (const e of carry) {
-        out.append(e.id, e.frame, e.at);
-        this.host.budget?.charge(e.frame.byteLength);
-      }
-      rel.historyUnknown = false;
-    } else {
-      if (ok.received >= out.writeSeq) return `server claims ${ok.received} frames, only ${out.writeSeq - 1} were sent`;
-      if (ok.received < out.firstSeq - 1) return `server needs frame ${ok.received + 1}, replay buffer starts at ${out.firstSeq}`;
-      const freed = out.ack(ok.received);
-      if (freed > 0) this.host.budget?.release(freed);
-      out.rewindTo(ok.received);
-    }
-    rel.token = ok.token.slice();
-    rel.handshake = 'done';
-    rel.peerSessionId = ok.sessionId;
-    rel.draining = false;
-    this.state = 'open';
-    const toReplay = out.unwritten;
-    const written = this.flushReliable();
-    if (ok.resumed) this.counters.replayed += written;
-    const info: ResumeInfo = { resumed: ok.resumed, peerReceived: ok.received, replayed: toReplay, token: tokenToHex(rel.token) };
-    this.emit('resume', info);
-    this.host.relay('resume', this, info);
-    return undefined;
-  }
-
-  /**
-   * @internal Client: the server refused. Reports what is lost; unless the
-   * refusal is final, starts over as a new session on the same connection,
-   * moving frames that never went out into it.
-   */
-  onResumeRefused(r: ResumeRefused): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const restart = r.reason !== 'resume-disabled' && r.reason !== 'protocol';
-    const info: ResumeFailedInfo = { reason: r.reason, message: r.message, restarted: restart };
-    this.emit('resume-failed', info);
-    this.host.relay('resume-failed', this, info);
-    if (r.lostFrom <= r.lostTo && r.lostTo !== U64_UNKNOWN) this.reportLost('inbound', r.reason, r.lostFrom, r.lostTo, true, []);
-    if (r.peerLostFrom <= r.peerLostTo && r.peerLostTo !== U64_UNKNOWN) {
-      this.reportLost('outbound', r.reason, r.peerLostFrom, r.peerLostTo, true, []);
-    }
-    const out = rel.out;
-    const written = out.held().filter((e) => e.seq < out.writeSeq);
-    const unsent = out.after(out.writeSeq - 1);
-    if (written.length > 0) {
-      const known = r.received !== U64_UNKNOWN;
-      const notDelivered = known ? written.filter((e) => e.seq > r.received) : written;
-      if (notDelivered.length > 0) {
-        this.reportLost('outbound', r.reason, notDelivered[0]!.seq, notDelivered[notDelivered.length - 1]!.seq, known, notDelivered);
-      }
-    }
-    if (!restart) {
-      rel.final = true;
-      this.closeWith('graceful', { reason: 'resume-refused', message: `${r.reason}: ${r.message}` });
-      return;
-    }
-    this.startFreshLog(unsent);
-    this.startClientHandshake();
-  }
-
-  /**
-   * @internal Server: a fresh logical session starts where this one was
-   * (after a GOAWAY that forbids resuming, on the client): unacknowledged
-   * frames are reported; unsent ones move to the new session.
-   */
-  restartFresh(reason: string): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const out = rel.out;
-    const written = out.held().filter((e) => e.seq < out.writeSeq);
-    if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
-    const unsent = out.after(out.writeSeq - 1);
-    this.startFreshLog(unsent);
-    rel.final = false;
-  }
-
-  /** Empties the replay log, keeps the frames that never went out (renumbered from 1) and forgets the old token and counters. */
-  private startFreshLog(unsent: readonly { id: number; frame: Uint8Array; at: number }[]): void {
-    const rel = this.rel!;
-    const out = rel.out;
-    this.host.budget?.release(out.bytes);
-    out.reset(1);
-    for (const e of unsent) {
-      out.append(e.id, e.frame, e.at);
-      this.host.budget?.charge(e.frame.byteLength);
-    }
-    rel.token = ZERO_TOKEN.slice();
-    rel.received = 0;
-    rel.ackedSent = 0;
-    rel.bytesSinceAck = 0;
-    rel.historyUnknown = false;
-  }
-
-  /** @internal The logical session ends: everything still unacknowledged is reported. */
-  reportUnacknowledged(reason: string): void {
-    const rel = this.rel;
-    if (rel === null) return;
-    const out = rel.out;
-    const held = out.held();
-    const written = held.filter((e) => e.seq < out.writeSeq);
-    const unsent = held.filter((e) => e.seq >= out.writeSeq);
-    if (written.length > 0) this.reportLost('outbound', reason, written[0]!.seq, written[written.length - 1]!.seq, false, written);
-    if (unsent.length > 0) this.reportLost('outbound', reason, unsent[0]!.seq, unsent[unsent.length - 1]!.seq, true, unsent);
-    const cleared = out.clear();
-    this.host.budget?.release(cleared);
-  }
-
-  /** @internal */
-  reportLost(direction: 'outbound' | 'inbound', reason: string, fromSeq: number, toSeq: number, certain: boolean, entries: LogEntry[]): void {
-    const hs = this.host.frameSpec.headerSize;
-    const lost: LostMessages = {
-      direction,
-      reason,
-      fromSeq,
-      toSeq,
-      count: toSeq - fromSeq + 1,
-      certain,
-      messages: entries.map((e) => ({ seq: e.seq, id: e.id, payload: e.frame.subarray(hs) })),
-    };
-    this.emit('lost', lost);
-    this.host.relay('lost', this, lost);
+    this.monitor.start(this.transportSince);
   }
 
   /** @internal Transport closed for good: final state and events (the host emits its own). */
   finish(info: SessionCloseInfo): void {
-    this.state = 'closed';
+    this.currentState = 'closed';
     this.closeInfo = info;
-    this.connectionId = 0;
-    this.hb = null;
+    this.conn = 0;
+    this.monitor.stop();
     this.emit('close', info);
   }
 }
-
-function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** 16 random bytes: a new session token. */
-export function newToken(): Uint8Array {
-  return new Uint8Array(randomBytes(TOKEN_BYTES));
-}
-
