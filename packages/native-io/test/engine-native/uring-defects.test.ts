@@ -12,12 +12,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildUringMech } from './mech-build';
 import { runAsync } from './run-async';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
 import { selectEngines } from '../engine/engines';
 
-const PKG = path.resolve(__dirname, '../..');
 const selected = selectEngines().some((s) => s.kind === 'uring' && s.filteredOut === undefined);
 const availability = engineAvailability('uring');
 
@@ -44,29 +44,13 @@ if (!selected || !availability.available) {
     const bins: Record<string, string> = {};
 
     beforeAll(async () => {
-      if (!cxx) throw new Error('no C++ compiler (g++/c++ or $CXX): cannot build test/engine-native/uring_mech.cc');
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-uring-defects-'));
-      const sources = [
-        path.join(__dirname, 'uring_mech.cc'),
-        'src/linux/uring/backend.cc',
-        'src/linux/uring/ring.cc',
-        'src/common/errno_name.cc',
-      ].map((s) => path.resolve(PKG, s));
-      const common = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-pthread', '-DFASTPORT_URING_TEST_HOOKS', '-I', path.join(PKG, 'src')];
       const variants: Record<string, string[]> = {
         plain: ['-O2', '-g'],
         asan: ['-O1', '-g', '-D_GLIBCXX_DEBUG', '-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=all'],
         tsan: ['-O1', '-g', '-fsanitize=thread'],
       };
-      for (const [name, flags] of Object.entries(variants)) {
-        const out = path.join(tmp, `uring_mech_${name}`);
-        const r = await runAsync(cxx, [...common, ...flags, '-o', out, ...sources]);
-        if (r.status !== 0) {
-          if (name !== 'plain') continue; // no sanitizer runtime: that test is skipped
-          throw new Error(`building uring_mech (${name}) failed:\n${r.stderr}`);
-        }
-        bins[name] = out;
-      }
+      Object.assign(bins, await buildUringMech(cxx, tmp, variants, ['-pthread', '-DFASTPORT_URING_TEST_HOOKS']));
     }, 240_000);
 
     afterAll(() => {

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildUringMech } from './mech-build';
 import { runAsync } from './run-async';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
@@ -27,7 +28,6 @@ import { SendStatus, type ConnectionId } from '../../lib/types';
 import { Side, cleanupAll, firstDifference, pattern, waitFor } from '../engine/harness';
 import { selectEngines } from '../engine/engines';
 
-const PKG = path.resolve(__dirname, '../..');
 const selected = selectEngines().some((s) => s.kind === 'uring' && s.filteredOut === undefined);
 const availability = engineAvailability('uring');
 
@@ -70,27 +70,12 @@ if (!selected) {
     const bins: Record<string, string> = {};
 
     beforeAll(async () => {
-      if (!cxx) throw new Error('no C++ compiler (g++/c++ or $CXX): cannot build test/engine-native/uring_mech.cc');
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-uring-mech-'));
-      const sources = [
-        path.join(__dirname, 'uring_mech.cc'),
-        'src/linux/uring/backend.cc',
-        'src/linux/uring/ring.cc',
-        'src/common/errno_name.cc',
-      ].map((s) => path.resolve(PKG, s));
       const variants: Record<string, string[]> = {
         plain: ['-O2', '-g'],
         asan: ['-O1', '-g', '-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=all'],
       };
-      for (const [name, flags] of Object.entries(variants)) {
-        const out = path.join(tmp, `uring_mech_${name}`);
-        const r = await runAsync(cxx, ['-std=c++17', '-Wall', '-Wextra', '-Werror', ...flags, '-I', path.join(PKG, 'src'), '-o', out, ...sources]);
-        if (r.status !== 0) {
-          if (name === 'asan') continue; // a toolchain without sanitizers: the plain runs still count
-          throw new Error(`building uring_mech (${name}) failed:\n${r.stderr}`);
-        }
-        bins[name] = out;
-      }
+      Object.assign(bins, await buildUringMech(cxx, tmp, variants));
     }, 180_000);
 
     afterAll(() => {
