@@ -1,9 +1,9 @@
-import { EventEmitter } from 'node:events';
 import { FastPortError, type ConnectionId, type ConnectOptions, type Engine } from '@fastport/native-io';
 import type { ClientEvents } from './events';
 import { checkHost, checkObject, checkPort, invalidArgType } from './arguments';
-import { SessionHost, type HostStats, type SessionHostOptions } from './host';
-import type { SessionManager } from './session-manager';
+import { SessionHost } from './host';
+import type { SessionHostOptions } from './host-options';
+import { HostOwner } from './host-owner';
 import type { Session, SessionCloseInfo } from './session';
 
 export type ClientOptions = SessionHostOptions;
@@ -14,38 +14,9 @@ interface PendingConnect {
 }
 
 /** Makes outbound sessions; one Client (one engine) can hold many of them. */
-export class Client extends EventEmitter<ClientEvents> {
-
-  /** @internal The host this client owns: engine, sessions, timers, memory budget. */
+export class Client extends HostOwner<ClientEvents> {
+  /** @internal */
   readonly host: SessionHost;
-
-  get engine(): Engine {
-    return this.host.engine;
-  }
-
-  /** The sessions announced on this client. */
-  get sessions(): SessionManager {
-    return this.host.sessions;
-  }
-
-  /** True when this client pauses reading of sessions over their high watermark (the engine can, and it is on). */
-  get readBackpressure(): boolean {
-    return this.host.readBackpressure;
-  }
-
-  /** True when this client speaks session control frames (heartbeat, GOAWAY, resume): on by default where the framing has a 2+ byte id. */
-  get controlEnabled(): boolean {
-    return this.host.controlEnabled;
-  }
-
-  stats(): HostStats {
-    return this.host.stats();
-  }
-
-  /** Bytes held now (send queues as the engine holds them, reassembly, replay buffers): what the memory budget counts. */
-  memoryUsage(): number {
-    return this.host.memoryUsage();
-  }
   private readonly pending = new Map<ConnectionId, PendingConnect>();
   private closing: Promise<void> | undefined;
   /** @internal Set by a ReconnectingClient: which resumable sessions wait for a new connection. */

@@ -20,8 +20,9 @@ export {
   DEFAULT_CONTROL_RESERVE_BYTES,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_CLOSE_TIMEOUT_MS,
-} from './host';
-export type { SessionHostOptions, HostStats } from './host';
+} from './host-options';
+export type { SessionHostOptions } from './host-options';
+export type { HostStats } from './host-stats';
 export {
   Server,
   DEFAULT_RESUME_WINDOW_MS,

@@ -5,7 +5,7 @@ import { Client, type ClientOptions } from './client';
 import type { ReconnectingClientEvents } from './events';
 import { hexToToken, TOKEN_BYTES, type GoAway } from './control';
 import type { Frame } from './framing';
-import { SessionHost } from './host';
+import { controlFramesError } from './host-options';
 import { resolveReplay, type LostMessages, type ReplayOptions } from './reliable';
 import type { ResumeFailedInfo, ResumeInfo, SendResult, Session, SessionCloseInfo } from './session';
 import { resolveFrameSpec } from './framing';
@@ -85,7 +85,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     if (this.resume) {
       const spec = resolveFrameSpec(hostOptions.framing ?? 'fastport');
       if ((spec.idWidth ?? 0) < 2 || hostOptions.controlFrames === false) {
-        throw SessionHost.controlError('resume', spec, hostOptions.controlFrames === false);
+        throw controlFramesError('resume', spec, hostOptions.controlFrames === false);
       }
       resolveReplay(ro, 'resume');
       if (ro.token !== undefined) {

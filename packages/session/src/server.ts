@@ -12,11 +12,12 @@ import {
   type ResumeRequest,
 } from './control';
 import { resolveFrameSpec } from './framing';
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import type { HostEvents, ServerEvents } from './events';
 import { checkHost, checkPort } from './arguments';
-import { SessionHost, type HostStats, type SessionHostOptions } from './host';
-import type { SessionManager } from './session-manager';
+import { SessionHost } from './host';
+import { controlFramesError, type SessionHostOptions } from './host-options';
+import { HostOwner } from './host-owner';
 import { resolveReplay, type ReplayOptions } from './reliable';
 import { newToken } from './reliable';
 import { type ResumeInfo, type Session, type SessionCloseInfo } from './session';
@@ -104,38 +105,9 @@ export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5_000;
  * Accepts connections and turns each into a Session. See SessionHost for events;
  * also 'listening' (info), 'shutdown' (phase), 'closed' ().
  */
-export class Server extends EventEmitter<ServerEvents> {
-
-  /** @internal The host this server owns: engine, sessions, timers, memory budget. */
+export class Server extends HostOwner<ServerEvents> {
+  /** @internal */
   readonly host: SessionHost;
-
-  get engine(): Engine {
-    return this.host.engine;
-  }
-
-  /** The sessions announced on this server. */
-  get sessions(): SessionManager {
-    return this.host.sessions;
-  }
-
-  /** True when this server pauses reading of sessions over their high watermark (the engine can, and it is on). */
-  get readBackpressure(): boolean {
-    return this.host.readBackpressure;
-  }
-
-  /** True when this server speaks session control frames (heartbeat, GOAWAY, resume): on by default where the framing has a 2+ byte id. */
-  get controlEnabled(): boolean {
-    return this.host.controlEnabled;
-  }
-
-  stats(): HostStats {
-    return this.host.stats();
-  }
-
-  /** Bytes held now (send queues as the engine holds them, reassembly, replay buffers): what the memory budget counts. */
-  memoryUsage(): number {
-    return this.host.memoryUsage();
-  }
   private readonly options: ServerOptions;
   private listener: ListenerInfo | undefined;
   private readonly resumeWindowMs: number;
@@ -173,7 +145,7 @@ export class Server extends EventEmitter<ServerEvents> {
     if (r === undefined || r === false) return options;
     const spec = resolveFrameSpec(options.framing ?? 'fastport');
     if ((spec.idWidth ?? 0) < 2 || options.controlFrames === false) {
-      throw SessionHost.controlError('resume', spec, options.controlFrames === false);
+      throw controlFramesError('resume', spec, options.controlFrames === false);
     }
     const ro: ServerResumeOptions = typeof r === 'object' ? r : {};
     resolveReplay(ro, 'resume');
@@ -466,7 +438,7 @@ export class Server extends EventEmitter<ServerEvents> {
       if (oldSlot !== undefined) oldSlot.closing = true;
       old.conn = 0;
       this.engine.close(oldConn, 'abort');
-      this.host.closeReasons['replaced'] = (this.host.closeReasons['replaced'] ?? 0) + 1;
+      this.host.totals.countClose('replaced');
     }
     const freed = out.ack(req.received);
     if (freed > 0) this.host.budget?.release(freed);
