@@ -1,8 +1,8 @@
 import { FastPortError } from '@fastport/native-io';
 import type { SendResult, Session, SessionHostLink } from './session';
 
-/** What a session does when a send would pass its pending-bytes limit. */
-export type BackpressurePolicy = 'reject' | 'drop' | 'close';
+/** What a session does when a send would pass its pending-bytes limit (or the memory budget). Default 'drop'. */
+export type BackpressurePolicy = 'drop' | 'reject' | 'close';
 
 /** Why a send was refused: the session's queue limit, the process memory budget, or the replay buffer's bound. */
 export type RefusalCause = 'backpressure' | 'memory-budget' | 'replay-buffer';

@@ -11,7 +11,7 @@ export const DEFAULT_CONTROL_RESERVE_BYTES = 64 * 1024;
 export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 /** What a send past maxPendingBytes (or the memory budget) does unless `backpressure` says otherwise. */
-export const DEFAULT_BACKPRESSURE_POLICY: BackpressurePolicy = 'reject';
+export const DEFAULT_BACKPRESSURE_POLICY: BackpressurePolicy = 'drop';
 
 export interface SessionHostOptions {
   /** @internal Time source of every timeout (tests inject a manual one). Default: Date.now and unref'd timers. */
@@ -24,11 +24,15 @@ export interface SessionHostOptions {
   framing?: FramingOption;
   /** Per-session limit of queued, unsent bytes for application sends. Default 10 MiB. */
   maxPendingBytes?: number;
-  /** Default 1 MiB (or maxPendingBytes if lower). */
+  /** `send()` returns false above it ('drain' follows at lowWaterMark). Default 1 MiB (or maxPendingBytes if lower). */
   highWaterMark?: number;
   /** Default 256 KiB (or highWaterMark / 4 if lower). */
   lowWaterMark?: number;
-  /** What a send past maxPendingBytes (or the memory budget) does. Default 'reject' (throws ERR_BACKPRESSURE). */
+  /**
+   * What a send past maxPendingBytes (or the memory budget) does. Default
+   * 'drop': not queued, `send()` returns false, counted in `dropped`.
+   * 'reject' throws ERR_BACKPRESSURE; 'close' resets the session ('backpressure').
+   */
   backpressure?: BackpressurePolicy;
   /** Keep a session writable after the peer's FIN. Default false. */
   allowHalfOpen?: boolean;

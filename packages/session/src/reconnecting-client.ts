@@ -125,11 +125,16 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     return this.startPromise;
   }
 
-  /** Sends on the session; while disconnected a resumable session keeps the frame for replay. */
-  send(payload: Uint8Array, packetId = 0): SendResult {
+  /** `session.send`: while disconnected a resumable session keeps the frame for replay. Throws ERR_CONN_CLOSED before the first connection. */
+  send(payload: Uint8Array, packetId = 0): boolean {
+    return this.trySend(payload, packetId) === 'queued';
+  }
+
+  /** `session.trySend`: what happened to the frame. */
+  trySend(payload: Uint8Array, packetId = 0): SendResult {
     const s = this.session;
     if (s === undefined) throw new FastPortError('ERR_CONN_CLOSED', 'not connected yet: await start() first');
-    return s.send(payload, packetId);
+    return s.trySend(payload, packetId);
   }
 
   /**

@@ -36,7 +36,7 @@ export class SessionManager implements Iterable<Session> {
       if (filter !== undefined && !filter(session)) continue;
       let result: SendResult;
       try {
-        result = session.send(payload, packetId);
+        result = session.trySend(payload, packetId);
       } catch {
         continue; // over its limit under policy 'reject': skip this one, reach the rest
       }

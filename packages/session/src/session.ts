@@ -27,11 +27,12 @@ export type { Liveness } from './heartbeat';
 export type { BackpressurePolicy } from './backpressure';
 
 /**
- * Outcome of `Session.send`:
+ * What `Session.trySend` / `trySendFrame` did (`send()` answers only
+ * `result === 'queued'`):
  * - 'queued': accepted, below the high watermark (or, on a resumable session
  *   without a connection, kept for replay);
- * - 'high-water': accepted, but pending bytes passed the high watermark (wait for 'drain');
- * - 'dropped': over the limit under policy 'drop' — not sent;
+ * - 'high-water': accepted, but pending bytes passed the high watermark ('drain' follows);
+ * - 'dropped': over the limit (or the memory budget) under policy 'drop' — not sent;
  * - 'closed': the session is closing or closed (or was closed by policy 'close') — not sent.
  * Under policy 'reject' an over-limit send throws ERR_BACKPRESSURE instead.
  */
@@ -275,12 +276,26 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   // ---- sending ------------------------------------------------------------
 
   /**
-   * Frames `payload` with `packetId` (ignored by formats without an id) and queues it.
+   * Frames `payload` with `packetId` (ignored by formats without an id) and
+   * queues it, as Node's `write()`: true when the frame was queued and the
+   * queue is under the high watermark; false otherwise — wait for 'drain'
+   * (see `writableNeedDrain`) before sending more. Past `maxPendingBytes`
+   * (or the memory budget) the `backpressure` policy applies: 'drop' (the
+   * default: not queued, false, counted in `counters.dropped`), 'close'
+   * (false, the session is reset) or 'reject' (throws ERR_BACKPRESSURE). On
+   * a closing or closed session it returns false and sends nothing (no
+   * throw, no 'drain'). `trySend` says which of these happened.
+   *
    * The payload is copied before this returns; writes made in the same tick or
    * batch go out in one submission. Ids 0xFF00–0xFF0F are reserved for the
    * session layer (ERR_INVALID_ARGUMENT) on framings that carry control frames.
    */
-  send(payload: Uint8Array, packetId = 0): SendResult {
+  send(payload: Uint8Array, packetId = 0): boolean {
+    return this.trySend(payload, packetId) === 'queued';
+  }
+
+  /** As `send`, answering what happened (SendResult) instead of a boolean. */
+  trySend(payload: Uint8Array, packetId = 0): SendResult {
     const host = this.host;
     if (host.controlEnabled && isControlId(packetId)) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${packetId.toString(16)} is reserved for session control frames (0xFF00-0xFF0F)`);
@@ -296,11 +311,16 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Queues bytes that already are whole frames (relays, echo of `frame.bytes`).
-   * On a resumable session it must be exactly one frame (each frame is one
-   * sequence number).
+   * Queues bytes that already are whole frames (relays, echo of `frame.bytes`);
+   * answers as `send`. On a resumable session it must be exactly one frame
+   * (each frame is one sequence number).
    */
-  sendFrame(frameBytes: Uint8Array): SendResult {
+  sendFrame(frameBytes: Uint8Array): boolean {
+    return this.trySendFrame(frameBytes) === 'queued';
+  }
+
+  /** As `sendFrame`, answering what happened (SendResult). */
+  trySendFrame(frameBytes: Uint8Array): SendResult {
     if (this.rel !== null) return this.rel.sendWholeFrame(frameBytes);
     if (this.state !== 'open') return 'closed';
     const host = this.host;
@@ -308,6 +328,17 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
     if (this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
     if (!this.flow.reserveBudget(size)) return this.flow.refuse(size, 'memory-budget');
     return this.submit(host.engine.send(this.connectionId, frameBytes), size);
+  }
+
+  /**
+   * True from a send that passed the high watermark (or was refused for the
+   * queue limit) until the 'drain' at the low watermark: as Node's
+   * `writable.writableNeedDrain`. A send refused while this is false (a frame
+   * bigger than the room the limit leaves, or the process memory budget) has
+   * no 'drain' to wait for.
+   */
+  get writableNeedDrain(): boolean {
+    return this.flow.aboveHigh && this.state !== 'closed' && this.state !== 'closing';
   }
 
   /** @internal Counts what the engine took and applies its watermark verdict. */
@@ -326,6 +357,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
         return 'high-water';
       case SEND_REFUSED:
         this.host.budget?.release(bytes);
+        this.flow.aboveHigh = true; // the engine owes a refused sender an onDrain
         return this.flow.refuse(bytes, 'backpressure');
       default:
         this.host.budget?.release(bytes);
