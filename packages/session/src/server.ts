@@ -16,6 +16,7 @@ import type { EventEmitter } from 'node:events';
 import type { HostEvents, ServerEvents } from './events';
 import { checkHost, checkPort } from './arguments';
 import { SessionHost } from './host';
+import type { SessionId } from './ids';
 import { controlFramesError, type SessionHostOptions } from './host-options';
 import { HostOwner } from './host-owner';
 import { resolveReplay, type ReplayOptions } from './reliable';
@@ -76,7 +77,7 @@ export interface ShutdownOptions {
 export type ShutdownOutcome = 'flushed' | 'timed-out' | 'failed';
 
 export interface SessionShutdownOutcome {
-  id: number;
+  id: SessionId;
   remote: string;
   outcome: ShutdownOutcome;
   bytesLeft: number;

@@ -3,7 +3,7 @@ import {
   FastPortError,
   SendStatus,
   type AddressInfo,
-  type ConnectionId,
+  type ConnectionId as EngineConnectionId,
   type Engine,
   type ErrorCode,
   type SocketOptions,
@@ -17,6 +17,7 @@ import type { FrameEncoder, FrameSpec } from './framing';
 import type { Liveness, ResolvedHeartbeat } from './heartbeat';
 import type { HostEvents, SessionEvents } from './events';
 import { IdleMonitor } from './idle-monitor';
+import type { ConnectionId, SessionId } from './ids';
 import type { Clock } from './timer-wheel';
 import type { MemoryBudget } from './memory-budget';
 import { ReliableDelivery, type ResolvedReplay } from './reliable';
@@ -172,10 +173,10 @@ export interface SessionHostLink {
   /** Bytes this session holds now (its queue, reassembly and replay buffer): what the memory budget weighs it by. */
   heldBy(session: Session): number;
   /** Engine pause/resume of receiving, when the engine has it and readBackpressure is on; false otherwise. */
-  pauseReceiving(conn: ConnectionId): boolean;
-  resumeReceiving(conn: ConnectionId): boolean;
+  pauseReceiving(conn: EngineConnectionId): boolean;
+  resumeReceiving(conn: EngineConnectionId): boolean;
   /** Closes the connection under the session (marks it closing so input is discarded unless `keepReading`). */
-  closeTransport(session: Session, conn: ConnectionId, mode: 'graceful' | 'abort'): void;
+  closeTransport(session: Session, conn: EngineConnectionId, mode: 'graceful' | 'abort'): void;
   /** Ends a session that has no connection. */
   finalizeDetached(session: Session, info: SessionCloseInfo): void;
   scheduleAck(session: Session): void;
@@ -203,9 +204,9 @@ export interface SessionHostLink {
  */
 export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** Stable id: the id of the session's first connection (ids are never reused). */
-  readonly id: ConnectionId;
+  readonly id: SessionId;
   /** @internal The connection under the session now (writable inside the package). */
-  conn: ConnectionId;
+  conn: EngineConnectionId;
   remote: AddressInfo;
   readonly side: 'server' | 'client';
   readonly connectedAt: number;
@@ -217,7 +218,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   currentState: SessionState = 'open';
   liveness: Liveness = 'active';
   closeInfo: SessionCloseInfo | undefined;
-  /** Reason recorded when the session closes itself; reported in the close info. */
+  /** @internal Reason recorded when the session closes itself; reported in the close info. */
   pendingCloseReason: { reason: CloseReason; code?: ErrorCode; message?: string } | undefined;
   readonly counters: SessionCounters = {
     bytesIn: 0,
@@ -249,12 +250,12 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** @internal */ readonly flow: Backpressure;
 
   /** @internal Sessions are made by a Server or Client. */
-  constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
+  constructor(host: SessionHostLink, id: EngineConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
     this.flow = new Backpressure(this, host);
     this.monitor = new IdleMonitor(this, host);
-    this.id = id;
+    this.id = id as SessionId;
     this.conn = id;
     this.remote = remote;
     this.side = side;
@@ -270,7 +271,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
 
   /** The connection under the session now; 0 while detached without one. */
   get connectionId(): ConnectionId {
-    return this.conn;
+    return this.conn as ConnectionId;
   }
 
   // ---- sending ------------------------------------------------------------
@@ -508,7 +509,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Closes the connection with a recorded reason; the engine's onClose
+   * @internal Closes the connection with a recorded reason; the engine's onClose
    * completes it. On a resumable session that is not final, the session
    * detaches instead of closing (it may be resumed).
    */
@@ -563,7 +564,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /** @internal A new connection carries this session (server: after RESUME_REQUEST; client: before its handshake). */
-  attachTransport(conn: ConnectionId, remote: AddressInfo, open: boolean): void {
+  attachTransport(conn: EngineConnectionId, remote: AddressInfo, open: boolean): void {
     this.conn = conn;
     this.remote = remote;
     this.transportSince = this.host.clock.now();

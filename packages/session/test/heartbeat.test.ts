@@ -3,7 +3,6 @@ import { afterEach, expect, it } from 'vitest';
 import type { EngineKind } from '@fastport/native-io';
 import {
   Client,
-  ControlFrameId,
   FrameDecoder,
   FrameEncoder,
   Server,
@@ -14,6 +13,7 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
+import { ControlFrameId } from '../src/control'; // internal, not in the public index
 import { forEachEngine, mb, rawPeer, waitFor } from './helpers';
 
 forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {

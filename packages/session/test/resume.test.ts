@@ -7,7 +7,6 @@ import type { EngineKind } from '@fastport/native-io';
 import {
   ReconnectingClient,
   Server,
-  backoffDelay,
   type ConnectInfo,
   type Frame,
   type LostMessages,
@@ -16,6 +15,7 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
+import { backoffDelay } from '../src/backoff'; // internal, not in the public index
 import { TestProxy, forEachEngine, freePort, numbered, numberOf, waitFor } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { Client, MemoryBudget, ReconnectingClient, Server } from '../src';
+// Internals, tested directly (not part of the public index).
+import { resolveBackoff } from '../src/backoff';
 import {
-  Client,
-  HeartbeatMonitor,
-  MemoryBudget,
-  OutboundLog,
-  ReconnectingClient,
-  Server,
   U64_UNKNOWN,
   decodeAck,
   decodeGoAway,
@@ -21,10 +18,10 @@ import {
   encodeResumeRequest,
   hexToToken,
   isControlId,
-  resolveBackoff,
-  resolveHeartbeat,
   tokenToHex,
-} from '../src';
+} from '../src/control';
+import { HeartbeatMonitor, resolveHeartbeat } from '../src/heartbeat';
+import { OutboundLog } from '../src/reliable';
 
 describe('control frame codec', () => {
   const token = new Uint8Array(16).map((_, i) => i * 7 + 1);
