@@ -43,7 +43,7 @@ export class EngineEvents implements EngineHandler {
 
   onConnect(conn: ConnectionId, remote: AddressInfo): void {
     const session = this.openSession(conn, remote);
-    this.host.role.onOutboundOpen?.(session);
+    if (this.host.role.onOutboundOpen?.(session) === false) return;
     this.host.announce(session);
   }
 
@@ -132,7 +132,9 @@ export class EngineEvents implements EngineHandler {
       return;
     }
     host.role.onOutboundClose?.(conn, closeInfo, session);
-    host.finalize(session, closeInfo);
+    // Clean: closed gracefully by either side, nothing lost; a for-await loop ends instead of throwing.
+    const clean = (info.reason === 'local' || info.reason === 'peer') && closeInfo.code === undefined && closeInfo.unsentBytes === 0;
+    host.finalize(session, closeInfo, clean);
   }
 
   private openSession(conn: ConnectionId, remote: AddressInfo): Session {
@@ -178,6 +180,8 @@ export class EngineEvents implements EngineHandler {
       }
       rel.delivered(frame.bytes.byteLength);
     }
+    const inbox = session.inbox;
+    if (inbox !== null) inbox.push(frame);
     try {
       host.events.emit('frame', session, frame);
     } catch (err) {

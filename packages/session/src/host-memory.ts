@@ -22,9 +22,9 @@ export class HostMemory implements BudgetMember {
   /** Bytes this session holds now (its queue, reassembly and replay buffer): what the memory budget weighs it by. */
   heldBy(session: Session): number {
     const slot = this.host.slots.get(session.connectionId);
-    const replay = session.rel !== null ? session.rel.out.bytes : 0;
-    if (slot === undefined || slot.evicted) return replay;
-    return this.host.engine.heldBytes(slot.conn) + slot.reserved + replay;
+    const kept = (session.rel !== null ? session.rel.out.bytes : 0) + (session.inbox !== null ? session.inbox.bytes : 0);
+    if (slot === undefined || slot.evicted) return kept;
+    return this.host.engine.heldBytes(slot.conn) + slot.reserved + kept;
   }
 
   sessionCount(): number {
@@ -55,6 +55,7 @@ export class HostMemory implements BudgetMember {
       const session = slot.session;
       if (session.connectionId !== slot.conn) continue;
       if (session.rel !== null) total += session.rel.out.bytes;
+      if (session.inbox !== null) total += session.inbox.bytes;
     }
     for (const s of this.host.detached) if (s.connectionId === 0 && s.rel !== null) total += s.rel.out.bytes;
     return total;

@@ -39,6 +39,9 @@ function receiveSwitchOf(engine: Engine): ReceiveSwitch | null {
   };
 }
 
+/** Ends of a session without a connection that lose what it held: not a clean close. */
+const UNCLEAN_DETACHED_ENDS: ReadonlySet<string> = new Set(['resume-timeout', 'resume-refused', 'gave-up', 'abort']);
+
 /**
  * @internal What a Server or Client decides for the host it owns; every
  * member is optional (a host without a role accepts, announces, and never
@@ -47,8 +50,8 @@ function receiveSwitchOf(engine: Engine): ReceiveSwitch | null {
 export interface HostRole {
   /** A new accepted connection (default: announce it at once). */
   onAccept?(session: Session): void;
-  /** An outbound connect finished. */
-  onOutboundOpen?(session: Session): void;
+  /** An outbound connect finished; false: the owner no longer wants it (it closes it; it is never announced). */
+  onOutboundOpen?(session: Session): boolean;
   /** An outbound connection closed, before (no session) or after it opened. */
   onOutboundClose?(conn: ConnectionId, info: SessionCloseInfo, session: Session | undefined): void;
   /** Should this session wait for a resume? `resumable`: it is resumable and not ended for good. */
@@ -99,6 +102,8 @@ export class SessionHost implements SessionHostLink, TimerHost {
   readonly controlHost: ControlHost;
   /** The engine's pause/resume of receiving, when it has them and read backpressure is on. */
   readonly receiveSwitch: ReceiveSwitch | null;
+  /** The engine's pause/resume of receiving, whatever readBackpressure says (for-await loops). */
+  private readonly engineSwitch: ReceiveSwitch | null;
   private readonly timers: HostTimers;
   private released = false;
 
@@ -137,7 +142,8 @@ export class SessionHost implements SessionHostLink, TimerHost {
       onResumeRequest: (session, req) => this.onResumeRequest(session, req),
       relay: (event, ...args) => this.relay(event, ...args),
     };
-    this.receiveSwitch = o.readBackpressure ? receiveSwitchOf(this.engine) : null;
+    this.engineSwitch = receiveSwitchOf(this.engine);
+    this.receiveSwitch = o.readBackpressure ? this.engineSwitch : null;
   }
 
   /** True when this host pauses reading of sessions over their high watermark (the engine can, and it is on). */
@@ -174,6 +180,14 @@ export class SessionHost implements SessionHostLink, TimerHost {
     return this.receiveSwitch !== null && this.receiveSwitch.resume(conn);
   }
 
+  holdReceiving(conn: ConnectionId): boolean {
+    return this.engineSwitch !== null && this.engineSwitch.pause(conn);
+  }
+
+  releaseReceiving(conn: ConnectionId): boolean {
+    return this.engineSwitch !== null && this.engineSwitch.resume(conn);
+  }
+
   heldBy(session: Session): number {
     return this.memory.heldBy(session);
   }
@@ -201,10 +215,10 @@ export class SessionHost implements SessionHostLink, TimerHost {
     this.engine.close(conn, mode);
   }
 
-  finalizeDetached(session: Session, info: SessionCloseInfo): void {
+  finalizeDetached(session: Session, info: SessionCloseInfo, clean = info.code === undefined && !UNCLEAN_DETACHED_ENDS.has(info.reason)): void {
     if (session.state === 'closed') return;
     this.totals.countClose(info.reason);
-    this.finalize(session, info);
+    this.finalize(session, info, clean);
   }
 
   scheduleAck(session: Session): void {
@@ -304,12 +318,13 @@ export class SessionHost implements SessionHostLink, TimerHost {
     logical.announced = true;
   }
 
-  finalize(session: Session, info: SessionCloseInfo): void {
+  /** `clean` false: the close was abnormal (a reset, an error, a timeout); a for-await loop over the session throws. */
+  finalize(session: Session, info: SessionCloseInfo, clean: boolean): void {
     this.detached.delete(session);
     this.sessions.delete(session);
     this.role.onSessionFinal?.(session);
     if (session.rel !== null) session.rel.reportUnacknowledged(info.reason);
-    session.finish(info);
+    session.finish(info, clean);
     if (session.announced) this.events.emit('close', session, info);
   }
 

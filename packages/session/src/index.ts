@@ -11,12 +11,13 @@ export type {
   ServerResumeOptions,
   ServerCloseResult,
   ShutdownOptions,
+  ListenCallOptions,
   ShutdownOutcome,
   ShutdownReport,
   SessionShutdownOutcome,
 } from './server';
 export { Client } from './client';
-export type { ClientOptions } from './client';
+export type { ClientOptions, ClientConnectOptions } from './client';
 export { ReconnectingClient } from './reconnecting-client';
 export type { ReconnectingClientOptions, ClientResumeOptions, ConnectInfo } from './reconnecting-client';
 export type { HostOwner } from './host-owner';
@@ -47,6 +48,8 @@ export type {
   ResumeFailedInfo,
 } from './session';
 export type { SessionManager } from './session-manager';
+export { DEFAULT_FRAMES_HIGH_WATER_MARK } from './frame-inbox';
+export type { FramesOptions, SessionClosedError } from './frame-inbox';
 export { toSessionId } from './ids';
 export type { SessionId, ConnectionId } from './ids';
 
@@ -77,4 +80,5 @@ export { MemoryBudget, DEFAULT_MEMORY_LIMIT } from './memory-budget';
 export type { MemoryBudgetOptions, MemoryBudgetStats } from './memory-budget';
 
 // Errors
+export { AbortError } from './abort';
 export type { ArgumentError, ArgumentErrorCode } from './arguments';

@@ -161,6 +161,11 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     this.finish('client-close');
   }
 
+  /** `await using rc = new ReconnectingClient(...)`: `close()` at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   private wire(): void {
     const c = this.client;
     c.on('frame', (s: Session, f: Frame) => {

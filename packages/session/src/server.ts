@@ -14,7 +14,8 @@ import {
 import { resolveFrameSpec } from './framing';
 import type { EventEmitter } from 'node:events';
 import type { HostEvents, ServerEvents } from './events';
-import { checkHost, checkPort } from './arguments';
+import { abortErrorOf, checkSignal, whenAborted } from './abort';
+import { checkHost, checkObject, checkPort } from './arguments';
 import { SessionHost } from './host';
 import type { SessionId } from './ids';
 import { controlFramesError, type SessionHostOptions } from './host-options';
@@ -57,7 +58,20 @@ export interface ServerCloseResult {
   aborted: number;
 }
 
+/** `listen()`'s third argument. */
+export interface ListenCallOptions {
+  /** Aborts the listen while it is being set up (see `Server.listen`). */
+  signal?: AbortSignal;
+}
+
 export interface ShutdownOptions {
+  /**
+   * Ends the grace period when aborted: what is left is reset at once, the
+   * engine is released, and this call rejects with an AbortError (the
+   * server is closed all the same). An already-aborted signal rejects at
+   * once and starts nothing.
+   */
+  signal?: AbortSignal;
   /** Time for the whole stop; what is not finished by then is reset. Default 5,000 ms. */
   deadlineMs?: number;
   /** Send GOAWAY to peers that speak the session protocol. Default true. */
@@ -119,6 +133,8 @@ export class Server extends HostOwner<ServerEvents> {
   private readonly registry = new Map<string, Session>();
   private stopping = false;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
+  /** Set while a shutdown runs: ends its grace period now (an aborted signal). */
+  private forceShutdown: (() => void) | undefined;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -170,14 +186,36 @@ export class Server extends HostOwner<ServerEvents> {
     return this.stopping;
   }
 
-  async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0'): Promise<ListenerInfo> {
+  /**
+   * Starts accepting. `signal` aborts the listen while it is being set up: it
+   * rejects with an AbortError (code 'ABORT_ERR', the reason as `cause`) once
+   * whatever the engine opened is closed again; an already-aborted signal
+   * rejects at once. Unlike node:net's `server.listen({ signal })`, the
+   * signal does not stay attached afterwards (stop a running server with
+   * `shutdown({ signal })`, `close()` or `await using`).
+   */
+  async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0', options: ListenCallOptions = {}): Promise<ListenerInfo> {
     const listenOptions: ListenOptions = { port: checkPort('port', port, true), host: checkHost('host', host) };
+    const signal = checkSignal('options.signal', checkObject('options', options)['signal']);
+    if (signal?.aborted) throw abortErrorOf(signal);
     if (this.options.backlog !== undefined) listenOptions.backlog = this.options.backlog;
     if (this.options.reusePort !== undefined) listenOptions.reusePort = this.options.reusePort;
     if (this.options.ipv6Only !== undefined) listenOptions.ipv6Only = this.options.ipv6Only;
-    this.listener = await this.engine.listen(listenOptions);
-    this.emit('listening', this.listener);
-    return this.listener;
+    let aborted = false;
+    const release = signal === undefined ? undefined : whenAborted(signal, () => (aborted = true));
+    let listener: ListenerInfo;
+    try {
+      listener = await this.engine.listen(listenOptions);
+    } finally {
+      release?.();
+    }
+    if (aborted) {
+      await this.engine.closeListener(listener.id);
+      throw abortErrorOf(signal!);
+    }
+    this.listener = listener;
+    this.emit('listening', listener);
+    return listener;
   }
 
   /** Stops accepting, lets sessions flush for up to `graceMs`, resets the rest, releases the engine. */
@@ -195,8 +233,35 @@ export class Server extends HostOwner<ServerEvents> {
    * reset. Returns each session's outcome. Idempotent (returns the same promise).
    */
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownReport> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkSignal('options.signal', checkObject('options', options)['signal']);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     if (this.shutdownPromise === undefined) this.shutdownPromise = this.runShutdown(options);
-    return this.shutdownPromise;
+    if (signal === undefined) return this.shutdownPromise;
+    const running = this.shutdownPromise;
+    const aborting = signal;
+    // Aborting skips the rest of the grace period: what is left is reset now, the engine released, then this call rejects.
+    const release = whenAborted(aborting, () => this.forceShutdown?.());
+    return running.then(
+      (report) => {
+        release();
+        if (aborting.aborted) throw abortErrorOf(aborting);
+        return report;
+      },
+      (err: unknown) => {
+        release();
+        throw err;
+      },
+    );
+  }
+
+  /** `await using server = new Server(...)`: a shutdown with the default deadline at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
   }
 
   private async runShutdown(o: ShutdownOptions): Promise<ShutdownReport> {
@@ -204,6 +269,12 @@ export class Server extends HostOwner<ServerEvents> {
     const deadlineMs = o.deadlineMs ?? DEFAULT_SHUTDOWN_DEADLINE_MS;
     const deadline = started + deadlineMs;
     this.stopping = true;
+    let forced = false;
+    let aborted = false;
+    this.forceShutdown = () => {
+      forced = true;
+      aborted = true;
+    };
 
     // 1. Stop accepting.
     if (this.listener !== undefined) {
@@ -269,15 +340,20 @@ export class Server extends HostOwner<ServerEvents> {
     }
     this.emit('shutdown', 'draining');
 
-    // 3 + 4. Flush and half-close while the peers finish, up to the deadline.
+    // 3 + 4. Flush and half-close while the peers finish, up to the deadline (or until forced by an abort).
     const all = Promise.all(waits);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
+    const timedOut = forced || (await Promise.race([
       all.then(() => false),
       new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+        this.forceShutdown = () => {
+          aborted = true;
+          resolve(true);
+        };
       }),
-    ]);
+    ]));
+    this.forceShutdown = undefined;
     if (timer !== undefined) clearTimeout(timer);
 
     // 5. Force what is left.
@@ -288,7 +364,10 @@ export class Server extends HostOwner<ServerEvents> {
         record.bytesLeft = Math.max(record.bytesLeft, this.engine.pendingBytes(conn));
         const slot = this.host.slots.get(conn);
         if (slot !== undefined && slot.session.connectionId === conn) {
-          slot.session.pendingCloseReason = { reason: 'shutdown-timeout', message: `not finished within ${deadlineMs} ms` };
+          slot.session.pendingCloseReason = {
+            reason: 'shutdown-timeout',
+            message: aborted ? 'not finished when the shutdown was aborted' : `not finished within ${deadlineMs} ms`,
+          };
           slot.session.closeWith('abort', { reason: 'shutdown-timeout' });
         }
         else this.engine.close(conn, 'abort');

@@ -13,7 +13,8 @@ import {
 const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH, Refused: SEND_REFUSED, Closed: SEND_CLOSED } = SendStatus;
 import { ControlFrameId, encodeGoAway, encodePing, isControlId, type GoAway, type GoAwayReason, type ResumeRefused } from './control';
 import { Backpressure, type BackpressurePolicy } from './backpressure';
-import type { FrameEncoder, FrameSpec } from './framing';
+import type { Frame, FrameEncoder, FrameSpec } from './framing';
+import { FrameInbox, loopRunningError, type FramesOptions } from './frame-inbox';
 import type { Liveness, ResolvedHeartbeat } from './heartbeat';
 import type { HostEvents, SessionEvents } from './events';
 import { IdleMonitor } from './idle-monitor';
@@ -70,7 +71,8 @@ export type SessionCloseReason =
   | 'peer-goaway'
   | 'shutdown'
   | 'shutdown-timeout'
-  | 'client-close';
+  | 'client-close'
+  | 'connect-aborted';
 
 /**
  * Why a session closed: one of the named reasons, or the text the
@@ -175,10 +177,14 @@ export interface SessionHostLink {
   /** Engine pause/resume of receiving, when the engine has it and readBackpressure is on; false otherwise. */
   pauseReceiving(conn: EngineConnectionId): boolean;
   resumeReceiving(conn: EngineConnectionId): boolean;
+  readonly readBackpressure: boolean;
+  /** Engine pause/resume of receiving whatever readBackpressure says (a for-await loop's bounded buffer); false if the engine cannot. */
+  holdReceiving(conn: EngineConnectionId): boolean;
+  releaseReceiving(conn: EngineConnectionId): boolean;
   /** Closes the connection under the session (marks it closing so input is discarded unless `keepReading`). */
   closeTransport(session: Session, conn: EngineConnectionId, mode: 'graceful' | 'abort'): void;
-  /** Ends a session that has no connection. */
-  finalizeDetached(session: Session, info: SessionCloseInfo): void;
+  /** Ends a session that has no connection; `clean` false: a for-await loop over it throws. */
+  finalizeDetached(session: Session, info: SessionCloseInfo, clean?: boolean): void;
   scheduleAck(session: Session): void;
   readonly clock: Clock;
   /** (Re)schedules the monitor's next check on the host's timer wheel, at `monitor.nextCheckAt`. */
@@ -239,6 +245,10 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   goAwayReceived: GoAway | undefined;
 
   /** @internal */ rel: ReliableDelivery | null = null;
+  /** @internal The running for-await loop's buffer (null: none runs; the receive path checks it per frame). */
+  inbox: FrameInbox | null = null;
+  /** @internal False when the session closed abnormally (a for-await loop throws). */
+  closedCleanly = true;
   /** @internal Heartbeat, idle, lifetime and frame timeouts of the current connection. */ readonly monitor: IdleMonitor;
   /** @internal Server with resume: not announced until its first frame says whether it resumes. */
   awaitingHello = false;
@@ -393,9 +403,38 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
     return this.connectionId !== 0 && this.host.engine.setSocketOptions(this.connectionId, options);
   }
 
-  /** Reading is paused until the queue drains (read backpressure). */
+  /** Reading is paused: until the queue drains (read backpressure), or until the for-await loop catches up. */
   get readPaused(): boolean {
-    return this.flow.readPaused;
+    return this.flow.readPaused || this.flow.readerPaused;
+  }
+
+  /**
+   * The session's frames as an async iterator (`for await (const frame of
+   * session)` is `frames()` with the defaults). Frames are copies, valid as
+   * long as you keep them; they also reach the host's 'frame' event as usual.
+   * The loop sees frames from the moment it starts; it ends when the session
+   * closes cleanly (the peer's FIN, close(), a graceful shutdown, after the
+   * frames already buffered) and throws a SessionClosedError (`code` from the
+   * close, else ERR_CONN_CLOSED; `closeInfo`) when it closed abnormally (a
+   * reset, abort(), an error, a timeout, a framing error: every close with a
+   * code or unsent bytes), as a destroyed Node stream does. A slow loop is
+   * bounded: past `highWaterMark` buffered bytes the session stops reading
+   * until the loop has taken the buffer to half. `break` ends the loop only:
+   * the session stays open. One loop at a time (ERR_INVALID_STATE).
+   */
+  frames(options: FramesOptions = {}): AsyncIterableIterator<Frame> {
+    if (this.inbox !== null) throw loopRunningError(this);
+    const inbox = new FrameInbox(this, options);
+    if (this.currentState === 'closed') {
+      inbox.end(this.closeInfo ?? { reason: 'local', unsentBytes: 0 }, this.closedCleanly);
+      return inbox;
+    }
+    this.inbox = inbox;
+    return inbox;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Frame> {
+    return this.frames();
   }
 
   /** @internal The engine's queue fell to the low watermark. */
@@ -497,7 +536,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   abort(reason: CloseReason = 'abort'): void {
     if (this.rel !== null) this.rel.final = true;
     if (this.rel !== null && this.connectionId === 0) {
-      this.host.finalizeDetached(this, { reason, unsentBytes: 0 });
+      this.host.finalizeDetached(this, { reason, unsentBytes: 0 }, false);
       return;
     }
     this.closeWith('abort', { reason });
@@ -520,7 +559,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
         const info: SessionCloseInfo = { reason: why.reason, unsentBytes: 0 };
         if (why.code !== undefined) info.code = why.code;
         if (why.message !== undefined) info.message = why.message;
-        this.host.finalizeDetached(this, info);
+        this.host.finalizeDetached(this, info, mode === 'graceful' && why.code === undefined);
       }
       return;
     }
@@ -577,11 +616,13 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /** @internal Transport closed for good: final state and events (the host emits its own). */
-  finish(info: SessionCloseInfo): void {
+  finish(info: SessionCloseInfo, clean: boolean): void {
     this.currentState = 'closed';
     this.closeInfo = info;
+    this.closedCleanly = clean;
     this.conn = 0;
     this.monitor.stop();
+    if (this.inbox !== null) this.inbox.end(info, clean);
     this.emit('close', info);
   }
 }
