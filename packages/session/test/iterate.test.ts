@@ -77,6 +77,7 @@ forEachEngine('for await (const frame of session)', (kind) => {
     for (let i = 1; i <= FRAMES; i++) c.send(numbered(i, SIZE), 0x2002); // 4 MiB: far more than the buffer
     await waitFor(() => s.readPaused, 'reading paused while nobody pulls');
     const inAtPause = s.counters.framesIn;
+    console.log(`[${kind}] for-await loop with a 16 KiB buffer: reading paused after ${inAtPause} of ${FRAMES} frames (${Math.round((inAtPause * (SIZE + 4)) / 1024)} KiB taken in)`);
     // Bounded: the buffer's high watermark plus what reads already taken in carry, not the 4 MiB sent.
     expect(inAtPause * (SIZE + 4)).toBeLessThan(16 * 1024 + 1024 * 1024);
     expect(server.stats().readPaused).toBe(1);
