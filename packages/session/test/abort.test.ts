@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import * as net from 'node:net';
 import { afterEach, expect, it } from 'vitest';
-import { Client, Server, type Session } from '../src';
+import { Client, ReconnectingClient, Server, type Session } from '../src';
 import { forEachEngine, freePort, rawPeer, waitFor } from './helpers';
 
 /** Node's AbortError shape: name, code, and the signal's reason as the cause. */
@@ -156,5 +156,19 @@ forEachEngine('AbortSignal and Symbol.asyncDispose', (kind) => {
     expect(session?.state).toBe('closed');
     expect(serverClosed).toBe(true);
     expect(await portRefuses(port)).toBe(true);
+  });
+
+  it(`[${kind}] await using: a ReconnectingClient closes for good (no reconnect) at the end of the block`, async () => {
+    const { server, port } = await listening({ resume: true });
+    let closedWith: string | undefined;
+    let session: Session | undefined;
+    {
+      await using rc = new ReconnectingClient({ engine: kind, host: '127.0.0.1', port, memoryBudget: false });
+      rc.on('close', (_s, reason) => (closedWith = reason));
+      session = await rc.start();
+    }
+    expect(closedWith).toBe('client-close');
+    expect(session?.state).toBe('closed');
+    await waitFor(() => server.sessions.size === 0, 'the server side ended too');
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Client, Server, type Session } from '../src';
-import { forEachEngine, rawPeer, waitFor } from './helpers';
+import { Client, ReconnectingClient, Server, type Frame, type Session } from '../src';
+import { forEachEngine, numbered, numberOf, rawPeer, waitFor } from './helpers';
 
 // send() follows Node's write(): true while the queue is under the high
 // watermark, false past it ('drain' follows at the low watermark), and no
@@ -101,6 +101,37 @@ forEachEngine('send() and drain', (kind) => {
     expect(session.counters.framesOut).toBe(out);
     await new Promise((r) => setTimeout(r, 20));
     expect(drains).toBe(0);
+  });
+
+  it(`[${kind}] a resumable session whose replay backlog is behind a queue over its high watermark answers false ('high-water'), then 'drain'`, async () => {
+    const server = new Server({ engine: kind, memoryBudget: false, resume: { ackDelayMs: 5 }, maxPendingBytes: 64 * 1024, highWaterMark: 16 * 1024, lowWaterMark: 4 * 1024 });
+    const { port } = await server.listen(0, '127.0.0.1');
+    cleanups.push(() => server.close(500));
+    const rc = new ReconnectingClient({ engine: kind, host: '127.0.0.1', port, memoryBudget: false, reconnect: { initialDelayMs: 10, maxDelayMs: 100 } });
+    cleanups.push(() => rc.close(500));
+    const got: number[] = [];
+    rc.on('frame', (_s: Session, f: Frame) => got.push(numberOf(f.payload)));
+    const first = new Promise<Session>((resolve) => server.once('session', resolve));
+    await rc.start();
+    const s = await first;
+    const BACKLOG = 64; // 64 x 4 KiB kept while detached: four times the queue limit
+    s.once('detach', () => {
+      for (let i = 1; i <= BACKLOG; i++) expect(s.trySend(numbered(i, 4096), 0x8002)).toBe('queued'); // kept for replay
+    });
+    let onResume: { result: string; needDrain: boolean } | undefined;
+    s.once('resume', () => {
+      // The replay filled the new connection's queue past its high watermark; the rest waits behind it.
+      const result = s.trySend(numbered(BACKLOG + 1, 4096), 0x8002);
+      onResume = { result, needDrain: s.writableNeedDrain };
+    });
+    let drains = 0;
+    s.on('drain', () => drains++);
+    s.closeWith('abort', { reason: 'test-reset' });
+    await waitFor(() => onResume !== undefined, 'resumed');
+    expect(onResume).toEqual({ result: 'high-water', needDrain: true });
+    await waitFor(() => got.length === BACKLOG + 1, 'every kept frame delivered');
+    expect(got).toEqual(Array.from({ length: BACKLOG + 1 }, (_, i) => i + 1));
+    await waitFor(() => drains > 0, "'drain'");
   });
 });
 

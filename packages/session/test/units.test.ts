@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Client, MemoryBudget, ReconnectingClient, Server } from '../src';
+import { Client, MemoryBudget, ReconnectingClient, Server, toSessionId } from '../src';
 // Internals, tested directly (not part of the public index).
 import { resolveBackoff } from '../src/backoff';
 import {
@@ -233,5 +233,14 @@ describe('options that need control frames', () => {
     expect(() => resolveBackoff({ jitter: 2 })).toThrow(/jitter/);
     expect(() => new ReconnectingClient({ engine: 'node', host: '127.0.0.1', port: 1, resume: { token: 'nope' } })).toThrow(/token/);
     expect(() => new Server({ engine: 'node', resume: { resumeWindowMs: -1 }, memoryBudget: false })).toThrow(/resumeWindowMs/);
+  });
+});
+
+describe('toSessionId', () => {
+  it('brands a positive safe integer and refuses anything else with ERR_INVALID_ARG_VALUE', () => {
+    expect(toSessionId(42)).toBe(42);
+    for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 53]) {
+      expect(() => toSessionId(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    }
   });
 });
