@@ -90,8 +90,25 @@ forEachEngine('for await (const frame of session)', (kind) => {
     expect(s.readPaused).toBe(false);
   });
 
+  it(`[${kind}] the bound holds on a client too, where read backpressure is off by default`, async () => {
+    const { client, c, s } = await pair();
+    expect(client.readBackpressure).toBe(false);
+    const FRAMES = 2048;
+    const it = c.frames({ highWaterMark: 8 * 1024 });
+    for (let i = 1; i <= FRAMES; i++) s.send(numbered(i, 1024), 0x3003);
+    await waitFor(() => c.readPaused, 'client reading paused while nobody pulls');
+    expect(c.counters.framesIn).toBeLessThan(FRAMES / 2);
+    let n = 0;
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      expect(numberOf(r.value.payload)).toBe(++n);
+      if (n === FRAMES) break;
+    }
+    expect(c.readPaused).toBe(false);
+  });
+
   it(`[${kind}] break leaves the session open and reading; one loop at a time`, async () => {
     const { c, s } = await pair();
+    expect(() => s.frames({ highWaterMark: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     const loop = (async () => {
       for await (const frame of s) {
         if (numberOf(frame.payload) === 3) break;
