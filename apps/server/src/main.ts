@@ -32,6 +32,8 @@ export interface ServerCliOptions {
   maxPending: number | undefined;
   /** Stop reading sessions whose queue passed the high watermark (engines that can). */
   readBackpressure: boolean;
+  /** What a reply past the queue limit does: drop it (counted), throw ERR_BACKPRESSURE (a handler error), or close the session. */
+  backpressure: 'drop' | 'reject' | 'close';
 }
 
 export function parseServerArgs(argv: string[]): ServerCliOptions {
@@ -79,6 +81,11 @@ export function parseServerArgs(argv: string[]): ServerCliOptions {
       default: true,
       describe: 'stop reading a session whose queue passed its high watermark until it drains (--no-read-backpressure: read at line rate)',
     })
+    .option('backpressure', {
+      choices: ['drop', 'reject', 'close'] as const,
+      default: 'drop' as const,
+      describe: 'a reply past --max-pending: drop (counted as dropped in the stats), reject (a handler error ERR_BACKPRESSURE, logged as below), close the session',
+    })
     .strict()
     .help()
     .parseSync();
@@ -99,6 +106,7 @@ export function parseServerArgs(argv: string[]): ServerCliOptions {
     errorLogInterval: args['error-log-interval'],
     maxPending: args['max-pending'],
     readBackpressure: args['read-backpressure'],
+    backpressure: args.backpressure,
   };
 }
 
@@ -119,6 +127,7 @@ export async function startServer(opts: ServerCliOptions, logger: pino.Logger): 
         { maxPendingBytes: opts.maxPending, highWaterMark: Math.min(1024 * 1024, Math.floor(opts.maxPending / 2)) }
       : {}),
     readBackpressure: opts.readBackpressure,
+    backpressure: opts.backpressure,
   });
   const errors = new ErrorLog(logger, opts.errorLogInterval);
   errorLogs.set(server, errors);

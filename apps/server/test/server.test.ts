@@ -105,13 +105,13 @@ describe('fastport-server', () => {
     expect(new FrameEncoder('u32le').spec.headerSize).toBe(4);
   });
 
-  it('a never-reading peer streaming tiny frames: every refused echo is counted, one error line per session per interval', async () => {
+  it('a never-reading peer streaming tiny frames under --backpressure reject: every refused echo is counted, one error line per session per interval', async () => {
     // Before: one logger.error line with a stack per frame (tens of thousands for a few MiB of tiny frames).
     const lines: { msg: string; session?: number; code?: string; suppressed?: number; sessionErrors?: number }[] = [];
     const sink = { write: (line: string) => void lines.push(JSON.parse(line)) };
     const captured = pino({ level: 'info' }, sink);
     const server = await startServer(
-      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--no-read-backpressure', '--max-pending', '65536', '--error-log-interval', '60000', '--port', '0', '--host', '127.0.0.1']),
+      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--no-read-backpressure', '--backpressure', 'reject', '--max-pending', '65536', '--error-log-interval', '60000', '--port', '0', '--host', '127.0.0.1']),
       captured,
     );
     cleanups.push(() => server.close(200));
@@ -142,6 +142,27 @@ describe('fastport-server', () => {
       `[server] never-reading peer: ${st.total} echo errors (ERR_BACKPRESSURE ${st.byCode['ERR_BACKPRESSURE']}) counted, ` +
         `${errorLines.length} error line + 1 close summary logged (${st.suppressed} suppressed)`,
     );
+  }, 60_000);
+
+  it('a never-reading peer streaming tiny frames under the default --backpressure drop: echoes past the limit are dropped and counted, no handler error', async () => {
+    const server = await startServer(
+      parseServerArgs(['--engine', 'node', '--mode', 'echo', '--no-read-backpressure', '--max-pending', '65536', '--port', '0', '--host', '127.0.0.1']),
+      logger,
+    );
+    cleanups.push(() => server.close(200));
+    const peer = net.connect({ host: '127.0.0.1', port: server.address?.port ?? 0 });
+    peer.on('error', () => {});
+    await new Promise<void>((r) => peer.once('connect', () => r()));
+    peer.pause(); // never reads
+    const enc = new FrameEncoder('fastport');
+    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    for (let i = 0; i < 512 && server.stats().dropped < 5000; i++) {
+      if (!peer.write(batch)) await new Promise<void>((r) => peer.once('drain', () => r()));
+    }
+    await waitFor(() => server.stats().dropped >= 5000, 'echoes dropped under backpressure', 30_000);
+    expect(server.stats().handlerErrors).toBe(0);
+    expect(errorStats(server)?.total ?? 0).toBe(0);
+    peer.destroy();
   }, 60_000);
 
   it('with read backpressure (the default) a never-reading peer is paused instead of failing every echo', async () => {

@@ -1,8 +1,8 @@
 import { FastPortError } from '@fastport/native-io';
 import type { SendResult, Session, SessionHostLink } from './session';
 
-/** What a session does when a send would pass its pending-bytes limit. */
-export type BackpressurePolicy = 'reject' | 'drop' | 'close';
+/** What a session does when a send would pass its pending-bytes limit (or the memory budget). Default 'drop'. */
+export type BackpressurePolicy = 'drop' | 'reject' | 'close';
 
 /** Why a send was refused: the session's queue limit, the process memory budget, or the replay buffer's bound. */
 export type RefusalCause = 'backpressure' | 'memory-budget' | 'replay-buffer';
@@ -18,6 +18,8 @@ export class Backpressure {
   aboveHigh = false;
   /** Reading is paused until the queue drains (read backpressure). */
   readPaused = false;
+  /** Reading is paused because the session's for-await loop is behind (its buffer is full). */
+  readerPaused = false;
   /**
    * False from a resume until the next read: each drain lets at least one
    * read through, so an application that refills the queue on every 'drain'
@@ -94,7 +96,8 @@ export class Backpressure {
   pauseReading(): void {
     const owner = this.owner;
     if (this.readPaused || !this.readArmed || owner.state !== 'open' || owner.connectionId === 0) return;
-    if (this.host.pauseReceiving(owner.connectionId)) {
+    // Already paused for the loop: the engine is paused; only the reason is recorded.
+    if (this.readerPaused ? this.host.readBackpressure : this.host.pauseReceiving(owner.connectionId)) {
       this.readPaused = true;
       owner.counters.readPauses++;
     }
@@ -105,7 +108,23 @@ export class Backpressure {
     if (!this.readPaused) return;
     this.readPaused = false;
     this.readArmed = false;
-    if (this.owner.connectionId !== 0) this.host.resumeReceiving(this.owner.connectionId);
+    if (this.owner.connectionId !== 0 && !this.readerPaused) this.host.resumeReceiving(this.owner.connectionId);
+  }
+
+  /** The for-await loop is behind: stop reading (whatever readBackpressure says: it is the loop's buffer that is bounded). */
+  pauseForReader(): void {
+    const owner = this.owner;
+    const conn = owner.connectionId;
+    if (this.readerPaused || conn === 0 || owner.state === 'closed') return;
+    if (this.readPaused || this.host.holdReceiving(conn)) this.readerPaused = true;
+  }
+
+  /** The loop caught up (or ended): read again unless read backpressure still holds the session. */
+  resumeForReader(): void {
+    if (!this.readerPaused) return;
+    this.readerPaused = false;
+    const conn = this.owner.connectionId;
+    if (!this.readPaused && conn !== 0) this.host.releaseReceiving(conn);
   }
 
   /** A read was delivered: pausing is allowed again, and done now if the queue is still high. */
@@ -124,6 +143,7 @@ export class Backpressure {
   reset(): void {
     this.aboveHigh = false;
     this.readPaused = false;
+    this.readerPaused = false;
     this.readArmed = true;
   }
 }

@@ -1,12 +1,18 @@
-import { EventEmitter } from 'node:events';
 import { FastPortError, type ConnectionId, type ConnectOptions, type Engine } from '@fastport/native-io';
 import type { ClientEvents } from './events';
+import { abortErrorOf, checkSignal, whenAborted } from './abort';
 import { checkHost, checkObject, checkPort, invalidArgType } from './arguments';
-import { SessionHost, type HostStats, type SessionHostOptions } from './host';
-import type { SessionManager } from './session-manager';
+import { SessionHost } from './host';
+import type { SessionHostOptions } from './host-options';
+import { HostOwner } from './host-owner';
 import type { Session, SessionCloseInfo } from './session';
 
 export type ClientOptions = SessionHostOptions;
+
+/** `connect()`'s options: the engine's, and a signal that aborts the attempt. */
+export interface ClientConnectOptions extends ConnectOptions {
+  signal?: AbortSignal;
+}
 
 interface PendingConnect {
   resolve: (session: Session) => void;
@@ -14,39 +20,12 @@ interface PendingConnect {
 }
 
 /** Makes outbound sessions; one Client (one engine) can hold many of them. */
-export class Client extends EventEmitter<ClientEvents> {
-
-  /** @internal The host this client owns: engine, sessions, timers, memory budget. */
+export class Client extends HostOwner<ClientEvents> {
+  /** @internal */
   readonly host: SessionHost;
-
-  get engine(): Engine {
-    return this.host.engine;
-  }
-
-  /** The sessions announced on this client. */
-  get sessions(): SessionManager {
-    return this.host.sessions;
-  }
-
-  /** True when this client pauses reading of sessions over their high watermark (the engine can, and it is on). */
-  get readBackpressure(): boolean {
-    return this.host.readBackpressure;
-  }
-
-  /** True when this client speaks session control frames (heartbeat, GOAWAY, resume): on by default where the framing has a 2+ byte id. */
-  get controlEnabled(): boolean {
-    return this.host.controlEnabled;
-  }
-
-  stats(): HostStats {
-    return this.host.stats();
-  }
-
-  /** Bytes held now (send queues as the engine holds them, reassembly, replay buffers): what the memory budget counts. */
-  memoryUsage(): number {
-    return this.host.memoryUsage();
-  }
   private readonly pending = new Map<ConnectionId, PendingConnect>();
+  /** Connects aborted by their signal, until the engine reports them closed (or, in a race, open). */
+  private readonly abandoned = new Set<ConnectionId>();
   private closing: Promise<void> | undefined;
   /** @internal Set by a ReconnectingClient: which resumable sessions wait for a new connection. */
   detachPolicy: ((session: Session) => boolean) | undefined;
@@ -60,20 +39,49 @@ export class Client extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Resolves with the session once connected; rejects with the connect error's code. */
-  connect(options: ConnectOptions): Promise<Session>;
+  /**
+   * Resolves with the session once connected; rejects with the connect
+   * error's code. `signal` aborts the attempt: it rejects with an AbortError
+   * (code 'ABORT_ERR', the signal's reason as `cause`) and the connection
+   * is reset; an already-aborted signal rejects at once, before connecting.
+   */
+  connect(options: ClientConnectOptions): Promise<Session>;
   /** As node:net: `connect(port, host = 'localhost', options)`. */
-  connect(port: number, host?: string, options?: Omit<ConnectOptions, 'host' | 'port'>): Promise<Session>;
-  connect(portOrOptions: ConnectOptions | number, host?: string, more?: Omit<ConnectOptions, 'host' | 'port'>): Promise<Session> {
+  connect(port: number, host?: string, options?: Omit<ClientConnectOptions, 'host' | 'port'>): Promise<Session>;
+  connect(portOrOptions: ClientConnectOptions | number, host?: string, more?: Omit<ClientConnectOptions, 'host' | 'port'>): Promise<Session> {
     return new Promise<Session>((resolve, reject) => {
       if (this.closing !== undefined) {
         reject(new FastPortError('ERR_ENGINE_DESTROYED', 'client closed'));
         return;
       }
       // A bad argument rejects here, with Node's code, instead of failing inside the addon.
-      const options = connectOptionsOf(portOrOptions, host, more);
+      const { signal, options } = connectOptionsOf(portOrOptions, host, more);
+      if (signal?.aborted) {
+        reject(abortErrorOf(signal));
+        return;
+      }
       const conn = this.engine.connect(options);
-      this.pending.set(conn, { resolve, reject });
+      if (signal === undefined) {
+        this.pending.set(conn, { resolve, reject });
+        return;
+      }
+      const release = whenAborted(signal, () => {
+        if (this.pending.get(conn) === undefined) return;
+        this.pending.delete(conn);
+        this.abandoned.add(conn);
+        this.engine.close(conn, 'abort');
+        reject(abortErrorOf(signal));
+      });
+      this.pending.set(conn, {
+        resolve: (session) => {
+          release();
+          resolve(session);
+        },
+        reject: (err) => {
+          release();
+          reject(err);
+        },
+      });
     });
   }
 
@@ -93,18 +101,30 @@ export class Client extends EventEmitter<ClientEvents> {
     return resumable;
   }
 
-  private onOutboundOpen(session: Session): void {
+  /** False: the attempt was aborted meanwhile (its session is never announced). */
+  private onOutboundOpen(session: Session): boolean {
+    if (this.abandoned.delete(session.id)) {
+      session.abort('connect-aborted');
+      return false;
+    }
     const waiter = this.pending.get(session.id);
-    if (waiter === undefined) return;
+    if (waiter === undefined) return true;
     this.pending.delete(session.id);
     waiter.resolve(session);
+    return true;
   }
 
   private onOutboundClose(conn: ConnectionId, info: SessionCloseInfo): void {
+    this.abandoned.delete(conn);
     const waiter = this.pending.get(conn);
     if (waiter === undefined) return;
     this.pending.delete(conn);
     waiter.reject(new FastPortError(info.code ?? 'ECONNABORTED', info.message ?? `connect failed (${info.reason})`));
+  }
+
+  /** `await using client = new Client(...)`: `close()` at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Closes every session (resumable ones end for good) and releases the engine after up to `graceMs`. */
@@ -123,19 +143,19 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
-/** The options of `connect(options)` or of `connect(port, host, options)`, checked. */
-function connectOptionsOf(portOrOptions: unknown, host: unknown, more: unknown): ConnectOptions {
+/** The options of `connect(options)` or of `connect(port, host, options)`, checked; the signal apart (the engine never sees it). */
+function connectOptionsOf(portOrOptions: unknown, host: unknown, more: unknown): { signal: AbortSignal | undefined; options: ConnectOptions } {
   if (typeof portOrOptions === 'number') {
     const port = checkPort('port', portOrOptions, false);
     const h = host === undefined ? 'localhost' : checkHost('host', host);
-    const extra = more === undefined ? {} : checkObject('options', more);
-    return { ...extra, host: h, port };
+    const { signal, ...extra } = more === undefined ? {} : checkObject('options', more);
+    return { signal: checkSignal('options.signal', signal), options: { ...extra, host: h, port } };
   }
   if (typeof portOrOptions !== 'object' || portOrOptions === null) {
     throw invalidArgType('options', 'of type object or a port number', portOrOptions);
   }
-  const o = portOrOptions as Record<string, unknown>;
+  const { signal, ...o } = portOrOptions as Record<string, unknown>;
   checkHost('options.host', o['host']);
   checkPort('options.port', o['port'], false);
-  return portOrOptions as ConnectOptions;
+  return { signal: checkSignal('options.signal', signal), options: o as unknown as ConnectOptions };
 }

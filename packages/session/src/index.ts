@@ -1,5 +1,38 @@
-export * from './framing';
-export { Session, newToken } from './session';
+/*
+ * The public API of @fastport/session, listed by hand: what an application
+ * needs, nothing of the machinery (the control-frame codec, the replay log,
+ * the heartbeat state machine, the host). Adding a name here is a decision.
+ */
+
+// Servers and clients
+export { Server, DEFAULT_RESUME_WINDOW_MS, DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_DETACHED, DEFAULT_SHUTDOWN_DEADLINE_MS } from './server';
+export type {
+  ServerOptions,
+  ServerResumeOptions,
+  ServerCloseResult,
+  ShutdownOptions,
+  ListenCallOptions,
+  ShutdownOutcome,
+  ShutdownReport,
+  SessionShutdownOutcome,
+} from './server';
+export { Client } from './client';
+export type { ClientOptions, ClientConnectOptions } from './client';
+export { ReconnectingClient } from './reconnecting-client';
+export type { ReconnectingClientOptions, ClientResumeOptions, ConnectInfo } from './reconnecting-client';
+export type { HostOwner } from './host-owner';
+export {
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_CONTROL_RESERVE_BYTES,
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_BACKPRESSURE_POLICY,
+} from './host-options';
+export type { SessionHostOptions } from './host-options';
+export type { HostStats } from './host-stats';
+
+// Sessions
+export { Session } from './session';
 export type {
   BackpressurePolicy,
   SendResult,
@@ -14,42 +47,38 @@ export type {
   ResumeInfo,
   ResumeFailedInfo,
 } from './session';
-export { SessionManager } from './session-manager';
-export {
-  DEFAULT_MAX_PENDING_BYTES,
-  DEFAULT_CONTROL_RESERVE_BYTES,
-  DEFAULT_FRAME_TIMEOUT_MS,
-  DEFAULT_CLOSE_TIMEOUT_MS,
-} from './host';
-export type { SessionHostOptions, HostStats } from './host';
-export {
-  Server,
-  DEFAULT_RESUME_WINDOW_MS,
-  DEFAULT_HELLO_TIMEOUT_MS,
-  DEFAULT_MAX_DETACHED,
-  DEFAULT_SHUTDOWN_DEADLINE_MS,
-} from './server';
+export type { SessionManager } from './session-manager';
+export { DEFAULT_FRAMES_HIGH_WATER_MARK } from './frame-inbox';
+export type { FramesOptions, SessionClosedError } from './frame-inbox';
+export { toSessionId } from './ids';
+export type { SessionId, ConnectionId } from './ids';
+
+// Events
 export type {
-  ServerOptions,
-  ServerCloseResult,
-  ServerResumeOptions,
-  ShutdownOptions,
-  ShutdownOutcome,
-  ShutdownReport,
-  SessionShutdownOutcome,
-} from './server';
-export { Client } from './client';
-export type { ClientOptions } from './client';
-export { ReconnectingClient } from './reconnecting-client';
-export type { ReconnectingClientOptions, ClientResumeOptions, ConnectInfo } from './reconnecting-client';
-export { backoffDelay, resolveBackoff, DEFAULT_BACKOFF } from './backoff';
-export type { BackoffOptions, ResolvedBackoff } from './backoff';
-export { HeartbeatMonitor, resolveHeartbeat, DEFAULT_HEARTBEAT } from './heartbeat';
-export type { HeartbeatOptions, ResolvedHeartbeat, HeartbeatEvent } from './heartbeat';
+  SessionEvents,
+  HostEvents,
+  ServerEvents,
+  ClientEvents,
+  ReconnectingClientEvents,
+  ReconnectingInfo,
+  ShutdownPhase,
+} from './events';
+export type { GoAway, GoAwayReason, ResumeRefusedReason } from './control';
+export type { LostMessages, ReplayOptions } from './reliable';
+export { DEFAULT_REPLAY } from './reliable';
+export type { HeartbeatOptions, HeartbeatEvent } from './heartbeat';
+export { DEFAULT_HEARTBEAT } from './heartbeat';
+export type { BackoffOptions } from './backoff';
+export { DEFAULT_BACKOFF } from './backoff';
+
+// Framing
+export { FrameDecoder, FrameEncoder, resolveFrameSpec, FRAMING_PRESETS } from './framing';
+export type { Frame, FrameSpec, FramingOption, FramingPreset } from './framing';
+
+// Memory budget
 export { MemoryBudget, DEFAULT_MEMORY_LIMIT } from './memory-budget';
-export type { MemoryBudgetOptions, MemoryBudgetStats, BudgetMember } from './memory-budget';
-export { OutboundLog, resolveReplay, DEFAULT_REPLAY } from './reliable';
-export type { ReplayOptions, ResolvedReplay, LostMessages, LogEntry } from './reliable';
-export * from './control';
-export type { SessionEvents, HostEvents, ServerEvents, ClientEvents, ReconnectingClientEvents, ReconnectingInfo, ShutdownPhase } from './events';
-export type { Clock } from './timer-wheel';
+export type { MemoryBudgetOptions, MemoryBudgetStats } from './memory-budget';
+
+// Errors
+export { AbortError } from './abort';
+export type { ArgumentError, ArgumentErrorCode } from './arguments';

@@ -5,7 +5,7 @@ import { Client, type ClientOptions } from './client';
 import type { ReconnectingClientEvents } from './events';
 import { hexToToken, TOKEN_BYTES, type GoAway } from './control';
 import type { Frame } from './framing';
-import { SessionHost } from './host';
+import { controlFramesError } from './host-options';
 import { resolveReplay, type LostMessages, type ReplayOptions } from './reliable';
 import type { ResumeFailedInfo, ResumeInfo, SendResult, Session, SessionCloseInfo } from './session';
 import { resolveFrameSpec } from './framing';
@@ -85,7 +85,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     if (this.resume) {
       const spec = resolveFrameSpec(hostOptions.framing ?? 'fastport');
       if ((spec.idWidth ?? 0) < 2 || hostOptions.controlFrames === false) {
-        throw SessionHost.controlError('resume', spec, hostOptions.controlFrames === false);
+        throw controlFramesError('resume', spec, hostOptions.controlFrames === false);
       }
       resolveReplay(ro, 'resume');
       if (ro.token !== undefined) {
@@ -125,11 +125,16 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     return this.startPromise;
   }
 
-  /** Sends on the session; while disconnected a resumable session keeps the frame for replay. */
-  send(payload: Uint8Array, packetId = 0): SendResult {
+  /** `session.send`: while disconnected a resumable session keeps the frame for replay. Throws ERR_CONN_CLOSED before the first connection. */
+  send(payload: Uint8Array, packetId = 0): boolean {
+    return this.trySend(payload, packetId) === 'queued';
+  }
+
+  /** `session.trySend`: what happened to the frame. */
+  trySend(payload: Uint8Array, packetId = 0): SendResult {
     const s = this.session;
     if (s === undefined) throw new FastPortError('ERR_CONN_CLOSED', 'not connected yet: await start() first');
-    return s.send(payload, packetId);
+    return s.trySend(payload, packetId);
   }
 
   /**
@@ -154,6 +159,11 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     }
     await this.client.close(graceMs);
     this.finish('client-close');
+  }
+
+  /** `await using rc = new ReconnectingClient(...)`: `close()` at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   private wire(): void {

@@ -409,14 +409,17 @@ export class ReliableDelivery {
     out.append(id, frame, host.clock.now());
     if (!direct) {
       if (session.state === 'open' && !this.draining) this.flush();
-      return 'queued';
+      // Kept behind a queue over its high watermark: the sender should wait for the 'drain' that comes.
+      return flow.aboveHigh ? 'high-water' : 'queued';
     }
     out.writeSeq++;
     const status = host.engine.send(session.connectionId, frame);
     if (status === SEND_REFUSED || status === SEND_CLOSED) {
       // Kept in the replay buffer: it goes out after a drain or on the next connection.
       out.writeSeq--;
-      return 'queued';
+      if (status === SEND_CLOSED) return 'queued';
+      flow.aboveHigh = true; // the engine owes a refused sender an onDrain
+      return 'high-water';
     }
     return session.submit(status, size);
   }

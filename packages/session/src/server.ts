@@ -12,11 +12,14 @@ import {
   type ResumeRequest,
 } from './control';
 import { resolveFrameSpec } from './framing';
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import type { HostEvents, ServerEvents } from './events';
-import { checkHost, checkPort } from './arguments';
-import { SessionHost, type HostStats, type SessionHostOptions } from './host';
-import type { SessionManager } from './session-manager';
+import { abortErrorOf, checkSignal, whenAborted } from './abort';
+import { checkHost, checkObject, checkPort } from './arguments';
+import { SessionHost } from './host';
+import type { SessionId } from './ids';
+import { controlFramesError, type SessionHostOptions } from './host-options';
+import { HostOwner } from './host-owner';
 import { resolveReplay, type ReplayOptions } from './reliable';
 import { newToken } from './reliable';
 import { type ResumeInfo, type Session, type SessionCloseInfo } from './session';
@@ -55,7 +58,20 @@ export interface ServerCloseResult {
   aborted: number;
 }
 
+/** `listen()`'s third argument. */
+export interface ListenCallOptions {
+  /** Aborts the listen while it is being set up (see `Server.listen`). */
+  signal?: AbortSignal;
+}
+
 export interface ShutdownOptions {
+  /**
+   * Ends the grace period when aborted: what is left is reset at once, the
+   * engine is released, and this call rejects with an AbortError (the
+   * server is closed all the same). An already-aborted signal rejects at
+   * once and starts nothing.
+   */
+  signal?: AbortSignal;
   /** Time for the whole stop; what is not finished by then is reset. Default 5,000 ms. */
   deadlineMs?: number;
   /** Send GOAWAY to peers that speak the session protocol. Default true. */
@@ -75,7 +91,7 @@ export interface ShutdownOptions {
 export type ShutdownOutcome = 'flushed' | 'timed-out' | 'failed';
 
 export interface SessionShutdownOutcome {
-  id: number;
+  id: SessionId;
   remote: string;
   outcome: ShutdownOutcome;
   bytesLeft: number;
@@ -104,38 +120,9 @@ export const DEFAULT_SHUTDOWN_DEADLINE_MS = 5_000;
  * Accepts connections and turns each into a Session. See SessionHost for events;
  * also 'listening' (info), 'shutdown' (phase), 'closed' ().
  */
-export class Server extends EventEmitter<ServerEvents> {
-
-  /** @internal The host this server owns: engine, sessions, timers, memory budget. */
+export class Server extends HostOwner<ServerEvents> {
+  /** @internal */
   readonly host: SessionHost;
-
-  get engine(): Engine {
-    return this.host.engine;
-  }
-
-  /** The sessions announced on this server. */
-  get sessions(): SessionManager {
-    return this.host.sessions;
-  }
-
-  /** True when this server pauses reading of sessions over their high watermark (the engine can, and it is on). */
-  get readBackpressure(): boolean {
-    return this.host.readBackpressure;
-  }
-
-  /** True when this server speaks session control frames (heartbeat, GOAWAY, resume): on by default where the framing has a 2+ byte id. */
-  get controlEnabled(): boolean {
-    return this.host.controlEnabled;
-  }
-
-  stats(): HostStats {
-    return this.host.stats();
-  }
-
-  /** Bytes held now (send queues as the engine holds them, reassembly, replay buffers): what the memory budget counts. */
-  memoryUsage(): number {
-    return this.host.memoryUsage();
-  }
   private readonly options: ServerOptions;
   private listener: ListenerInfo | undefined;
   private readonly resumeWindowMs: number;
@@ -146,6 +133,8 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly registry = new Map<string, Session>();
   private stopping = false;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
+  /** Set while a shutdown runs: ends its grace period now (an aborted signal). */
+  private forceShutdown: (() => void) | undefined;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -173,7 +162,7 @@ export class Server extends EventEmitter<ServerEvents> {
     if (r === undefined || r === false) return options;
     const spec = resolveFrameSpec(options.framing ?? 'fastport');
     if ((spec.idWidth ?? 0) < 2 || options.controlFrames === false) {
-      throw SessionHost.controlError('resume', spec, options.controlFrames === false);
+      throw controlFramesError('resume', spec, options.controlFrames === false);
     }
     const ro: ServerResumeOptions = typeof r === 'object' ? r : {};
     resolveReplay(ro, 'resume');
@@ -197,14 +186,36 @@ export class Server extends EventEmitter<ServerEvents> {
     return this.stopping;
   }
 
-  async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0'): Promise<ListenerInfo> {
+  /**
+   * Starts accepting. `signal` aborts the listen while it is being set up: it
+   * rejects with an AbortError (code 'ABORT_ERR', the reason as `cause`) once
+   * whatever the engine opened is closed again; an already-aborted signal
+   * rejects at once. Unlike node:net's `server.listen({ signal })`, the
+   * signal does not stay attached afterwards (stop a running server with
+   * `shutdown({ signal })`, `close()` or `await using`).
+   */
+  async listen(port = this.options.port ?? 9000, host = this.options.host ?? '0.0.0.0', options: ListenCallOptions = {}): Promise<ListenerInfo> {
     const listenOptions: ListenOptions = { port: checkPort('port', port, true), host: checkHost('host', host) };
+    const signal = checkSignal('options.signal', checkObject('options', options)['signal']);
+    if (signal?.aborted) throw abortErrorOf(signal);
     if (this.options.backlog !== undefined) listenOptions.backlog = this.options.backlog;
     if (this.options.reusePort !== undefined) listenOptions.reusePort = this.options.reusePort;
     if (this.options.ipv6Only !== undefined) listenOptions.ipv6Only = this.options.ipv6Only;
-    this.listener = await this.engine.listen(listenOptions);
-    this.emit('listening', this.listener);
-    return this.listener;
+    let aborted = false;
+    const release = signal === undefined ? undefined : whenAborted(signal, () => (aborted = true));
+    let listener: ListenerInfo;
+    try {
+      listener = await this.engine.listen(listenOptions);
+    } finally {
+      release?.();
+    }
+    if (aborted) {
+      await this.engine.closeListener(listener.id);
+      throw abortErrorOf(signal!);
+    }
+    this.listener = listener;
+    this.emit('listening', listener);
+    return listener;
   }
 
   /** Stops accepting, lets sessions flush for up to `graceMs`, resets the rest, releases the engine. */
@@ -222,8 +233,35 @@ export class Server extends EventEmitter<ServerEvents> {
    * reset. Returns each session's outcome. Idempotent (returns the same promise).
    */
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownReport> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkSignal('options.signal', checkObject('options', options)['signal']);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (signal?.aborted) return Promise.reject(abortErrorOf(signal));
     if (this.shutdownPromise === undefined) this.shutdownPromise = this.runShutdown(options);
-    return this.shutdownPromise;
+    if (signal === undefined) return this.shutdownPromise;
+    const running = this.shutdownPromise;
+    const aborting = signal;
+    // Aborting skips the rest of the grace period: what is left is reset now, the engine released, then this call rejects.
+    const release = whenAborted(aborting, () => this.forceShutdown?.());
+    return running.then(
+      (report) => {
+        release();
+        if (aborting.aborted) throw abortErrorOf(aborting);
+        return report;
+      },
+      (err: unknown) => {
+        release();
+        throw err;
+      },
+    );
+  }
+
+  /** `await using server = new Server(...)`: a shutdown with the default deadline at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
   }
 
   private async runShutdown(o: ShutdownOptions): Promise<ShutdownReport> {
@@ -231,6 +269,12 @@ export class Server extends EventEmitter<ServerEvents> {
     const deadlineMs = o.deadlineMs ?? DEFAULT_SHUTDOWN_DEADLINE_MS;
     const deadline = started + deadlineMs;
     this.stopping = true;
+    let forced = false;
+    let aborted = false;
+    this.forceShutdown = () => {
+      forced = true;
+      aborted = true;
+    };
 
     // 1. Stop accepting.
     if (this.listener !== undefined) {
@@ -296,15 +340,20 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     this.emit('shutdown', 'draining');
 
-    // 3 + 4. Flush and half-close while the peers finish, up to the deadline.
+    // 3 + 4. Flush and half-close while the peers finish, up to the deadline (or until forced by an abort).
     const all = Promise.all(waits);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
+    const timedOut = forced || (await Promise.race([
       all.then(() => false),
       new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+        this.forceShutdown = () => {
+          aborted = true;
+          resolve(true);
+        };
       }),
-    ]);
+    ]));
+    this.forceShutdown = undefined;
     if (timer !== undefined) clearTimeout(timer);
 
     // 5. Force what is left.
@@ -315,7 +364,10 @@ export class Server extends EventEmitter<ServerEvents> {
         record.bytesLeft = Math.max(record.bytesLeft, this.engine.pendingBytes(conn));
         const slot = this.host.slots.get(conn);
         if (slot !== undefined && slot.session.connectionId === conn) {
-          slot.session.pendingCloseReason = { reason: 'shutdown-timeout', message: `not finished within ${deadlineMs} ms` };
+          slot.session.pendingCloseReason = {
+            reason: 'shutdown-timeout',
+            message: aborted ? 'not finished when the shutdown was aborted' : `not finished within ${deadlineMs} ms`,
+          };
           slot.session.closeWith('abort', { reason: 'shutdown-timeout' });
         }
         else this.engine.close(conn, 'abort');
@@ -466,7 +518,7 @@ export class Server extends EventEmitter<ServerEvents> {
       if (oldSlot !== undefined) oldSlot.closing = true;
       old.conn = 0;
       this.engine.close(oldConn, 'abort');
-      this.host.closeReasons['replaced'] = (this.host.closeReasons['replaced'] ?? 0) + 1;
+      this.host.totals.countClose('replaced');
     }
     const freed = out.ack(req.received);
     if (freed > 0) this.host.budget?.release(freed);

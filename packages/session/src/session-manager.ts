@@ -1,4 +1,4 @@
-import type { ConnectionId } from '@fastport/native-io';
+import type { SessionId } from './ids';
 import type { Session, SendResult } from './session';
 
 /**
@@ -6,7 +6,7 @@ import type { Session, SendResult } from './session';
  * there is no lock to partition; lookups are a Map hit on the hot path.
  */
 export class SessionManager implements Iterable<Session> {
-  private readonly byId = new Map<ConnectionId, Session>();
+  private readonly byId = new Map<SessionId, Session>();
 
   get size(): number {
     return this.byId.size;
@@ -21,7 +21,7 @@ export class SessionManager implements Iterable<Session> {
   }
 
   /** The session with this id, or undefined if it closed (ids are never reused). */
-  get(id: ConnectionId): Session | undefined {
+  get(id: SessionId): Session | undefined {
     return this.byId.get(id);
   }
 
@@ -36,7 +36,7 @@ export class SessionManager implements Iterable<Session> {
       if (filter !== undefined && !filter(session)) continue;
       let result: SendResult;
       try {
-        result = session.send(payload, packetId);
+        result = session.trySend(payload, packetId);
       } catch {
         continue; // over its limit under policy 'reject': skip this one, reach the rest
       }

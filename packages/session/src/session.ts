@@ -3,7 +3,7 @@ import {
   FastPortError,
   SendStatus,
   type AddressInfo,
-  type ConnectionId,
+  type ConnectionId as EngineConnectionId,
   type Engine,
   type ErrorCode,
   type SocketOptions,
@@ -13,10 +13,12 @@ import {
 const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH, Refused: SEND_REFUSED, Closed: SEND_CLOSED } = SendStatus;
 import { ControlFrameId, encodeGoAway, encodePing, isControlId, type GoAway, type GoAwayReason, type ResumeRefused } from './control';
 import { Backpressure, type BackpressurePolicy } from './backpressure';
-import type { FrameEncoder, FrameSpec } from './framing';
+import type { Frame, FrameEncoder, FrameSpec } from './framing';
+import { FrameInbox, loopRunningError, type FramesOptions } from './frame-inbox';
 import type { Liveness, ResolvedHeartbeat } from './heartbeat';
 import type { HostEvents, SessionEvents } from './events';
 import { IdleMonitor } from './idle-monitor';
+import type { ConnectionId, SessionId } from './ids';
 import type { Clock } from './timer-wheel';
 import type { MemoryBudget } from './memory-budget';
 import { ReliableDelivery, type ResolvedReplay } from './reliable';
@@ -27,11 +29,12 @@ export type { Liveness } from './heartbeat';
 export type { BackpressurePolicy } from './backpressure';
 
 /**
- * Outcome of `Session.send`:
+ * What `Session.trySend` / `trySendFrame` did (`send()` answers only
+ * `result === 'queued'`):
  * - 'queued': accepted, below the high watermark (or, on a resumable session
  *   without a connection, kept for replay);
- * - 'high-water': accepted, but pending bytes passed the high watermark (wait for 'drain');
- * - 'dropped': over the limit under policy 'drop' — not sent;
+ * - 'high-water': accepted, but pending bytes passed the high watermark ('drain' follows);
+ * - 'dropped': over the limit (or the memory budget) under policy 'drop' — not sent;
  * - 'closed': the session is closing or closed (or was closed by policy 'close') — not sent.
  * Under policy 'reject' an over-limit send throws ERR_BACKPRESSURE instead.
  */
@@ -68,7 +71,8 @@ export type SessionCloseReason =
   | 'peer-goaway'
   | 'shutdown'
   | 'shutdown-timeout'
-  | 'client-close';
+  | 'client-close'
+  | 'connect-aborted';
 
 /**
  * Why a session closed: one of the named reasons, or the text the
@@ -171,12 +175,16 @@ export interface SessionHostLink {
   /** Bytes this session holds now (its queue, reassembly and replay buffer): what the memory budget weighs it by. */
   heldBy(session: Session): number;
   /** Engine pause/resume of receiving, when the engine has it and readBackpressure is on; false otherwise. */
-  pauseReceiving(conn: ConnectionId): boolean;
-  resumeReceiving(conn: ConnectionId): boolean;
+  pauseReceiving(conn: EngineConnectionId): boolean;
+  resumeReceiving(conn: EngineConnectionId): boolean;
+  readonly readBackpressure: boolean;
+  /** Engine pause/resume of receiving whatever readBackpressure says (a for-await loop's bounded buffer); false if the engine cannot. */
+  holdReceiving(conn: EngineConnectionId): boolean;
+  releaseReceiving(conn: EngineConnectionId): boolean;
   /** Closes the connection under the session (marks it closing so input is discarded unless `keepReading`). */
-  closeTransport(session: Session, conn: ConnectionId, mode: 'graceful' | 'abort'): void;
-  /** Ends a session that has no connection. */
-  finalizeDetached(session: Session, info: SessionCloseInfo): void;
+  closeTransport(session: Session, conn: EngineConnectionId, mode: 'graceful' | 'abort'): void;
+  /** Ends a session that has no connection; `clean` false: a for-await loop over it throws. */
+  finalizeDetached(session: Session, info: SessionCloseInfo, clean?: boolean): void;
   scheduleAck(session: Session): void;
   readonly clock: Clock;
   /** (Re)schedules the monitor's next check on the host's timer wheel, at `monitor.nextCheckAt`. */
@@ -202,9 +210,9 @@ export interface SessionHostLink {
  */
 export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** Stable id: the id of the session's first connection (ids are never reused). */
-  readonly id: ConnectionId;
+  readonly id: SessionId;
   /** @internal The connection under the session now (writable inside the package). */
-  conn: ConnectionId;
+  conn: EngineConnectionId;
   remote: AddressInfo;
   readonly side: 'server' | 'client';
   readonly connectedAt: number;
@@ -216,7 +224,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   currentState: SessionState = 'open';
   liveness: Liveness = 'active';
   closeInfo: SessionCloseInfo | undefined;
-  /** Reason recorded when the session closes itself; reported in the close info. */
+  /** @internal Reason recorded when the session closes itself; reported in the close info. */
   pendingCloseReason: { reason: CloseReason; code?: ErrorCode; message?: string } | undefined;
   readonly counters: SessionCounters = {
     bytesIn: 0,
@@ -237,6 +245,10 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   goAwayReceived: GoAway | undefined;
 
   /** @internal */ rel: ReliableDelivery | null = null;
+  /** @internal The running for-await loop's buffer (null: none runs; the receive path checks it per frame). */
+  inbox: FrameInbox | null = null;
+  /** @internal False when the session closed abnormally (a for-await loop throws). */
+  closedCleanly = true;
   /** @internal Heartbeat, idle, lifetime and frame timeouts of the current connection. */ readonly monitor: IdleMonitor;
   /** @internal Server with resume: not announced until its first frame says whether it resumes. */
   awaitingHello = false;
@@ -248,12 +260,12 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   /** @internal */ readonly flow: Backpressure;
 
   /** @internal Sessions are made by a Server or Client. */
-  constructor(host: SessionHostLink, id: ConnectionId, remote: AddressInfo, side: 'server' | 'client') {
+  constructor(host: SessionHostLink, id: EngineConnectionId, remote: AddressInfo, side: 'server' | 'client') {
     super();
     this.host = host;
     this.flow = new Backpressure(this, host);
     this.monitor = new IdleMonitor(this, host);
-    this.id = id;
+    this.id = id as SessionId;
     this.conn = id;
     this.remote = remote;
     this.side = side;
@@ -269,18 +281,32 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
 
   /** The connection under the session now; 0 while detached without one. */
   get connectionId(): ConnectionId {
-    return this.conn;
+    return this.conn as ConnectionId;
   }
 
   // ---- sending ------------------------------------------------------------
 
   /**
-   * Frames `payload` with `packetId` (ignored by formats without an id) and queues it.
+   * Frames `payload` with `packetId` (ignored by formats without an id) and
+   * queues it, as Node's `write()`: true when the frame was queued and the
+   * queue is under the high watermark; false otherwise — wait for 'drain'
+   * (see `writableNeedDrain`) before sending more. Past `maxPendingBytes`
+   * (or the memory budget) the `backpressure` policy applies: 'drop' (the
+   * default: not queued, false, counted in `counters.dropped`), 'close'
+   * (false, the session is reset) or 'reject' (throws ERR_BACKPRESSURE). On
+   * a closing or closed session it returns false and sends nothing (no
+   * throw, no 'drain'). `trySend` says which of these happened.
+   *
    * The payload is copied before this returns; writes made in the same tick or
    * batch go out in one submission. Ids 0xFF00–0xFF0F are reserved for the
    * session layer (ERR_INVALID_ARGUMENT) on framings that carry control frames.
    */
-  send(payload: Uint8Array, packetId = 0): SendResult {
+  send(payload: Uint8Array, packetId = 0): boolean {
+    return this.trySend(payload, packetId) === 'queued';
+  }
+
+  /** As `send`, answering what happened (SendResult) instead of a boolean. */
+  trySend(payload: Uint8Array, packetId = 0): SendResult {
     const host = this.host;
     if (host.controlEnabled && isControlId(packetId)) {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `packet id 0x${packetId.toString(16)} is reserved for session control frames (0xFF00-0xFF0F)`);
@@ -296,11 +322,16 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Queues bytes that already are whole frames (relays, echo of `frame.bytes`).
-   * On a resumable session it must be exactly one frame (each frame is one
-   * sequence number).
+   * Queues bytes that already are whole frames (relays, echo of `frame.bytes`);
+   * answers as `send`. On a resumable session it must be exactly one frame
+   * (each frame is one sequence number).
    */
-  sendFrame(frameBytes: Uint8Array): SendResult {
+  sendFrame(frameBytes: Uint8Array): boolean {
+    return this.trySendFrame(frameBytes) === 'queued';
+  }
+
+  /** As `sendFrame`, answering what happened (SendResult). */
+  trySendFrame(frameBytes: Uint8Array): SendResult {
     if (this.rel !== null) return this.rel.sendWholeFrame(frameBytes);
     if (this.state !== 'open') return 'closed';
     const host = this.host;
@@ -308,6 +339,17 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
     if (this.flow.wouldPassLimit(size)) return this.flow.refuse(size, 'backpressure');
     if (!this.flow.reserveBudget(size)) return this.flow.refuse(size, 'memory-budget');
     return this.submit(host.engine.send(this.connectionId, frameBytes), size);
+  }
+
+  /**
+   * True from a send that passed the high watermark (or was refused for the
+   * queue limit) until the 'drain' at the low watermark: as Node's
+   * `writable.writableNeedDrain`. A send refused while this is false (a frame
+   * bigger than the room the limit leaves, or the process memory budget) has
+   * no 'drain' to wait for.
+   */
+  get writableNeedDrain(): boolean {
+    return this.flow.aboveHigh && this.state !== 'closed' && this.state !== 'closing';
   }
 
   /** @internal Counts what the engine took and applies its watermark verdict. */
@@ -326,6 +368,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
         return 'high-water';
       case SEND_REFUSED:
         this.host.budget?.release(bytes);
+        this.flow.aboveHigh = true; // the engine owes a refused sender an onDrain
         return this.flow.refuse(bytes, 'backpressure');
       default:
         this.host.budget?.release(bytes);
@@ -360,9 +403,38 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
     return this.connectionId !== 0 && this.host.engine.setSocketOptions(this.connectionId, options);
   }
 
-  /** Reading is paused until the queue drains (read backpressure). */
+  /** Reading is paused: until the queue drains (read backpressure), or until the for-await loop catches up. */
   get readPaused(): boolean {
-    return this.flow.readPaused;
+    return this.flow.readPaused || this.flow.readerPaused;
+  }
+
+  /**
+   * The session's frames as an async iterator (`for await (const frame of
+   * session)` is `frames()` with the defaults). Frames are copies, valid as
+   * long as you keep them; they also reach the host's 'frame' event as usual.
+   * The loop sees frames from the moment it starts; it ends when the session
+   * closes cleanly (the peer's FIN, close(), a graceful shutdown, after the
+   * frames already buffered) and throws a SessionClosedError (`code` from the
+   * close, else ERR_CONN_CLOSED; `closeInfo`) when it closed abnormally (a
+   * reset, abort(), an error, a timeout, a framing error: every close with a
+   * code or unsent bytes), as a destroyed Node stream does. A slow loop is
+   * bounded: past `highWaterMark` buffered bytes the session stops reading
+   * until the loop has taken the buffer to half. `break` ends the loop only:
+   * the session stays open. One loop at a time (ERR_INVALID_STATE).
+   */
+  frames(options: FramesOptions = {}): AsyncIterableIterator<Frame> {
+    if (this.inbox !== null) throw loopRunningError(this);
+    const inbox = new FrameInbox(this, options);
+    if (this.currentState === 'closed') {
+      inbox.end(this.closeInfo ?? { reason: 'local', unsentBytes: 0 }, this.closedCleanly);
+      return inbox;
+    }
+    this.inbox = inbox;
+    return inbox;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Frame> {
+    return this.frames();
   }
 
   /** @internal The engine's queue fell to the low watermark. */
@@ -464,7 +536,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   abort(reason: CloseReason = 'abort'): void {
     if (this.rel !== null) this.rel.final = true;
     if (this.rel !== null && this.connectionId === 0) {
-      this.host.finalizeDetached(this, { reason, unsentBytes: 0 });
+      this.host.finalizeDetached(this, { reason, unsentBytes: 0 }, false);
       return;
     }
     this.closeWith('abort', { reason });
@@ -476,7 +548,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Closes the connection with a recorded reason; the engine's onClose
+   * @internal Closes the connection with a recorded reason; the engine's onClose
    * completes it. On a resumable session that is not final, the session
    * detaches instead of closing (it may be resumed).
    */
@@ -487,7 +559,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
         const info: SessionCloseInfo = { reason: why.reason, unsentBytes: 0 };
         if (why.code !== undefined) info.code = why.code;
         if (why.message !== undefined) info.message = why.message;
-        this.host.finalizeDetached(this, info);
+        this.host.finalizeDetached(this, info, mode === 'graceful' && why.code === undefined);
       }
       return;
     }
@@ -531,7 +603,7 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /** @internal A new connection carries this session (server: after RESUME_REQUEST; client: before its handshake). */
-  attachTransport(conn: ConnectionId, remote: AddressInfo, open: boolean): void {
+  attachTransport(conn: EngineConnectionId, remote: AddressInfo, open: boolean): void {
     this.conn = conn;
     this.remote = remote;
     this.transportSince = this.host.clock.now();
@@ -544,11 +616,13 @@ export class Session<UserData = unknown> extends EventEmitter<SessionEvents> {
   }
 
   /** @internal Transport closed for good: final state and events (the host emits its own). */
-  finish(info: SessionCloseInfo): void {
+  finish(info: SessionCloseInfo, clean: boolean): void {
     this.currentState = 'closed';
     this.closeInfo = info;
+    this.closedCleanly = clean;
     this.conn = 0;
     this.monitor.stop();
+    if (this.inbox !== null) this.inbox.end(info, clean);
     this.emit('close', info);
   }
 }

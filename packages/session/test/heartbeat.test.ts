@@ -3,7 +3,6 @@ import { afterEach, expect, it } from 'vitest';
 import type { EngineKind } from '@fastport/native-io';
 import {
   Client,
-  ControlFrameId,
   FrameDecoder,
   FrameEncoder,
   Server,
@@ -14,6 +13,7 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
+import { ControlFrameId } from '../src/control'; // internal, not in the public index
 import { forEachEngine, mb, rawPeer, waitFor } from './helpers';
 
 forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
@@ -150,7 +150,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     const chunk = Buffer.alloc(8 * 1024, 7);
     let dropped = 0;
     for (let i = 0; i < 4000 && dropped < 3; i++) {
-      if (session.send(chunk, 1) === 'dropped') dropped++;
+      if (session.trySend(chunk, 1) === 'dropped') dropped++;
       if (i % 32 === 31) await new Promise((r) => setImmediate(r));
     }
     expect(dropped).toBe(3); // the application's lane is full...
@@ -191,7 +191,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
       const pump = () => {
         // Keep the queue at its limit: send until refused, continue on drain.
         while (!stop && sentBytes < CAP && x.state === 'open') {
-          const r = x.send(chunk, 2);
+          const r = x.trySend(chunk, 2);
           if (r === 'dropped') {
             if (x.ping(99)) fullAndPinged++; // a control frame still goes through
             return;

@@ -3,7 +3,6 @@ import { afterEach, expect, it } from 'vitest';
 import type { EngineKind } from '@fastport/native-io';
 import {
   Client,
-  ControlFrameId,
   FrameEncoder,
   MemoryBudget,
   Server,
@@ -12,6 +11,7 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
+import { ControlFrameId } from '../src/control'; // internal, not in the public index
 import { decodeAll, forEachEngine, formatMemory, mb, memorySnapshot, numbered, numberOf, rawPeer, sleep, waitFor } from './helpers';
 
 /** Small seeded PRNG (mulberry32): the fuzz cases are the same on every run. */

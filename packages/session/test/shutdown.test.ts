@@ -37,7 +37,7 @@ forEachEngine('graceful shutdown', (kind: EngineKind) => {
       const pump = () => {
         if (stopping || s.state !== 'open') return;
         for (let i = 0; i < 20 && s.state === 'open'; i++) {
-          const r = s.send(numbered(next, 32, 5), 0x8002);
+          const r = s.trySend(numbered(next, 32, 5), 0x8002);
           if (r === 'closed') return;
           next++;
         }
@@ -90,7 +90,7 @@ forEachEngine('graceful shutdown', (kind: EngineKind) => {
       plain.push(p);
       const pump = () => {
         if (session.state !== 'open') return;
-        for (let k = 0; k < 20; k++) if (session.send(numbered(p.sent + 1, 32, 7), 0x8001) !== 'closed') p.sent++;
+        for (let k = 0; k < 20; k++) if (session.trySend(numbered(p.sent + 1, 32, 7), 0x8001) !== 'closed') p.sent++;
         if (p.sent < 100_000) setImmediate(pump);
       };
       setImmediate(pump);

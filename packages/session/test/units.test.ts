@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { Client, MemoryBudget, ReconnectingClient, Server, toSessionId } from '../src';
+// Internals, tested directly (not part of the public index).
+import { resolveBackoff } from '../src/backoff';
 import {
-  Client,
-  HeartbeatMonitor,
-  MemoryBudget,
-  OutboundLog,
-  ReconnectingClient,
-  Server,
   U64_UNKNOWN,
   decodeAck,
   decodeGoAway,
@@ -21,10 +18,10 @@ import {
   encodeResumeRequest,
   hexToToken,
   isControlId,
-  resolveBackoff,
-  resolveHeartbeat,
   tokenToHex,
-} from '../src';
+} from '../src/control';
+import { HeartbeatMonitor, resolveHeartbeat } from '../src/heartbeat';
+import { OutboundLog } from '../src/reliable';
 
 describe('control frame codec', () => {
   const token = new Uint8Array(16).map((_, i) => i * 7 + 1);
@@ -236,5 +233,14 @@ describe('options that need control frames', () => {
     expect(() => resolveBackoff({ jitter: 2 })).toThrow(/jitter/);
     expect(() => new ReconnectingClient({ engine: 'node', host: '127.0.0.1', port: 1, resume: { token: 'nope' } })).toThrow(/token/);
     expect(() => new Server({ engine: 'node', resume: { resumeWindowMs: -1 }, memoryBudget: false })).toThrow(/resumeWindowMs/);
+  });
+});
+
+describe('toSessionId', () => {
+  it('brands a positive safe integer and refuses anything else with ERR_INVALID_ARG_VALUE', () => {
+    expect(toSessionId(42)).toBe(42);
+    for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 53]) {
+      expect(() => toSessionId(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    }
   });
 });
