@@ -38,6 +38,7 @@ import type { HostEvents } from './events';
 import { handleControlFrame, malformed, type ControlHost } from './control-handler';
 import type { IdleMonitor } from './idle-monitor';
 import { systemClock, TimerWheel, type Clock } from './timer-wheel';
+import { ListenerCache } from './listener-cache';
 
 export const DEFAULT_MAX_PENDING_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_CONTROL_RESERVE_BYTES = 64 * 1024;
@@ -212,6 +213,8 @@ export interface HostRole {
 export class SessionHost implements SessionHostLink, BudgetMember {
   /** Where the host's events go: the Server or Client that owns it. */
   readonly events: EventEmitter<HostEvents>;
+  /** 'frame' listeners, called without emit()'s per-call allocation. */
+  private readonly frameListeners: ListenerCache<Session, Frame>;
   private readonly role: HostRole;
   readonly engine: Engine;
   readonly encoder: FrameEncoder;
@@ -262,6 +265,7 @@ export class SessionHost implements SessionHostLink, BudgetMember {
 
   constructor(options: SessionHostOptions, side: 'server' | 'client', events: EventEmitter<HostEvents>, role: HostRole = {}) {
     this.events = events;
+    this.frameListeners = new ListenerCache(events as unknown as EventEmitter, 'frame');
     this.role = role;
     this.clock = options.clock ?? systemClock;
     this.frameSpec = resolveFrameSpec(options.framing ?? 'fastport');
@@ -690,7 +694,7 @@ export class SessionHost implements SessionHostLink, BudgetMember {
       rel.delivered(frame.bytes.byteLength);
     }
     try {
-      this.events.emit('frame', session, frame);
+      this.frameListeners.call(session, frame);
     } catch (err) {
       this.totals.handlerErrors++;
       this.reportError(toFastPortError(err), session);
