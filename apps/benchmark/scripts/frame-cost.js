@@ -83,8 +83,11 @@ function echoBench(o, port, cell, secs) {
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 async function measure(tree, engine, cell, o, port) {
-  const bin = path.join(tree.dir, 'apps/server/bin/fastport-server');
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--trace-gc-nvp', bin, '--engine', engine, '--mode', 'echo', '--framing', 'u32le', '--port', String(port), '--log-level', 'warn'], {
+  const argv =
+    tree === null
+      ? [path.join(__dirname, 'node-net-echo.js'), String(port)]
+      : [path.join(tree.dir, 'apps/server/bin/fastport-server'), '--engine', engine, '--mode', 'echo', '--framing', 'u32le', '--port', String(port), '--log-level', 'warn'];
+  const child = spawn('taskset', ['-c', '0', process.execPath, '--trace-gc-nvp', ...argv], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let allocated = 0;
@@ -121,9 +124,11 @@ async function main() {
   let port = o.port;
   for (const cell of o.cells) {
     for (const engine of o.engines) {
-      for (const tree of o.trees) {
+      // The node engine's yardstick: the plain node:net echo a user would write.
+      const trees = engine === 'node' ? [...o.trees, null] : o.trees;
+      for (const tree of trees) {
         const r = await measure(tree, engine, cell, o, port++);
-        const row = { cell, engine, tree: tree.label, ...r };
+        const row = { cell, engine: tree === null ? 'node:net echo' : engine, tree: tree === null ? '-' : tree.label, ...r };
         rows.push(row);
         console.log(JSON.stringify(row));
       }

@@ -229,7 +229,8 @@ class DecodedFrame implements Frame {
     let v = this.bytesView;
     if (v === null) {
       const s = this.source;
-      v = this.start === 0 && this.end === s.length ? s : s.subarray(this.start, this.end);
+      // The constructor, not subarray(): subarray looks up the species constructor on every call.
+      v = this.start === 0 && this.end === s.length ? s : new Uint8Array(s.buffer, s.byteOffset + this.start, this.end - this.start);
       this.bytesView = v;
     }
     return v;
@@ -242,7 +243,8 @@ class DecodedFrame implements Frame {
   get payload(): Uint8Array {
     let v = this.payloadView;
     if (v === null) {
-      v = this.source.subarray(this.start + this.headerSize, this.end);
+      const s = this.source;
+      v = new Uint8Array(s.buffer, s.byteOffset + this.start + this.headerSize, this.end - this.start - this.headerSize);
       this.payloadView = v;
     }
     return v;
