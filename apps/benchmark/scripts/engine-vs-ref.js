@@ -10,6 +10,9 @@
 //        [--tree after=. --tree before=/path/to/old/checkout] [--engines uring,epoll]
 //        [--cells 50x1,500x1,10x1MiB] [--markdown out.md]
 //
+// The reference for the `node` engine is not C but the plain node:net framed
+// echo a user would write by hand (node-net-echo.js).
+//
 // Server on CPU 0, echo-bench on CPU 1 (taskset). Prints one JSON line per
 // measurement and, at the end, a markdown table of median paired ratios.
 'use strict';
@@ -68,7 +71,9 @@ function waitPort(port, ms) {
 function startServer(server, port) {
   const argv =
     server.kind === 'ref'
-      ? [path.join(server.kit, 'ref-echo'), server.api, String(port)]
+      ? server.api === 'node'
+        ? [process.execPath, path.join(__dirname, 'node-net-echo.js'), String(port)]
+        : [path.join(server.kit, 'ref-echo'), server.api, String(port)]
       : [process.execPath, path.join(server.dir, 'apps/server/bin/fastport-server'), '--engine', server.engine, '--mode', 'echo', '--framing', 'u32le', '--port', String(port), '--log-level', 'warn'];
   const child = spawn('taskset', ['-c', '0', ...argv], { stdio: ['ignore', 'ignore', 'inherit'] });
   return child;
@@ -104,6 +109,9 @@ async function measure(server, cell, o, port) {
   }
 }
 
+/** The reference an engine is compared with. */
+const refName = (api) => (api === 'node' ? 'node:net echo' : `ref-echo ${api}`);
+
 function median(a) {
   const s = [...a].sort((x, y) => x - y);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -112,7 +120,7 @@ function median(a) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const servers = [];
-  for (const api of o.engines) servers.push({ kind: 'ref', api, kit: o.kit, name: `ref-echo ${api}` });
+  for (const api of o.engines) servers.push({ kind: 'ref', api, kit: o.kit, name: refName(api) });
   for (const t of o.trees) for (const e of o.engines) servers.push({ kind: 'fastport', engine: e, dir: t.dir, name: `${t.label} ${e}`, api: e });
   const results = {}; // cell -> server name -> [msgs/s per round]
   let port = o.port;
@@ -129,13 +137,13 @@ async function main() {
   }
   const lines = [];
   const cols = servers.filter((s) => s.kind === 'fastport');
-  lines.push(`| cell | ${o.engines.map((e) => `ref-echo ${e} msgs/s`).join(' | ')} | ${cols.map((s) => `${s.name} / ref`).join(' | ')} |`);
+  lines.push(`| cell | ${o.engines.map((e) => `${refName(e)} msgs/s`).join(' | ')} | ${cols.map((s) => `${s.name} / ref`).join(' | ')} |`);
   lines.push(`|${'---|'.repeat(1 + o.engines.length + cols.length)}`);
   for (const cell of o.cells) {
     const row = [cell];
-    for (const e of o.engines) row.push(Math.round(median(results[cell][`ref-echo ${e}`].map((r) => r.msgs_per_s))).toLocaleString('en-US'));
+    for (const e of o.engines) row.push(Math.round(median(results[cell][refName(e)].map((r) => r.msgs_per_s))).toLocaleString('en-US'));
     for (const s of cols) {
-      const ref = results[cell][`ref-echo ${s.api}`];
+      const ref = results[cell][refName(s.api)];
       const ratios = results[cell][s.name].map((r, i) => r.msgs_per_s / ref[i].msgs_per_s);
       row.push(`**${median(ratios).toFixed(2)}** (${ratios.map((x) => x.toFixed(2)).join(', ')})`);
     }

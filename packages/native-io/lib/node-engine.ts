@@ -23,7 +23,8 @@ import {
   type SocketOptions,
 } from './types';
 
-const STAGING_MIN = 16 * 1024;
+/** First staging buffer: Buffer.allocUnsafe takes sizes below 4 KiB from its pool (no allocation of its own). */
+const STAGING_MIN = 2048;
 
 interface NodeConnection {
   id: ConnectionId;
@@ -54,6 +55,8 @@ interface NodeConnection {
   inFlight: number;
   /** Staged bytes thrown away by an abort; reported in CloseInfo.unsentBytes. */
   droppedBytes: number;
+  /** The one write callback of this connection (a closure per write cost an allocation per flush, and node:net coalesces repeated callbacks of one function). */
+  writeDone: (err?: Error | null) => void;
   connectTimer: NodeJS.Timeout | null;
   /** pauseReceiving() is in force: the socket is paused and nothing is delivered. */
   paused: boolean;
@@ -67,6 +70,8 @@ interface NodeConnection {
   endHeld: boolean;
   releaseScheduled: boolean;
 }
+
+function noop(): void {}
 
 function addressOf(address: string | undefined, port: number | undefined, family: string | undefined): AddressInfo {
   return {
@@ -247,6 +252,7 @@ export class NodeEngine implements Engine {
       bytesOut: 0,
       inFlight: 0,
       droppedBytes: 0,
+      writeDone: noop,
       connectTimer: null,
       paused: false,
       held: null,
@@ -254,6 +260,11 @@ export class NodeEngine implements Engine {
       releaseScheduled: false,
     };
     conn.id = this.conns.add(conn);
+    conn.writeDone = (err) => {
+      // A failed write stays counted as in flight: never sent. node:net calls back
+      // with no error for writes cancelled by destroy(), hence the destroyed check.
+      if (!err && !socket.destroyed) this.onWritten(conn);
+    };
     applySocketOptions(socket, options);
     socket.on('data', (chunk: Buffer) => {
       this.counters.jsCrossings++;
@@ -405,22 +416,31 @@ export class NodeEngine implements Engine {
     const staging = conn.staging;
     if (!conn.open || staging === null || conn.stagedBytes === 0) return;
     const bytes = conn.stagedBytes;
-    const data = staging.subarray(0, bytes);
+    // Buffer.from(arrayBuffer, …) makes the view directly; Buffer#subarray goes through a
+    // species lookup, and a plain Uint8Array would be re-wrapped as a Buffer by write().
+    const data = bytes === staging.length ? staging : Buffer.from(staging.buffer, staging.byteOffset, bytes);
     conn.staging = null;
     conn.stagedBytes = 0;
     this.counters.sendSubmissions++;
     conn.inFlight += bytes;
-    conn.socket.write(data, (err) => {
-      // A failed write stays counted as in flight: never sent. node:net calls back
-      // with no error for writes cancelled by destroy(), hence the destroyed check.
-      if (!err && !conn.socket.destroyed) this.onWritten(conn, bytes);
-    });
+    const socket = conn.socket;
+    socket.write(data, conn.writeDone);
+    // Nothing left buffered: the kernel took the bytes during write() and node:net
+    // kept no reference to them (it keeps one only for an asynchronous write),
+    // so the staging buffer serves the next flush instead of a new allocation.
+    // Only a small one is kept: an idle connection must not pin a burst's buffer.
+    if (staging.length <= STAGING_MIN && socket.writableLength === 0 && !socket.destroyed) conn.staging = staging;
     if (conn.shutdownRequested || conn.closeMode === 'graceful') this.endSocket(conn);
   }
 
   /** Delayed consume: bytes count as sent only once the socket has handed them to the kernel. */
-  private onWritten(conn: NodeConnection, bytes: number): void {
-    conn.inFlight -= bytes;
+  private onWritten(conn: NodeConnection): void {
+    // node:net calls back once per write, possibly several at once a tick later;
+    // what is still buffered is what has not reached the kernel.
+    const remaining = conn.socket.writableLength;
+    if (remaining >= conn.inFlight) return;
+    const bytes = conn.inFlight - remaining;
+    conn.inFlight = remaining;
     conn.bytesOut += bytes;
     this.counters.bytesOut += bytes;
     if (conn.aboveHigh && conn.open && this.pendingOf(conn) <= this.limits.lowWaterMark) {

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import {
   toFastPortError,
   type AddressInfo,
@@ -10,6 +11,7 @@ import {
 import { CONTROL_ID_FIRST, CONTROL_ID_LAST } from './control';
 import { handleControlFrame, malformed } from './control-handler';
 import { FrameDecoder, type Frame } from './framing';
+import { ListenerCache } from './listener-cache';
 import type { SessionHost } from './host';
 import { Session, type SessionCloseInfo } from './session';
 import { reassemblyBytes, stopReading, type SessionSlot } from './session-slot';
@@ -24,10 +26,15 @@ export class EngineEvents implements EngineHandler {
   /** Connections reset at accept (maxSessions): their close is counted, not reported. */
   private readonly refused = new Set<ConnectionId>();
 
+  /** 'frame' listeners, called without emit()'s per-call allocation. */
+  private readonly frameListeners: ListenerCache<Session, Frame>;
+
   constructor(
     private readonly host: SessionHost,
     private readonly side: 'server' | 'client',
-  ) {}
+  ) {
+    this.frameListeners = new ListenerCache(host.events as unknown as EventEmitter, 'frame');
+  }
 
   onAccept(conn: ConnectionId, _listener: ListenerId, remote: AddressInfo): void {
     const host = this.host;
@@ -183,7 +190,7 @@ export class EngineEvents implements EngineHandler {
     const inbox = session.inbox;
     if (inbox !== null) inbox.push(frame);
     try {
-      host.events.emit('frame', session, frame);
+      this.frameListeners.call(session, frame);
     } catch (err) {
       host.totals.handlerErrors++;
       host.reportError(toFastPortError(err), session);

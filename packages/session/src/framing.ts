@@ -210,6 +210,70 @@ export interface Frame {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * The decoder's one reused Frame. Its views are made on first access, not per
+ * frame: an echo reads `bytes` only, a dispatcher often `id` and `payload`,
+ * and a TypedArray per field per frame was the largest allocation on the
+ * per-frame path (two per 64-byte message).
+ */
+class DecodedFrame implements Frame {
+  id = 0;
+  private source: Uint8Array = EMPTY;
+  private start = 0;
+  private end = 0;
+  private headerSize = 0;
+  private bytesView: Uint8Array | null = null;
+  private payloadView: Uint8Array | null = null;
+
+  get bytes(): Uint8Array {
+    let v = this.bytesView;
+    if (v === null) {
+      const s = this.source;
+      // The constructor, not subarray(): subarray looks up the species constructor on every call.
+      v = this.start === 0 && this.end === s.length ? s : new Uint8Array(s.buffer, s.byteOffset + this.start, this.end - this.start);
+      this.bytesView = v;
+    }
+    return v;
+  }
+
+  set bytes(value: Uint8Array) {
+    this.bytesView = value;
+  }
+
+  get payload(): Uint8Array {
+    let v = this.payloadView;
+    if (v === null) {
+      const s = this.source;
+      v = new Uint8Array(s.buffer, s.byteOffset + this.start + this.headerSize, this.end - this.start - this.headerSize);
+      this.payloadView = v;
+    }
+    return v;
+  }
+
+  set payload(value: Uint8Array) {
+    this.payloadView = value;
+  }
+
+  /** Frame size in bytes (header included), without making a view. */
+  get byteLength(): number {
+    return this.end - this.start;
+  }
+
+  point(source: Uint8Array, start: number, end: number, headerSize: number, id: number): void {
+    this.id = id;
+    this.source = source;
+    this.start = start;
+    this.end = end;
+    this.headerSize = headerSize;
+    this.bytesView = null;
+    this.payloadView = null;
+  }
+
+  clear(): void {
+    this.point(EMPTY, 0, 0, 0, 0);
+  }
+}
+
 /** Smallest reassembly buffer: trickled bytes do not reallocate on every read. */
 export const MIN_REASSEMBLY_BYTES = 256;
 
@@ -329,7 +393,7 @@ export class FrameDecoder {
   private busy = false;
   /** Bumped by reset(), so a reset inside a callback stops the current push. */
   private generation = 0;
-  private readonly frame: Frame = { id: 0, payload: EMPTY, bytes: EMPTY };
+  private readonly frame = new DecodedFrame();
 
   constructor(spec: FramingOption) {
     const s = resolveFrameSpec(spec);
@@ -374,8 +438,7 @@ export class FrameDecoder {
     this.pendingTotal = 0;
     this.backlog = null;
     this.isPoisoned = false;
-    this.frame.payload = EMPTY;
-    this.frame.bytes = EMPTY;
+    this.frame.clear();
   }
 
   /**
@@ -397,8 +460,7 @@ export class FrameDecoder {
     } finally {
       this.busy = false;
       // Do not keep the last chunk (or a reassembly buffer) alive through the frame.
-      this.frame.payload = EMPTY;
-      this.frame.bytes = EMPTY;
+      this.frame.clear();
     }
   }
 
@@ -456,9 +518,7 @@ export class FrameDecoder {
         this.pending = null;
         this.pendingFilled = 0;
         this.pendingTotal = 0;
-        frame.id = idKind === K_NONE ? 0 : readField(buf, idPos, idKind);
-        frame.bytes = buf;
-        frame.payload = buf.subarray(hs);
+        frame.point(buf, 0, buf.length, hs, idKind === K_NONE ? 0 : readField(buf, idPos, idKind));
         onFrame(frame);
         if (this.generation !== gen) return true;
       }
@@ -470,9 +530,7 @@ export class FrameDecoder {
         if (total > max || total < hs) return this.fail(total, onError);
         const end = pos + total;
         if (end > len) break;
-        frame.id = idKind === K_NONE ? 0 : readField(chunk, pos + idPos, idKind);
-        frame.bytes = chunk.subarray(pos, end);
-        frame.payload = chunk.subarray(pos + hs, end);
+        frame.point(chunk, pos, end, hs, idKind === K_NONE ? 0 : readField(chunk, pos + idPos, idKind));
         pos = end;
         onFrame(frame);
         if (this.generation !== gen) return true;
