@@ -199,6 +199,8 @@ export interface HostRole {
   intervals?(): number[];
   /** RESUME_REQUEST (default: refused, 'resume-disabled'). */
   onResumeRequest?(session: Session, req: ResumeRequest): void;
+  /** Puts a layer between the engine and the host (the PROXY protocol gate). */
+  wrapHandler?(handler: EngineHandler, engine: () => Engine): EngineHandler;
 }
 
 /**
@@ -306,7 +308,8 @@ export class SessionHost implements SessionHostLink, BudgetMember {
     if (options.allowHalfOpen !== undefined) engineOptions.allowHalfOpen = options.allowHalfOpen;
     if (options.socket !== undefined) engineOptions.socket = options.socket;
     try {
-      this.engine = createEngine({ ...engineOptions, handler: this.makeHandler(side) });
+      const handler = this.makeHandler(side);
+      this.engine = createEngine({ ...engineOptions, handler: role.wrapHandler?.(handler, () => this.engine) ?? handler });
     } catch (err) {
       this.budget?.unregister(this);
       throw err;

@@ -53,3 +53,5 @@ export type { ReplayOptions, ResolvedReplay, LostMessages, LogEntry } from './re
 export * from './control';
 export type { SessionEvents, HostEvents, ServerEvents, ClientEvents, ReconnectingClientEvents, ReconnectingInfo, ShutdownPhase } from './events';
 export type { Clock } from './timer-wheel';
+export { ProxyProtocolGate, ProxyProtocolError, parseProxyHeader, ipv6Text, PROXY_V2_SIGNATURE, PROXY_V1_MAX_BYTES, DEFAULT_PROXY_HEADER_TIMEOUT_MS, DEFAULT_PROXY_MAX_HEADER_BYTES } from './proxy-protocol';
+export type { ProxyProtocolOptions, ProxyHeader, ProxyRejectReason, ProxyParseResult, ProxyProtocolStats } from './proxy-protocol';
