@@ -60,8 +60,15 @@ export interface SessionPage {
 
 /** Where admin answers come from: this process, or every worker through the supervisor. */
 export interface AdminSource {
-  status(): Promise<StatusSummary>;
-  sessions(offset: number, limit: number): Promise<SessionPage>;
+  /** Local sources answer at once (replies keep the order of requests); the supervisor's over IPC. */
+  status(): StatusSummary | Promise<StatusSummary>;
+  sessions(offset: number, limit: number): SessionPage | Promise<SessionPage>;
+}
+
+/** Calls `then` at once for a plain value, after settling for a promise (a failure is left to the caller). */
+function whenReady<T>(v: T | Promise<T>, then: (value: T) => void): void | Promise<void> {
+  if (v instanceof Promise) return v.then(then);
+  then(v);
 }
 
 /** Decides who may ask. `trusted`: the loopback admin listener, whose peers need no token. */
@@ -161,8 +168,8 @@ export function localSessions(server: Server, worker: number, offset: number, li
 export function localAdminSource(server: Server, worker: number, refused: () => number): AdminSource {
   const cpu = new CpuMeter();
   return {
-    status: () => Promise.resolve(localStatus(server, cpu, refused())),
-    sessions: (offset, limit) => Promise.resolve(localSessions(server, worker, offset, limit)),
+    status: () => localStatus(server, cpu, refused()),
+    sessions: (offset, limit) => localSessions(server, worker, offset, limit),
   };
 }
 
@@ -231,61 +238,63 @@ export function installAdminHandlers(
   onRefused: (session: Session, what: 'status' | 'sessions') => void = () => {},
 ): void {
   router
-    .on(ServerStatusRequest, async (session, msg) => {
+    .on(ServerStatusRequest, (session, msg) => {
       if (!gate.allows(msg.authToken)) {
         gate.refused++;
         onRefused(session, 'status');
         send(session, ServerStatusResponse, { result: ResultCode.UNAUTHORIZED });
         return;
       }
-      const st = await source.status();
-      if (session.state === 'closed') return;
-      send(session, ServerStatusResponse, {
-        result: ResultCode.OK,
-        uptimeMs: u64(st.uptimeMs),
-        engineName: st.engine,
-        connections: st.connections,
-        totalConnections: u64(st.totalConnections),
-        bytesIn: u64(st.bytesIn),
-        bytesOut: u64(st.bytesOut),
-        packetsIn: u64(st.packetsIn),
-        packetsOut: u64(st.packetsOut),
-        idleDisconnects: u64(st.idleDisconnects),
-        memoryRssBytes: u64(st.rssBytes),
-        cpuPercent: st.cpuPercent,
-        serverTimeMs: u64(Date.now()),
-        ioThreads: st.ioThreads,
-        version: VERSION,
-        workers: st.workers,
-        adminRefused: u64(st.adminRefused),
+      return whenReady(source.status(), (st) => {
+        if (session.state === 'closed') return;
+        send(session, ServerStatusResponse, {
+          result: ResultCode.OK,
+          uptimeMs: u64(st.uptimeMs),
+          engineName: st.engine,
+          connections: st.connections,
+          totalConnections: u64(st.totalConnections),
+          bytesIn: u64(st.bytesIn),
+          bytesOut: u64(st.bytesOut),
+          packetsIn: u64(st.packetsIn),
+          packetsOut: u64(st.packetsOut),
+          idleDisconnects: u64(st.idleDisconnects),
+          memoryRssBytes: u64(st.rssBytes),
+          cpuPercent: st.cpuPercent,
+          serverTimeMs: u64(Date.now()),
+          ioThreads: st.ioThreads,
+          version: VERSION,
+          workers: st.workers,
+          adminRefused: u64(st.adminRefused),
+        });
       });
     })
-    .on(SessionListRequest, async (session, msg) => {
+    .on(SessionListRequest, (session, msg) => {
       if (!gate.allows(msg.authToken)) {
         gate.refused++;
         onRefused(session, 'sessions');
         send(session, SessionListResponse, { result: ResultCode.UNAUTHORIZED, offset: msg.offset });
         return;
       }
-      const page = await source.sessions(msg.offset, clampLimit(msg.limit));
-      if (session.state === 'closed') return;
-      send(session, SessionListResponse, {
-        result: ResultCode.OK,
-        total: page.total,
-        offset: msg.offset,
-        sessions: page.sessions.map((s) => ({
-          id: u64(s.id),
-          remoteAddress: s.remoteAddress,
-          remotePort: s.remotePort,
-          bytesIn: u64(s.bytesIn),
-          bytesOut: u64(s.bytesOut),
-          packetsIn: u64(s.packetsIn),
-          packetsOut: u64(s.packetsOut),
-          connectedAtMs: u64(s.connectedAtMs),
-          lastRecvMs: 0n,
-          sendQueueBytes: u64(s.sendQueueBytes),
-          worker: s.worker,
-        })),
+      return whenReady(source.sessions(msg.offset, clampLimit(msg.limit)), (page) => {
+        if (session.state === 'closed') return;
+        send(session, SessionListResponse, {
+          result: ResultCode.OK,
+          total: page.total,
+          offset: msg.offset,
+          sessions: page.sessions.map((s) => ({
+            id: u64(s.id),
+            remoteAddress: s.remoteAddress,
+            remotePort: s.remotePort,
+            bytesIn: u64(s.bytesIn),
+            bytesOut: u64(s.bytesOut),
+            packetsIn: u64(s.packetsIn),
+            packetsOut: u64(s.packetsOut),
+            connectedAtMs: u64(s.connectedAtMs),
+            lastRecvMs: 0n,
+            sendQueueBytes: u64(s.sendQueueBytes),
+            worker: s.worker,
+          })),
+        });
       });
     });
 }
