@@ -233,6 +233,8 @@ export async function startServer(opts: ServerCliOptions, logger: pino.Logger, c
   return server;
 }
 
+const STOP_LOG_SESSIONS = 1000;
+
 /**
  * Graceful stop in layers (SIGINT/SIGTERM): stop accepting → GOAWAY to
  * session-protocol peers (they ack, stop sending, half-close) → flush queues
@@ -254,7 +256,8 @@ export async function stopServer(server: Server, logger: pino.Logger, graceMs: n
       detachedClosed: report.detachedClosed,
       bytesLeft: report.sessions.reduce((n, s) => n + s.bytesLeft, 0),
       durationMs: report.durationMs,
-      sessions: report.sessions,
+      // One entry per session: past a thousand the line would be megabytes (the not-flushed ones are logged above).
+      ...(report.sessions.length <= STOP_LOG_SESSIONS ? { sessions: report.sessions } : { sessionsOmitted: report.sessions.length }),
       stats: server.stats(),
     },
     'stopped',
