@@ -18,6 +18,7 @@ const V2_FIXED = 16;
 /** Default bound for a v2 header (16 bytes + addresses + TLVs); the wire allows up to 16 + 65,535. */
 export const DEFAULT_PROXY_MAX_HEADER_BYTES = 4096;
 export const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5_000;
+const EMPTY = new Uint8Array(0);
 
 export interface ProxyProtocolOptions {
   /** A connection that has not sent a complete header this long is closed ('proxy-timeout'). Default 5,000 ms. */
@@ -206,8 +207,9 @@ interface Pending {
   listener: ListenerId;
   real: AddressInfo;
   deadline: number;
-  /** Bytes received so far (copied: engine views die with their batch). */
-  bytes: Uint8Array;
+  /** Bytes received so far in `buf[0..len)` (copied: engine views die with their batch); grows by doubling. */
+  buf: Uint8Array;
+  len: number;
 }
 
 /**
@@ -254,7 +256,7 @@ export class ProxyProtocolGate {
     return {
       ...inner,
       onAccept: (conn, listener, remote) => {
-        this.pending.set(conn, { listener, real: remote, deadline: Date.now() + this.timeoutMs, bytes: new Uint8Array(0) });
+        this.pending.set(conn, { listener, real: remote, deadline: Date.now() + this.timeoutMs, buf: EMPTY, len: 0 });
         this.arm();
       },
       onData: (conn, data) => {
@@ -282,14 +284,21 @@ export class ProxyProtocolGate {
   }
 
   private feed(conn: ConnectionId, p: Pending, data: Uint8Array): void {
-    const joined = new Uint8Array(p.bytes.length + data.length);
-    joined.set(p.bytes, 0);
-    joined.set(data, p.bytes.length);
-    const r = parseProxyHeader(joined, this.maxHeaderBytes);
+    // Bound what a slow or lying peer can make us hold, whatever its header claims; a peer that
+    // trickles bytes one at a time costs amortised O(1) copying per byte, not a copy of all so far.
+    const keep = Math.min(data.length, this.maxHeaderBytes + 1 - p.len);
+    const need = p.len + keep;
+    if (need > p.buf.length) {
+      const grown = new Uint8Array(Math.min(this.maxHeaderBytes + 1, Math.max(need, p.buf.length * 2, 128)));
+      grown.set(p.buf.subarray(0, p.len), 0);
+      p.buf = grown;
+    }
+    p.buf.set(keep === data.length ? data : data.subarray(0, keep), p.len);
+    p.len = need;
+    const seen = p.buf.subarray(0, p.len);
+    const r = parseProxyHeader(seen, this.maxHeaderBytes);
     if (r.kind === 'incomplete') {
-      // Bound what a slow or lying peer can make us hold, whatever its header claims.
-      if (joined.length > this.maxHeaderBytes) this.reject(conn, p, new ProxyProtocolError('proxy-oversize', `no complete PROXY header within ${this.maxHeaderBytes} bytes`));
-      else p.bytes = joined;
+      if (p.len > this.maxHeaderBytes) this.reject(conn, p, new ProxyProtocolError('proxy-oversize', `no complete PROXY header within ${this.maxHeaderBytes} bytes`));
       return;
     }
     if (r.kind === 'error') {
@@ -300,7 +309,9 @@ export class ProxyProtocolGate {
     this.pending.delete(conn);
     this.counts.accepted[h.command]++;
     this.inner.onAccept(conn, p.listener, h.command === 'proxy' && h.source !== undefined ? h.source : p.real);
-    if (joined.length > h.length) this.inner.onData(conn, joined.subarray(h.length));
+    // What followed the header: from our copy, plus whatever of this read did not fit in it.
+    if (p.len > h.length) this.inner.onData(conn, seen.subarray(h.length));
+    if (keep < data.length) this.inner.onData(conn, data.subarray(keep));
   }
 
   private reject(conn: ConnectionId, p: Pending, error: ProxyProtocolError): void {

@@ -175,6 +175,16 @@ forEachEngine('Server with proxyProtocol', (kind) => {
     expect(server!.proxyStats()).toMatchObject({ accepted: { proxy: 2, local: 0, unknown: 0 }, pending: 0 });
   });
 
+  it('a header and 36 KB of frames in one write: everything after the header reaches the session', async () => {
+    const { port, sessions } = await start();
+    const peer = await rawPeer(port);
+    peers.push(peer);
+    const frames = Buffer.concat(Array.from({ length: 6000 }, () => frame));
+    peer.socket.write(Buffer.concat([v2(0x21, 0x11, TCP4_BODY), frames]));
+    await waitFor(() => peer.bytes() === frames.length, 'every frame echoed');
+    expect(sessions[0]!.remote).toEqual({ address: '192.168.0.1', port: 54321, family: 'IPv4' });
+  });
+
   it('LOCAL keeps the real address; garbage, oversize and a silent peer are closed with a reason and never become sessions', async () => {
     const { port, sessions, rejected } = await start(300);
     const local = await rawPeer(port);
