@@ -47,6 +47,8 @@ interface Slot {
   markExited: () => void;
 }
 
+const EMPTY_PAGE: SessionPage = { total: 0, sessions: [] };
+
 export interface WorkerExit {
   worker: number;
   pid: number;
@@ -224,28 +226,47 @@ export class Supervisor {
     return this.slots.filter((s) => s.rpc !== undefined && s.listening);
   }
 
-  /** Status summed over the workers that are up. */
+  /**
+   * Asks every live worker; a worker that does not answer (dying, or stuck past the IPC
+   * timeout) is left out rather than failing the whole answer.
+   */
+  private async ask<T>(op: string): Promise<{ slot: Slot; value: T }[]> {
+    const live = this.live();
+    const settled = await Promise.allSettled(live.map((s) => s.rpc!.call<T>(op)));
+    const out: { slot: Slot; value: T }[] = [];
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') out.push({ slot: live[i]!, value: r.value });
+      else this.logger.warn({ worker: live[i]!.id, op, err: r.reason as Error }, 'worker did not answer');
+    });
+    return out;
+  }
+
+  /** Status summed over the workers that answer. */
   async status(): Promise<StatusSummary> {
-    const parts = await Promise.all(this.live().map((s) => s.rpc!.call<StatusSummary>('status')));
-    return sumStatus(parts);
+    return sumStatus((await this.ask<StatusSummary>('status')).map((r) => r.value));
   }
 
   /** One page of the concatenated session lists (worker order). */
   async sessions(offset: number, limit: number): Promise<SessionPage> {
-    const live = this.live();
-    const counts = await Promise.all(live.map((s) => s.rpc!.call<number>('count')));
-    const ranges = pageAcross(counts, offset, limit);
-    const pages = await Promise.all(live.map((s, i) => (ranges[i]!.limit > 0 ? s.rpc!.call<SessionPage>('sessions', ranges[i]) : Promise.resolve({ total: 0, sessions: [] }))));
-    return { total: counts.reduce((a, b) => a + b, 0), sessions: pages.flatMap((p) => p.sessions) };
+    const counted = await this.ask<number>('count');
+    const ranges = pageAcross(
+      counted.map((c) => c.value),
+      offset,
+      limit,
+    );
+    const pages = await Promise.all(
+      counted.map((c, i) => (ranges[i]!.limit > 0 ? c.slot.rpc?.call<SessionPage>('sessions', ranges[i]).catch(() => EMPTY_PAGE) ?? EMPTY_PAGE : EMPTY_PAGE)),
+    );
+    return { total: counted.reduce((a, c) => a + c.value, 0), sessions: pages.flatMap((p) => p.sessions) };
   }
 
-  /** Every worker's metrics registry, as JSON. */
+  /** The metrics registry of every worker that answers, as JSON. */
   async metrics(): Promise<MetricsJson[]> {
-    return Promise.all(this.live().map((s) => s.rpc!.call<MetricsJson>('metrics')));
+    return (await this.ask<MetricsJson>('metrics')).map((r) => r.value);
   }
 
-  /** Engine/session stats of each worker (the periodic stats line). */
+  /** Engine/session stats of each worker that answers. */
   async stats(): Promise<{ worker: number; stats: unknown }[]> {
-    return Promise.all(this.live().map(async (s) => ({ worker: s.id, stats: await s.rpc!.call('stats') })));
+    return (await this.ask<unknown>('stats')).map((r) => ({ worker: r.slot.id, stats: r.value }));
   }
 }
