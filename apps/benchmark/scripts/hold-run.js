@@ -31,7 +31,7 @@ function parseArgs(argv) {
     workers: 0,
     clients: 0,
     sources: 8,
-    rate: 4000,
+    rate: 2000,
     engine: 'auto',
     threads: undefined,
     kit: '/tmp/kit',
@@ -64,7 +64,7 @@ function parseArgs(argv) {
     else if (k === '--help' || k === '-h') {
       console.log(
         'hold-run.js [--connections N=100000] [--duration S=600] [--interval S=5] [--workers N] [--clients N] [--sources N=8]\n' +
-          '            [--rate connects/s per client=4000] [--engine auto|uring|epoll|node] [--threads N] [--kit DIR=/tmp/kit] [--json FILE] [--quiet]\n' +
+          '            [--rate connects/s per client=2000] [--engine auto|uring|epoll|node] [--threads N] [--kit DIR=/tmp/kit] [--json FILE] [--quiet]\n' +
           '            [--load auto|echo-bench|node]   auto: echo-bench (built into --kit from ../shared/tools/echo-bench when missing), else scripts/hold-client.js',
       );
       process.exit(0);
