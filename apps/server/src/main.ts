@@ -445,6 +445,12 @@ async function runSupervisor(opts: ServerCliOptions): Promise<void> {
   const workers = opts.workers!;
   const logger = pino({ level: opts.logLevel, base: { app: 'fastport-server', pid: process.pid, role: 'supervisor' } });
   const sharedByCluster = resolvesToNode(opts.engine);
+  if (process.platform === 'win32' && !sharedByCluster && workers > 1) {
+    // Windows has no SO_REUSEPORT: several iocp/rio listeners cannot share one port.
+    logger.fatal({ engine: opts.engine, workers }, '--workers > 1 on Windows needs --engine node (cluster shares its port); the iocp and rio engines cannot share one');
+    process.exitCode = 2;
+    return;
+  }
   const sup = new Supervisor({ workers, port: opts.port, sharedByCluster, graceMs: opts.grace, restartDelayMs: opts.restartDelay }, logger);
   let admin: Server | undefined;
   let metricsHttp: http.Server | undefined;

@@ -1,7 +1,8 @@
+import * as net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PacketId, ResultCode, ServerStatusRequest, ServerStatusResponse, SessionListRequest, SessionListResponse, encodeMessage } from '@fastport/protocol';
-import { Client, type Frame, type Server, type Session } from '@fastport/session';
+import { Client, FrameDecoder, FrameEncoder, PROXY_V2_SIGNATURE, type Frame, type Server, type Session } from '@fastport/session';
 import { AdminGate, pageAcross, sumStatus, type StatusSummary } from '../src/admin';
 import { adminGate, parseServerArgs, startAdminListener, startServer } from '../src/main';
 import { localAdminSource } from '../src/admin';
@@ -94,6 +95,36 @@ describe('admin packets', () => {
     // The admin listener reports the main server: its one session (the admin connection is not one of them).
     expect(status).toMatchObject({ result: ResultCode.OK, connections: 1, adminRefused: 2n });
     expect(list.sessions.map((s) => s.remoteAddress)).toEqual(['127.0.0.1']);
+  });
+
+  it('--proxy-protocol: sessions carry the address from the PROXY header (seen in the admin session list); a connection without one never becomes a session', async () => {
+    const { server, port } = await start(['--proxy-protocol', '--proxy-timeout', '2000', '--admin-token', 'k']);
+    const raw = async (first: Buffer) => {
+      const sock = net.connect({ host: '127.0.0.1', port });
+      sock.on('error', () => {});
+      const frames: { id: number; payload: Buffer }[] = [];
+      const decoder = new FrameDecoder('fastport');
+      sock.on('data', (d) => decoder.push(d, (f) => frames.push({ id: f.id, payload: Buffer.from(f.payload) }), () => {}));
+      const closed = new Promise<void>((r) => sock.on('close', () => r()));
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      sock.write(first);
+      return { sock, frames, closed };
+    };
+    const client = await raw(Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.1 4242 9000\r\n'));
+    cleanups.push(async () => client.sock.destroy());
+    await waitFor(() => server.sessions.size === 1, 'the proxied session');
+    const noHeader = await raw(new FrameEncoder('fastport').encode(encodeMessage(SessionListRequest, { authToken: 'k' }), PacketId.SessionListRequest));
+    await noHeader.closed;
+    expect(noHeader.frames).toEqual([]);
+    // The operator's own connection comes through the balancer too (a LOCAL header: its real address).
+    const local = Buffer.from([...PROXY_V2_SIGNATURE, 0x20, 0x00, 0, 0]);
+    const op = await raw(Buffer.concat([local, new FrameEncoder('fastport').encode(encodeMessage(SessionListRequest, { authToken: 'k', limit: 10 }), PacketId.SessionListRequest)]));
+    cleanups.push(async () => op.sock.destroy());
+    await waitFor(() => op.frames.length === 1, 'the session list');
+    const list = SessionListResponse.decode(op.frames[0]!.payload);
+    expect(list.result).toBe(ResultCode.OK);
+    expect(list.sessions.map((s) => `${s.remoteAddress}:${s.remotePort}`).sort()).toEqual(['127.0.0.1:' + (op.sock.localPort ?? 0), '203.0.113.7:4242'].sort());
+    expect(server.proxyStats()).toMatchObject({ accepted: { proxy: 1, local: 1 }, rejected: { 'proxy-missing': 1 } });
   });
 
   it('parses the admin, metrics, workers and PROXY flags', () => {

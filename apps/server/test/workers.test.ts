@@ -98,11 +98,19 @@ describe('fastport-server --workers', () => {
       expect(again['pid']).not.toBe(victim['pid']);
       expect(again['port']).toBe(port);
       await waitFor(() => closed.length === onVictim, `the ${onVictim} sessions of the killed worker closed`);
+      // Killed again at once: the second crash in a row waits twice as long (backoff 50 ms doubling, 20% jitter).
+      const mark2 = proc.lines.length;
+      process.kill(again['pid'] as number, 'SIGKILL');
+      const died2 = await proc.line((l) => l['msg'] === 'worker died: restarting' && l['worker'] === 0, 'second restart notice', 20_000, mark2);
+      expect(died2).toMatchObject({ crashesInARow: 2 });
+      expect(died2['restartInMs']).toBeGreaterThanOrEqual(80);
+      expect(died2['restartInMs']).toBeLessThanOrEqual(100);
+      await proc.line((l) => l['msg'] === 'worker listening' && l['worker'] === 0, 'worker 0 listening a third time', 20_000, mark2);
       await waitFor(async () => {
         text = (await httpGet(metricsPort, '/metrics/sum')).body;
         return metricValue(text, 'fastport_sessions_active') === 40 - onVictim && metricValue(text, 'fastport_workers_running') === 2;
       }, 'gauge after the restart');
-      expect(metricValue(text, 'fastport_worker_restarts_total{slot="0"}')).toBe(1);
+      expect(metricValue(text, 'fastport_worker_restarts_total{slot="0"}')).toBe(2);
       expect(metricValue(text, 'fastport_worker_restarts_total{slot="1"}')).toBe(0);
       for (let i = 0; i < 10; i++) sessions.push(await client.connect({ host: '127.0.0.1', port }));
       await waitFor(async () => metricValue((await httpGet(metricsPort, '/metrics/sum')).body, 'fastport_sessions_active') === 50 - onVictim, 'new sessions counted');
