@@ -477,6 +477,8 @@ async function runSupervisor(opts: ServerCliOptions): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Each worker logs its own 'stats snapshot' line.
+  process.on('SIGUSR2', () => sup.signalAll('SIGUSR2'));
   try {
     await sup.start();
     if (opts.adminPort !== undefined) {

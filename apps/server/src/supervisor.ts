@@ -265,6 +265,11 @@ export class Supervisor {
     return (await this.ask<MetricsJson>('metrics')).map((r) => r.value);
   }
 
+  /** Sends `signal` to every running worker. */
+  signalAll(signal: NodeJS.Signals): void {
+    for (const s of this.slots) if (s.worker !== undefined && s.worker.process.exitCode === null) s.worker.process.kill(signal);
+  }
+
   /** Engine/session stats of each worker that answers. */
   async stats(): Promise<{ worker: number; stats: unknown }[]> {
     return (await this.ask<unknown>('stats')).map((r) => ({ worker: r.slot.id, stats: r.value }));
