@@ -228,8 +228,22 @@ async function main() {
     const engine = lines.find((l) => l.msg === 'worker listening')?.engine;
     log(o, `listening on 127.0.0.1:${port} (${o.workers} workers, engine ${engine}), metrics on :${metricsPort}`);
     await sleep(1000);
-    const heapOf = async () => metric(await httpGet(metricsPort, '/metrics'), 'nodejs_heap_size_used_bytes');
-    const base = { ...sampleAll(workerPids()), heap: await heapOf() };
+    // SIGUSR2: every worker runs a full GC (the server runs with --expose-gc, its workers inherit it) and logs
+    // a 'stats snapshot' line with process.memoryUsage(); RSS is then read from /proc for every server process.
+    const snapshot = async () => {
+      const from = lines.length;
+      server.kill('SIGUSR2');
+      const deadline = Date.now() + 15_000;
+      let snaps = [];
+      while (Date.now() < deadline) {
+        snaps = lines.slice(from).filter((l) => l.msg === 'stats snapshot');
+        if (new Set(snaps.map((l) => l.worker)).size >= o.workers) break;
+        await sleep(50);
+      }
+      const heap = snaps.reduce((n, l) => n + (l.memory?.heapUsed ?? 0), 0);
+      return { ...sampleAll(workerPids()), heap, snapshots: snaps.length };
+    };
+    const base = await snapshot();
 
     // The clients open their connections during echo-bench's warmup (paced by --rate), then hold them for --duration.
     const per = Math.floor(o.connections / o.clients);
@@ -248,13 +262,14 @@ async function main() {
     // Steady state: all connected, before the clients stop.
     const startAt = Date.now();
     await sleep((warmup + Math.min(o.interval, o.duration / 4)) * 1000);
-    const steadyA = { ...sampleAll(workerPids()), heap: await heapOf() };
+    const steadyA = sampleAll(workerPids());
     const gaugeA = metric(await httpGet(metricsPort, '/metrics/sum'), 'fastport_sessions_active');
     const liveA = establishedOn(port);
     const gaugeB = metric(await httpGet(metricsPort, '/metrics/sum'), 'fastport_sessions_active');
-    const untilEnd = startAt + (warmup + o.duration) * 1000 - Date.now() - 1500;
+    const untilEnd = startAt + (warmup + o.duration) * 1000 - Date.now() - 3000;
     if (untilEnd > 0) await sleep(untilEnd);
-    const steadyB = { ...sampleAll(workerPids()), heap: await heapOf() };
+    const steadyB = sampleAll(workerPids());
+    const mem = await snapshot();
     const gaugeEnd = metric(await httpGet(metricsPort, '/metrics/sum'), 'fastport_sessions_active');
     const liveEnd = establishedOn(port);
     const sumText = await httpGet(metricsPort, '/metrics/sum');
@@ -293,11 +308,12 @@ async function main() {
       rttP50UsMax: Math.max(...results.map((r) => r.p50_us ?? NaN)),
       rttP99UsMax: Math.max(...results.map((r) => r.p99_us ?? NaN)),
       serverCpuPctOfOneCore: Math.round(cpuPct * 10) / 10,
-      serverRssBytes: steadyB.rss,
+      serverRssBytes: mem.rss,
       serverRssBaseBytes: base.rss,
-      rssBytesPerConnection: connected > 0 ? Math.round((steadyB.rss - base.rss) / connected) : NaN,
-      heapUsedBytes: steadyB.heap,
-      heapBytesPerConnection: connected > 0 && steadyB.heap !== undefined ? Math.round((steadyB.heap - base.heap) / connected) : NaN,
+      rssBytesPerConnection: connected > 0 ? Math.round((mem.rss - base.rss) / connected) : NaN,
+      heapUsedBytes: mem.heap,
+      heapBaseBytes: base.heap,
+      heapBytesPerConnection: connected > 0 ? Math.round((mem.heap - base.heap) / connected) : NaN,
       sessionsGauge: { steady: [gaugeA, gaugeB], live: liveA, end: gaugeEnd, liveEnd },
       gaugeMatchesLive: gaugeA === liveA && gaugeB === liveA,
       serverCloses: metric(sumText, 'fastport_closes_total') ?? 0,
