@@ -18,10 +18,8 @@ describe('fastport-server --workers', () => {
   async function adminAsk(port: number, token: string) {
     const client = new Client({ engine: 'node', memoryBudget: false });
     clients.push(client);
-    const frames: Frame[] = [];
     const copies: { id: number; payload: Buffer }[] = [];
     client.on('frame', (_s: Session, f: Frame) => copies.push({ id: f.id, payload: Buffer.from(f.payload) }));
-    void frames;
     const session = await client.connect({ host: '127.0.0.1', port });
     session.send(encodeMessage(ServerStatusRequest, { authToken: token }), PacketId.ServerStatusRequest);
     session.send(encodeMessage(SessionListRequest, { authToken: token, offset: 0, limit: 1000 }), PacketId.SessionListRequest);
@@ -140,6 +138,24 @@ describe('fastport-server --workers', () => {
     },
     90_000,
   );
+
+  it('without --workers: one process serves metrics (worker="0") and the loopback admin port itself', async () => {
+    const proc = spawnServer(['--engine', 'node', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--admin-port', '0']);
+    procs.push(proc);
+    const ready = await proc.line((l) => l['msg'] !== undefined && String(l['msg']).startsWith('fastport-server listening'), 'listening');
+    expect(ready['worker']).toBe(0);
+    const metricsPort = (await proc.line((l) => typeof l['metricsPort'] === 'number', 'metrics listening'))['metricsPort'] as number;
+    const adminPort = (await proc.line((l) => typeof l['adminPort'] === 'number', 'admin listening'))['adminPort'] as number;
+    const client = new Client({ engine: 'node', memoryBudget: false });
+    clients.push(client);
+    await client.connect({ host: '127.0.0.1', port: ready['port'] as number });
+    await waitFor(async () => metricValue((await httpGet(metricsPort, '/metrics')).body, 'fastport_sessions_active{worker="0"}') === 1, 'gauge = 1');
+    const admin = await adminAsk(adminPort, '');
+    expect(admin.status).toMatchObject({ result: ResultCode.OK, workers: 1, connections: 1 });
+    expect((await adminAsk(ready['port'] as number, '')).status.result).toBe(ResultCode.UNAUTHORIZED);
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
 
   it('node engine workers share the port through cluster (no SO_REUSEPORT on Node < 22.12) and stop on SIGTERM', async () => {
     const proc = spawnServer(['--workers', '2', '--engine', 'node', '--host', '127.0.0.1', '--port', '0', '--mode', 'echo', '--grace', '2000']);
