@@ -99,7 +99,7 @@ describe('admin packets', () => {
 
   it('--proxy-protocol: sessions carry the address from the PROXY header (seen in the admin session list); a connection without one never becomes a session', async () => {
     const { server, port } = await start(['--proxy-protocol', '--proxy-timeout', '2000', '--admin-token', 'k']);
-    const raw = async (first: Buffer) => {
+    const raw = async (first: Uint8Array) => {
       const sock = net.connect({ host: '127.0.0.1', port });
       sock.on('error', () => {});
       const frames: { id: number; payload: Buffer }[] = [];
