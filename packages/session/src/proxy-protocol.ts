@@ -172,6 +172,8 @@ function parseV2(buf: Uint8Array, maxHeaderBytes: number): ProxyParseResult {
 
 /** RFC 5952 text of 16 address bytes (the longest run of 2+ zero groups becomes '::'). */
 export function ipv6Text(b: Uint8Array): string {
+  // IPv4-mapped (::ffff:a.b.c.d) in the mixed notation, as Node prints a v4 peer on a dual-stack socket.
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
   let bestAt = -1;

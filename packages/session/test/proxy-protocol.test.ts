@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FrameEncoder, PROXY_V2_SIGNATURE, ProxyProtocolError, Server, parseProxyHeader, type ProxyParseResult, type Session } from '../src';
+import { FrameEncoder, PROXY_V2_SIGNATURE, ProxyProtocolError, Server, ipv6Text, parseProxyHeader, type ProxyParseResult, type Session } from '../src';
 import { forEachEngine, rawPeer, waitFor, type RawPeer } from './helpers';
 
 const v1 = (line: string) => Buffer.from(line, 'latin1');
@@ -125,6 +125,15 @@ describe('PROXY header parser', () => {
     ['signature with one wrong byte', Buffer.from([...PROXY_V2_SIGNATURE.slice(0, 11), 0x0b, 0x21, 0x11, 0, 12, ...TCP4_BODY]), 'proxy-missing'],
   ])('v2 / garbage: %s', (_name, bytes, reason) => {
     expect(parseByteByByte(bytes).result).toMatchObject({ kind: 'error', error: { reason } });
+  });
+
+  it('prints IPv6 addresses as RFC 5952 text, IPv4-mapped ones in the mixed notation', () => {
+    const bytes = (...g: number[]) => Uint8Array.from(g.flatMap((x) => [x >> 8, x & 0xff]));
+    expect(ipv6Text(bytes(0, 0, 0, 0, 0, 0, 0, 1))).toBe('::1');
+    expect(ipv6Text(bytes(0, 0, 0, 0, 0, 0, 0, 0))).toBe('::');
+    expect(ipv6Text(bytes(0x2001, 0xdb8, 0, 0, 1, 0, 0, 1))).toBe('2001:db8::1:0:0:1'); // the first of two equal runs
+    expect(ipv6Text(bytes(0x2001, 0xdb8, 0, 1, 1, 1, 1, 1))).toBe('2001:db8:0:1:1:1:1:1'); // a single zero group stays
+    expect(ipv6Text(bytes(0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201))).toBe('::ffff:192.0.2.1');
   });
 
   it('decides at the first byte that cannot start a header, without waiting for more', () => {
