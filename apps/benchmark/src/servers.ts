@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { PacketId, ServerStatusRequest, ServerStatusResponse } from '@fastport/protocol';
+import { PacketId, ResultCode, ServerStatusRequest, ServerStatusResponse } from '@fastport/protocol';
 import { Client, type Frame, type Session } from '@fastport/session';
 import { framingOption } from './payload';
 import { track } from './children';
@@ -301,14 +301,16 @@ export async function queryServerStatus(
         clearTimeout(timer);
         if (frame.id !== PacketId.ServerStatusResponse) return resolve(undefined);
         try {
-          resolve(ServerStatusResponse.decode(frame.payload));
+          const st = ServerStatusResponse.decode(frame.payload);
+          resolve(st.result === ResultCode.OK ? st : undefined);
         } catch {
           resolve(undefined);
         }
       });
       client.on('close', () => resolve(undefined));
     });
-    session.send(ServerStatusRequest.encode(ServerStatusRequest.fromPartial({})).finish(), PacketId.ServerStatusRequest);
+    // fastport-server answers admin only with its token (or on its --admin-port): FASTPORT_ADMIN_TOKEN carries it here.
+    session.send(ServerStatusRequest.encode(ServerStatusRequest.fromPartial({ authToken: process.env['FASTPORT_ADMIN_TOKEN'] ?? '' })).finish(), PacketId.ServerStatusRequest);
     return await reply;
   } catch {
     return undefined;

@@ -36,6 +36,11 @@ interface ClientCliOptions {
   room: string;
   status: boolean;
   sessions: boolean;
+  /** Admin token (fastport-server --admin-token). */
+  token: string;
+  /** Session list page. */
+  offset: number;
+  limit: number;
   interval: number;
   timeout: number;
   json: boolean;
@@ -55,6 +60,10 @@ function parseArgs(argv: string[]): ClientCliOptions {
     .option('room', { type: 'string', default: 'lobby' })
     .option('status', { type: 'boolean', default: false, describe: 'ask for the server status' })
     .option('sessions', { type: 'boolean', default: false, describe: 'ask for the session list' })
+    .option('admin', { choices: ['status', 'sessions'] as const, array: true, describe: 'admin request(s): status | sessions (same as --status / --sessions)' })
+    .option('token', { type: 'string', describe: 'admin token the server was given (--admin-token; or FASTPORT_ADMIN_TOKEN); not needed on its --admin-port' })
+    .option('offset', { type: 'number', default: 0, describe: 'first session of the --sessions page' })
+    .option('limit', { type: 'number', default: 100, describe: 'sessions per page (the server caps it at 1000)' })
     .option('interval', { type: 'number', default: 0, describe: 'ms between pings' })
     .option('timeout', { type: 'number', default: 5000, describe: 'ms to wait for each reply' })
     .option('json', { type: 'boolean', default: false, describe: 'print replies as JSON lines' })
@@ -70,12 +79,19 @@ function parseArgs(argv: string[]): ClientCliOptions {
     chat: a.chat.map(String),
     name: a.name,
     room: a.room,
-    status: a.status,
-    sessions: a.sessions,
+    status: a.status || (a.admin ?? []).includes('status'),
+    sessions: a.sessions || (a.admin ?? []).includes('sessions'),
+    token: a.token ?? process.env['FASTPORT_ADMIN_TOKEN'] ?? '',
+    offset: a.offset,
+    limit: a.limit,
     interval: a.interval,
     timeout: a.timeout,
     json: a.json,
   };
+}
+
+function refusedHint(code: ResultCode): string {
+  return code === ResultCode.UNAUTHORIZED ? 'admin is off on this port, or the token is wrong: pass --token, or use the server\'s --admin-port' : '';
 }
 
 /** Matches replies to requests by sequence number and measures round trips. */
@@ -135,12 +151,38 @@ export async function main(argv: string[]): Promise<void> {
     })
     .on(ChatMessage, (_s, m) => print('chat', { room: m.room, from: m.from, text: m.text }))
     .on(ServerStatusResponse, (_s, m) => {
-      print('status', { engine: m.engineName, connections: m.connections, total: m.totalConnections, uptimeMs: m.uptimeMs, packetsIn: m.packetsIn, packetsOut: m.packetsOut, rssMiB: Number(m.memoryRssBytes) / 1048576, version: m.version });
+      if (m.result !== ResultCode.OK) {
+        print('error', { what: 'status', code: resultCodeToJSON(m.result), hint: refusedHint(m.result) });
+        statusWaiters.shift()?.(false);
+        return;
+      }
+      print('status', {
+        engine: m.engineName,
+        workers: m.workers,
+        connections: m.connections,
+        total: m.totalConnections,
+        uptimeMs: m.uptimeMs,
+        packetsIn: m.packetsIn,
+        packetsOut: m.packetsOut,
+        bytesIn: m.bytesIn,
+        bytesOut: m.bytesOut,
+        rssMiB: Number(m.memoryRssBytes) / 1048576,
+        cpuPercent: m.cpuPercent,
+        adminRefused: m.adminRefused,
+        version: m.version,
+      });
       statusWaiters.shift()?.(true);
     })
     .on(SessionListResponse, (_s, m) => {
-      print('sessions', { total: m.total, shown: m.sessions.length });
-      for (const s of m.sessions) print('  session', { id: s.id, remote: `${s.remoteAddress}:${s.remotePort}`, bytesIn: s.bytesIn, bytesOut: s.bytesOut });
+      if (m.result !== ResultCode.OK) {
+        print('error', { what: 'sessions', code: resultCodeToJSON(m.result), hint: refusedHint(m.result) });
+        statusWaiters.shift()?.(false);
+        return;
+      }
+      print('sessions', { total: m.total, offset: m.offset, shown: m.sessions.length });
+      for (const s of m.sessions) {
+        print('  session', { id: s.id, worker: s.worker, remote: `${s.remoteAddress}:${s.remotePort}`, bytesIn: s.bytesIn, bytesOut: s.bytesOut, packetsIn: s.packetsIn, packetsOut: s.packetsOut, sendQueueBytes: s.sendQueueBytes });
+      }
       statusWaiters.shift()?.(true);
     })
     .on(ErrorResponse, (_s, m) => {
@@ -178,8 +220,8 @@ export async function main(argv: string[]): Promise<void> {
         clearTimeout(timer);
         resolve(ok);
       });
-      if (what === 'status') send(session, ServerStatusRequest, {});
-      else send(session, SessionListRequest, { offset: 0, limit: 100 });
+      if (what === 'status') send(session, ServerStatusRequest, { authToken: opts.token });
+      else send(session, SessionListRequest, { offset: opts.offset, limit: opts.limit, authToken: opts.token });
     });
   const chat = (text: string) => send(session, ChatMessage, { room: opts.room, from: opts.name, text, timeMs: BigInt(Date.now()) });
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Server, type Frame, type Session } from '@fastport/session';
-import { EchoRequest, EchoResponse, PacketId, PingRequest, PingResponse, ServerStatusResponse, decodeMessage, encodeMessage } from '@fastport/protocol';
+import { EchoRequest, EchoResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusRequest, ServerStatusResponse, SessionListRequest, SessionListResponse, decodeMessage, encodeMessage } from '@fastport/protocol';
 
 const BIN = path.join(__dirname, '..', 'bin', 'fastport-client');
 
@@ -38,6 +38,20 @@ describe('fastport-client', () => {
       } else if (frame.id === PacketId.EchoRequest) {
         const m = decodeMessage(EchoRequest, frame.payload);
         session.send(encodeMessage(EchoResponse, { data: m.data, seq: m.seq }), PacketId.EchoResponse);
+      } else if (frame.id === PacketId.SessionListRequest) {
+        const m = decodeMessage(SessionListRequest, frame.payload);
+        const ok = m.authToken === 'sekret';
+        session.send(
+          encodeMessage(SessionListResponse, {
+            result: ok ? ResultCode.OK : ResultCode.UNAUTHORIZED,
+            total: ok ? 2 : 0,
+            offset: m.offset,
+            sessions: ok ? [{ id: 7n, worker: 1, remoteAddress: '10.1.2.3', remotePort: 4000, bytesIn: 5n }] : [],
+          }),
+          PacketId.SessionListResponse,
+        );
+      } else if (frame.id === PacketId.ServerStatusRequest && decodeMessage(ServerStatusRequest, frame.payload).authToken === 'refuse-me') {
+        session.send(encodeMessage(ServerStatusResponse, { result: ResultCode.UNAUTHORIZED }), PacketId.ServerStatusResponse);
       } else if (frame.id === PacketId.ServerStatusRequest) {
         // uint64 counters past 2^53 (a long-running server): printed exactly, never refused.
         session.send(
@@ -67,6 +81,22 @@ describe('fastport-client', () => {
     expect(r.code).toBe(0);
     const status = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.kind === 'status');
     expect(status).toMatchObject({ engine: 'node', total: '18446744073709551615', uptimeMs: 12, rssMiB: 1 });
+  });
+
+  it('--admin sessions sends the token and prints the page with each session\'s worker; a refusal prints UNAUTHORIZED and exits 1', async () => {
+    const port = await startServer();
+    const ok = await run(['--port', String(port), '--admin', 'sessions', '--token', 'sekret', '--offset', '1', '--json']);
+    expect(ok.code).toBe(0);
+    const lines = ok.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.kind === 'sessions')).toMatchObject({ total: 2, offset: 1, shown: 1 });
+    expect(lines.find((l) => l.kind === '  session')).toMatchObject({ id: 7, worker: 1, remote: '10.1.2.3:4000', bytesIn: 5 });
+
+    const refused = await run(['--port', String(port), '--admin', 'sessions']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/error what=sessions code=RESULT_CODE_UNAUTHORIZED/);
+    const refusedStatus = await run(['--port', String(port), '--admin', 'status', '--token', 'refuse-me']);
+    expect(refusedStatus.code).toBe(1);
+    expect(refusedStatus.stdout).toMatch(/error what=status code=RESULT_CODE_UNAUTHORIZED/);
   });
 
   it('reads commands line by line from stdin', async () => {

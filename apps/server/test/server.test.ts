@@ -52,19 +52,19 @@ describe('fastport-server', () => {
     });
   });
 
-  it('app mode answers ping, echo and status; an unknown id gets ErrorResponse', async () => {
-    const { port } = await start(['--engine', 'node']);
+  it('app mode answers ping, echo and status (with the admin token); an unknown id gets ErrorResponse', async () => {
+    const { port } = await start(['--engine', 'node', '--admin-token', 't0ken']);
     const { session, frames } = await connect(port);
     session.send(encodeMessage(PingRequest, { clientTimeUs: 42n, seq: 1 }), PacketId.PingRequest);
     session.send(encodeMessage(EchoRequest, { data: Buffer.from('hello'), seq: 2 }), PacketId.EchoRequest);
-    session.send(encodeMessage(ServerStatusRequest, {}), PacketId.ServerStatusRequest);
+    session.send(encodeMessage(ServerStatusRequest, { authToken: 't0ken' }), PacketId.ServerStatusRequest);
     session.send(Buffer.from([1, 2, 3]), 0x7777);
     await waitFor(() => frames.length === 4, '4 replies');
     expect(frames.map((f) => f.id)).toEqual([PacketId.PingResponse, PacketId.EchoResponse, PacketId.ServerStatusResponse, PacketId.ErrorResponse]);
     expect(PingResponse.decode(frames[0]!.payload)).toMatchObject({ clientTimeUs: 42n, seq: 1 });
     const echo = EchoResponse.decode(frames[1]!.payload);
     expect(Buffer.from(echo.data).toString()).toBe('hello');
-    expect(ServerStatusResponse.decode(frames[2]!.payload)).toMatchObject({ engineName: 'node', connections: 1 });
+    expect(ServerStatusResponse.decode(frames[2]!.payload)).toMatchObject({ result: ResultCode.OK, engineName: 'node', connections: 1, workers: 1 });
     expect(ErrorResponse.decode(frames[3]!.payload)).toMatchObject({ code: ResultCode.UNKNOWN_PACKET, packetId: 0x7777 });
   });
 

@@ -1,4 +1,5 @@
-import type { ListenerInfo } from '@fastport/native-io';
+import type { AddressInfo, ListenerInfo } from '@fastport/native-io';
+import type { ProxyProtocolError } from './proxy-protocol';
 import type { GoAway } from './control';
 import type { Frame } from './framing';
 import type { HeartbeatEvent, Liveness } from './heartbeat';
@@ -43,6 +44,8 @@ export type HostEvents = {
   /** A listener threw, or another error without a caller to reject. */
   error: [err: Error, session: Session | undefined];
   liveness: [session: Session, state: Liveness, previous: Liveness];
+  /** Probes, pongs (with the round trip) and timeouts of sessions this host drives heartbeats on. */
+  heartbeat: [session: Session, event: HeartbeatEvent];
   goaway: [session: Session, goaway: GoAway];
   detach: [session: Session, info: SessionCloseInfo];
   resume: [session: Session, info: ResumeInfo];
@@ -58,6 +61,8 @@ export type ServerEvents = HostEvents & {
   shutdown: [phase: ShutdownPhase];
   /** The engine is released: the server is gone. */
   closed: [];
+  /** A connection closed for a missing, malformed, oversized or late PROXY header (`remote`: the balancer). */
+  'proxy-rejected': [remote: AddressInfo, error: ProxyProtocolError];
 };
 
 export type ClientEvents = HostEvents;

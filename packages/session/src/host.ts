@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { createEngine, type CloseInfo, type ConnectionId, type Engine } from '@fastport/native-io';
+import { createEngine, type CloseInfo, type ConnectionId, type Engine, type EngineHandler } from '@fastport/native-io';
 import { ControlFrameId, U64_UNKNOWN, encodeResumeRefused, type ResumeRequest } from './control';
 import type { ControlHost } from './control-handler';
 import { EngineEvents } from './engine-events';
@@ -64,6 +64,8 @@ export interface HostRole {
   intervals?(): number[];
   /** RESUME_REQUEST (default: refused, 'resume-disabled'). */
   onResumeRequest?(session: Session, req: ResumeRequest): void;
+  /** Puts a layer between the engine and the host (the PROXY protocol gate). */
+  wrapHandler?(handler: EngineHandler, engine: () => Engine): EngineHandler;
 }
 
 /**
@@ -127,7 +129,8 @@ export class SessionHost implements SessionHostLink, TimerHost {
     this.timers = new HostTimers(this);
     this.budget?.register(this.memory);
     try {
-      this.engine = createEngine({ ...o.engine, handler: new EngineEvents(this, side) });
+      const handler = new EngineEvents(this, side);
+      this.engine = createEngine({ ...o.engine, handler: role.wrapHandler?.(handler, () => this.engine) ?? handler });
     } catch (err) {
       this.budget?.unregister(this.memory);
       throw err;

@@ -166,6 +166,7 @@ export class IdleMonitor implements WheelEntry {
 
   private emitHeartbeat(e: HeartbeatEvent): void {
     if (this.session.listenerCount('heartbeat') > 0) this.session.emit('heartbeat', e);
+    this.host.relay('heartbeat', this.session, e);
   }
 }
 

@@ -82,3 +82,5 @@ export type { MemoryBudgetOptions, MemoryBudgetStats } from './memory-budget';
 // Errors
 export { AbortError } from './abort';
 export type { ArgumentError, ArgumentErrorCode } from './arguments';
+export { ProxyProtocolError, PROXY_V2_SIGNATURE, PROXY_V1_MAX_BYTES, DEFAULT_PROXY_HEADER_TIMEOUT_MS, DEFAULT_PROXY_MAX_HEADER_BYTES } from './proxy-protocol';
+export type { ProxyProtocolOptions, ProxyHeader, ProxyRejectReason, ProxyProtocolStats } from './proxy-protocol';

@@ -1,4 +1,4 @@
-import { FastPortError, type CloseInfo, type Engine, type ListenerInfo, type ListenOptions } from '@fastport/native-io';
+import { FastPortError, type CloseInfo, type Engine, type EngineHandler, type ListenerInfo, type ListenOptions } from '@fastport/native-io';
 import {
   ControlFrameId,
   RESUME_PROTOCOL_VERSION,
@@ -23,6 +23,7 @@ import { HostOwner } from './host-owner';
 import { resolveReplay, type ReplayOptions } from './reliable';
 import { newToken } from './reliable';
 import { type ResumeInfo, type Session, type SessionCloseInfo } from './session';
+import { ProxyProtocolGate, type ProxyProtocolOptions, type ProxyProtocolStats } from './proxy-protocol';
 
 export interface ServerResumeOptions extends ReplayOptions {
   /** How long a session that lost its connection waits for its client to resume it. Default 60,000 ms. */
@@ -49,6 +50,13 @@ export interface ServerOptions extends SessionHostOptions {
   ipv6Only?: boolean;
   /** Resume sessions of clients that ask (ReconnectingClient). Default off. */
   resume?: boolean | ServerResumeOptions;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) at the start of every
+   * connection (behind HAProxy, an NLB...): sessions get the client's address.
+   * A connection without a valid header in time is closed ('proxy-rejected'
+   * event). Default off.
+   */
+  proxyProtocol?: boolean | ProxyProtocolOptions;
 }
 
 export interface ServerCloseResult {
@@ -132,6 +140,7 @@ export class Server extends HostOwner<ServerEvents> {
   /** token (hex) → resumable session. */
   private readonly registry = new Map<string, Session>();
   private stopping = false;
+  private proxyGate: ProxyProtocolGate | undefined;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
   /** Set while a shutdown runs: ends its grace period now (an aborted signal). */
   private forceShutdown: (() => void) | undefined;
@@ -149,6 +158,7 @@ export class Server extends HostOwner<ServerEvents> {
       shouldDetach: (session, _info, resumable) => this.shouldDetach(resumable),
       onSessionFinal: (session) => this.forget(session),
       onResumeRequest: (session, req) => this.onResumeRequest(session, req),
+      wrapHandler: this.proxyWrapper(options.proxyProtocol),
     });
     if (this.resumeEnabled) this.host.replay = resolveReplay(ro, 'resume');
     this.resumeWindowMs = ro.resumeWindowMs ?? DEFAULT_RESUME_WINDOW_MS;
@@ -175,6 +185,21 @@ export class Server extends HostOwner<ServerEvents> {
       if (!Number.isSafeInteger(v) || v < 1) throw new FastPortError('ERR_INVALID_ARGUMENT', `resume.${name} must be a positive integer (got ${String(v)})`);
     }
     return options;
+  }
+
+  private proxyWrapper(p: ServerOptions['proxyProtocol']): ((h: EngineHandler, e: () => Engine) => EngineHandler) | undefined {
+    if (p === undefined || p === false) return undefined;
+    return (handler, engine) => {
+      this.proxyGate = new ProxyProtocolGate(handler, engine, p === true ? {} : p, (remote, error) => {
+        if (this.listenerCount('proxy-rejected') > 0) this.emit('proxy-rejected', remote, error);
+      });
+      return this.proxyGate.handler();
+    };
+  }
+
+  /** PROXY protocol counters (null when it is off). */
+  proxyStats(): ProxyProtocolStats | null {
+    return this.proxyGate?.stats() ?? null;
   }
 
   get address(): ListenerInfo | undefined {
@@ -375,6 +400,7 @@ export class Server extends HostOwner<ServerEvents> {
       await all;
     }
     this.host.releaseHost();
+    this.proxyGate?.stop();
     await this.engine.destroy();
     this.emit('shutdown', 'closed');
     this.emit('closed');

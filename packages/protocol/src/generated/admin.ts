@@ -16,7 +16,10 @@ export interface ServerStatusRequest {
   header:
     | Header
     | undefined;
-  /** Reserved for authentication; servers may ignore it. */
+  /**
+   * The server's admin token (fastport-server --admin-token). A server without
+   * admin configured, or given a wrong token, answers RESULT_CODE_UNAUTHORIZED.
+   */
   authToken: string;
 }
 
@@ -44,6 +47,10 @@ export interface ServerStatusResponse {
   serverTimeMs: bigint;
   ioThreads: number;
   version: string;
+  /** Worker processes the figures cover (fastport-server --workers); 1 without a supervisor. */
+  workers: number;
+  /** Admin requests refused (no or wrong token) since start, over all workers. */
+  adminRefused: bigint;
 }
 
 /** Packet 0x2003. Asks for one page of the session list. */
@@ -73,6 +80,8 @@ export interface SessionInfo {
   lastRecvMs: bigint;
   /** Bytes waiting in the send queue. */
   sendQueueBytes: bigint;
+  /** Worker process that holds the session (0 without a supervisor); ids are unique per worker. */
+  worker: number;
 }
 
 /** Packet 0x2004. One page of the session list. */
@@ -197,6 +206,8 @@ function createBaseServerStatusResponse(): ServerStatusResponse {
     serverTimeMs: 0n,
     ioThreads: 0,
     version: "",
+    workers: 0,
+    adminRefused: 0n,
   };
 }
 
@@ -278,6 +289,15 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
     }
     if (message.version !== "") {
       writer.uint32(130).string(message.version);
+    }
+    if (message.workers !== 0) {
+      writer.uint32(136).uint32(message.workers);
+    }
+    if (message.adminRefused !== 0n) {
+      if (BigInt.asUintN(64, message.adminRefused) !== message.adminRefused) {
+        throw new globalThis.Error("value provided for field message.adminRefused of type uint64 too large");
+      }
+      writer.uint32(144).uint64(message.adminRefused);
     }
     return writer;
   },
@@ -423,6 +443,22 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
             message.version = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.workers = reader.uint32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.adminRefused = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -497,6 +533,12 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
         ? globalThis.Number(object.io_threads)
         : 0,
       version: isSet(object.version) ? globalThis.String(object.version) : "",
+      workers: isSet(object.workers) ? globalThis.Number(object.workers) : 0,
+      adminRefused: isSet(object.adminRefused)
+        ? BigInt(object.adminRefused)
+        : isSet(object.admin_refused)
+        ? BigInt(object.admin_refused)
+        : 0n,
     };
   },
 
@@ -550,6 +592,12 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
     if (message.version !== "") {
       obj.version = message.version;
     }
+    if (message.workers !== 0) {
+      obj.workers = Math.round(message.workers);
+    }
+    if (message.adminRefused !== 0n) {
+      obj.adminRefused = message.adminRefused.toString();
+    }
     return obj;
   },
 
@@ -586,6 +634,10 @@ export const ServerStatusResponse: MessageFns<ServerStatusResponse, "fastport.Se
       : 0n;
     message.ioThreads = object.ioThreads ?? 0;
     message.version = object.version ?? "";
+    message.workers = object.workers ?? 0;
+    message.adminRefused = (object.adminRefused !== undefined && object.adminRefused !== null)
+      ? BigInt(object.adminRefused)
+      : 0n;
     return message;
   },
 };
@@ -727,6 +779,7 @@ function createBaseSessionInfo(): SessionInfo {
     connectedAtMs: 0n,
     lastRecvMs: 0n,
     sendQueueBytes: 0n,
+    worker: 0,
   };
 }
 
@@ -787,6 +840,9 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
         throw new globalThis.Error("value provided for field message.sendQueueBytes of type uint64 too large");
       }
       writer.uint32(80).uint64(message.sendQueueBytes);
+    }
+    if (message.worker !== 0) {
+      writer.uint32(88).uint32(message.worker);
     }
     return writer;
   },
@@ -884,6 +940,14 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
             message.sendQueueBytes = reader.uint64() as bigint;
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.worker = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -940,6 +1004,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
         : isSet(object.send_queue_bytes)
         ? BigInt(object.send_queue_bytes)
         : 0n,
+      worker: isSet(object.worker) ? globalThis.Number(object.worker) : 0,
     };
   },
 
@@ -975,6 +1040,9 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
     if (message.sendQueueBytes !== 0n) {
       obj.sendQueueBytes = message.sendQueueBytes.toString();
     }
+    if (message.worker !== 0) {
+      obj.worker = Math.round(message.worker);
+    }
     return obj;
   },
 
@@ -1001,6 +1069,7 @@ export const SessionInfo: MessageFns<SessionInfo, "fastport.SessionInfo"> = {
     message.sendQueueBytes = (object.sendQueueBytes !== undefined && object.sendQueueBytes !== null)
       ? BigInt(object.sendQueueBytes)
       : 0n;
+    message.worker = object.worker ?? 0;
     return message;
   },
 };
