@@ -68,8 +68,9 @@ export type { LostMessages, ReplayOptions } from './reliable';
 export { DEFAULT_REPLAY } from './reliable';
 export type { HeartbeatOptions, HeartbeatEvent } from './heartbeat';
 export { DEFAULT_HEARTBEAT } from './heartbeat';
-export type { BackoffOptions } from './backoff';
-export { DEFAULT_BACKOFF } from './backoff';
+export type { BackoffOptions, ResolvedBackoff } from './backoff';
+// The reconnect schedule, also for an application's own retries (the server's worker supervisor uses it).
+export { DEFAULT_BACKOFF, backoffDelay, resolveBackoff } from './backoff';
 
 // Framing
 export { FrameDecoder, FrameEncoder, resolveFrameSpec, FRAMING_PRESETS } from './framing';

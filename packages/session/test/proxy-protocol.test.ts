@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FrameEncoder, PROXY_V2_SIGNATURE, ProxyProtocolError, Server, ipv6Text, parseProxyHeader, type ProxyParseResult, type Session } from '../src';
+import { FrameEncoder, PROXY_V2_SIGNATURE, ProxyProtocolError, Server, type Session } from '../src';
+import { ipv6Text, parseProxyHeader, type ProxyParseResult } from '../src/proxy-protocol';
 import { forEachEngine, rawPeer, waitFor, type RawPeer } from './helpers';
 
 const v1 = (line: string) => Buffer.from(line, 'latin1');
