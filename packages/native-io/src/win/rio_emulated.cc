@@ -377,8 +377,11 @@ Cq WINAPI emu_create_cq(DWORD size, NotificationCompletion* notif) {
     cq->notif = *notif;
     cq->has_notif = true;
   }
-  const char* corrupt = std::getenv("FASTPORT_RIO_EMULATED_CORRUPT_AFTER");
-  if (corrupt != nullptr && *corrupt != '\0') cq->corrupt_after = std::strtol(corrupt, nullptr, 10);
+  // The process environment, not the C runtime's copy of it (Node sets
+  // process.env with SetEnvironmentVariableW).
+  char corrupt[32];
+  const DWORD clen = GetEnvironmentVariableA("FASTPORT_RIO_EMULATED_CORRUPT_AFTER", corrupt, sizeof corrupt);
+  if (clen > 0 && clen < sizeof corrupt) cq->corrupt_after = std::strtol(corrupt, nullptr, 10);
   cq->thread = CreateThread(nullptr, 0, cq_thread, cq, 0, nullptr);
   if (cq->thread == nullptr) {
     CloseHandle(port);
