@@ -79,6 +79,14 @@ mkdir -p "$stage/prebuilds/win32-x64" "$stage/node_modules"
 cp package.json "$stage/"
 cp -r dist "$stage/dist"
 cp prebuilds/win32-x64/@fastport+native-io.node "$stage/prebuilds/win32-x64/"
+# With the linux-x64 prebuild beside it (as the packed tarball has both), the
+# loader must still pick win32-x64.
+both=""
+if [[ -f prebuilds/linux-x64/@fastport+native-io.node ]]; then
+  mkdir -p "$stage/prebuilds/linux-x64"
+  cp prebuilds/linux-x64/@fastport+native-io.node "$stage/prebuilds/linux-x64/"
+  both=" (linux-x64 prebuild beside it)"
+fi
 cp -rL "$(node -p "path.dirname(require.resolve('node-gyp-build/package.json'))")" "$stage/node_modules/node-gyp-build"
 probe_json="$WIN_DIR/probe.json"
 rm -f "$probe_json"
@@ -99,7 +107,7 @@ if wine_run 120 "$FASTPORT_WIN32_NODE" "$(winpath "$PKG_ROOT/test/win32/probe-ha
     console.log(`node ${r.nodeVersion} ${r.platform}-${r.arch}, addon ${r.version}, N-API ${r.napiVersion}, wire ${r.wireVersion}, ` +
       `kernel "${p.kernel}", note "${p.note}", NativeEngine ${r.hasNativeEngine ? "present" : "absent"}`);
   ' "$probe_json" "$PKG_ROOT/package.json")"; then
-    ok "probe under wine: $summary"
+    ok "probe under wine$both: $summary"
   else
     bad "probe under wine: wrong answer (above)"
   fi
