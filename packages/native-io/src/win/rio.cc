@@ -627,7 +627,15 @@ class RioBackend final : public PortBackend {
     std::fflush(stderr);
     for (RioConn* rc = all_.head; rc != nullptr;) {
       RioConn* next = rc->all.next;
-      fail(rc, EIO);
+      if (rc->flags & kFlagClosing) {
+        // Closing and waiting for completions that will never be dequeued
+        // now (or for a send before its FIN): its close ends here.
+        rc->close_pending = false;
+        close_socket(rc, CloseMode::kSilent);
+        maybe_closed(rc);
+      } else {
+        fail(rc, EIO);
+      }
       rc = next;
     }
     for (RioListener* il = listeners_; il != nullptr; il = il->next)
