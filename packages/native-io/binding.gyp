@@ -57,6 +57,8 @@
             'src/win/memory.cc',
             'src/win/iocp.cc',
             'src/win/rio.cc',
+            'src/win/rio_table.cc',
+            'src/win/rio_emulated.cc',
             'src/win/backends.cc',
             'src/common/engine_core.cc',
             'src/common/loop_thread.cc',

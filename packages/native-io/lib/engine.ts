@@ -2,6 +2,7 @@ import { FastPortError } from './errors';
 import { loadNative, nativeLoadError } from './native';
 import { registerNativeEngines } from './native-engine';
 import { NodeEngine } from './node-engine';
+import { resolveRioTable, rioAbsentReason, type RioTableChoice } from './rio-table';
 import type { Engine, EngineHandler, EngineKind, EngineOptions, EngineRequest } from './types';
 
 export interface CreateEngineOptions extends EngineOptions {
@@ -30,7 +31,14 @@ function platformOrder(): EngineKind[] {
   return ['node'];
 }
 
-export function engineAvailability(kind: EngineKind): EngineAvailability {
+/**
+ * Whether `kind` can run here, and why (or why not). For `rio` the answer
+ * depends on the RIO table asked for (`options.rioTable`, else
+ * FASTPORT_RIO_TABLE): on the system's table it is available only where
+ * Windows provides RIO (not under Wine); the emulated table is available
+ * wherever the addon is.
+ */
+export function engineAvailability(kind: EngineKind, options: Pick<EngineOptions, 'rioTable'> = {}): EngineAvailability {
   if (kind === 'node') return { kind, available: true, reason: 'node:net is always available' };
   const wantPlatform = kind === 'uring' || kind === 'epoll' ? 'linux' : 'win32';
   if (process.platform !== wantPlatform) {
@@ -49,6 +57,21 @@ export function engineAvailability(kind: EngineKind): EngineAvailability {
   if (!factories.has(kind)) {
     return { kind, available: false, reason: `this build of @fastport/native-io has no ${kind} engine` };
   }
+  if (kind === 'rio') {
+    let choice: RioTableChoice;
+    try {
+      choice = resolveRioTable(options.rioTable);
+    } catch (err) {
+      return { kind, available: false, reason: (err as Error).message };
+    }
+    const probe = native.probe().rio;
+    if (choice.table === 'emulated') {
+      const system = probe?.available === true ? 'the system table is present' : rioAbsentReason(probe);
+      return { kind, available: true, reason: `rio on the emulated RIO table (${choice.source}; ${system})` };
+    }
+    if (probe?.available !== true) return { kind, available: false, reason: rioAbsentReason(probe) };
+    return { kind, available: true, reason: 'rio available (the system RIO function table)' };
+  }
   return { kind, available: true, reason: kind === 'uring' ? 'io_uring available' : `${kind} available` };
 }
 
@@ -56,7 +79,7 @@ export function engineAvailability(kind: EngineKind): EngineAvailability {
 export function listEngines(): EngineAvailability[] {
   const order = platformOrder();
   const rest = (['uring', 'epoll', 'rio', 'iocp', 'node'] as EngineKind[]).filter((k) => !order.includes(k));
-  return [...order, ...rest].map(engineAvailability);
+  return [...order, ...rest].map((kind) => engineAvailability(kind));
 }
 
 /**
@@ -66,23 +89,26 @@ export function listEngines(): EngineAvailability[] {
 export function createEngine(options: CreateEngineOptions): Engine {
   const { handler, ...engineOptions } = options;
   const requested: EngineRequest = options.kind ?? 'auto';
+  if (options.rioTable !== undefined) resolveRioTable(options.rioTable); // ERR_INVALID_ARGUMENT for a bad value
   if (requested !== 'auto') {
-    const availability = engineAvailability(requested);
+    const availability = engineAvailability(requested, engineOptions);
     if (!availability.available) {
       throw new FastPortError('ERR_ENGINE_UNAVAILABLE', `engine '${requested}' is unavailable: ${availability.reason}`);
     }
     return instantiate(requested, handler, engineOptions, requested, availability.reason);
   }
   const skipped: string[] = [];
+  // auto never runs rio on the emulated table, whatever the option or FASTPORT_RIO_TABLE say.
+  const autoOptions: EngineOptions = { ...engineOptions, rioTable: 'system' };
   for (const kind of platformOrder()) {
-    const availability = engineAvailability(kind);
+    const availability = engineAvailability(kind, autoOptions);
     if (!availability.available) {
       skipped.push(`${kind}: ${availability.reason}`);
       continue;
     }
     const reason = skipped.length === 0 ? availability.reason : `${availability.reason}; skipped ${skipped.join('; ')}`;
     try {
-      return instantiate(kind, handler, engineOptions, requested, reason);
+      return instantiate(kind, handler, autoOptions, requested, reason);
     } catch (err) {
       // The probe can pass while setup still fails (e.g. a seccomp profile that blocks only
       // io_uring_register): auto moves on to the next engine instead of failing the server.

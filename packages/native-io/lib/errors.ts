@@ -20,6 +20,7 @@ export const OS_ERROR_CODES = [
   'ENOBUFS',
   'ENOMEM',
   'EINVAL',
+  'EIO',
   'ENOTCONN',
   'ENOTFOUND',
   'ENOSYS',

@@ -8,4 +8,4 @@ export { NativeEngine } from './native-engine';
 export { createEngine, engineAvailability, listEngines, registerEngine } from './engine';
 export type { CreateEngineOptions, EngineAvailability, EngineFactory } from './engine';
 export { loadNative, nativeLoadError } from './native';
-export type { NativeBinding, ProbeResult } from './native';
+export type { NativeBinding, ProbeResult, RioProbe } from './native';

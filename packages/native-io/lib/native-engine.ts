@@ -19,6 +19,7 @@ import { debugViewsEnabled, ViewPoisoner } from './debug-views';
 import { FastPortError, OS_ERROR_CODES, type ErrorCode } from './errors';
 import { resolveEngineLimits, type EngineLimits } from './limits';
 import { loadNative } from './native';
+import { resolveRioTable } from './rio-table';
 import { pickSocketOptions } from './socket-options';
 import {
   CLOSE_ABORT,
@@ -109,12 +110,14 @@ function startFailureHint(kind: NativeEngineKind, errno: number): string {
   if (errno === os.constants.errno.EOPNOTSUPP) {
     return ': the RIO function table is absent (WSAIoctl SIO_GET_MULTIPLE_EXTENSION_FUNCTION_POINTER with WSAID_MULTIPLE_RIO answered WSAEOPNOTSUPP; Wine has no RIO)';
   }
-  if (errno === os.constants.errno.ENOSYS) return ': the RIO function table is present, but this build has no RIO backend over it yet';
   return '';
 }
 
+/** The addon's backend names: the engine kinds, and rio on the emulated RIO table. */
+export type NativeBackendName = NativeEngineKind | 'rio-emulated';
+
 export type NativeEngineConstructor = new (
-  backend: NativeEngineKind,
+  backend: NativeBackendName,
   ioThreads: number,
   maxPendingBytes: number,
   recvBytes: number,
@@ -360,7 +363,8 @@ export class NativeEngine implements Engine {
       throw new FastPortError('ERR_INVALID_ARGUMENT', `ioThreads must be 0 or 1 for the ${kind} engine (no SO_REUSEPORT on Windows), got ${ioThreads}`);
     }
     try {
-      this.native = new ctor(kind, ioThreads, this.limits.maxPendingBytes, DEFAULT_RECV_BYTES, this.onBatch);
+      const backend: NativeBackendName = kind === 'rio' && resolveRioTable(options.rioTable).table === 'emulated' ? 'rio-emulated' : kind;
+      this.native = new ctor(backend, ioThreads, this.limits.maxPendingBytes, DEFAULT_RECV_BYTES, this.onBatch);
     } catch (err) {
       const e = err as { errno?: unknown; message?: string };
       if (typeof e.errno === 'number') {

@@ -156,6 +156,15 @@ export interface EpollProbe {
  * mechanism does not exist (io_uring or epoll off Linux) its section says
  * `available: false` with error 'ENOSYS', and `note` says why.
  */
+export interface RioProbe {
+  available: boolean;
+  /** errno name when unavailable ('ENOSYS' off Windows, 'EOPNOTSUPP' without RIO). */
+  error?: string;
+  errno?: number;
+  /** The Winsock error of the table request (0 when none was made). */
+  wsaError?: number;
+}
+
 export interface ProbeResult {
   /** process.platform spelling of the OS the addon was built for ('unknown' if none). */
   platform: NodeJS.Platform | 'unknown';
@@ -163,6 +172,12 @@ export interface ProbeResult {
   kernel: string;
   uring: UringProbe;
   epoll: EpollProbe;
+  /**
+   * Windows Registered I/O: the RIO function table could be fetched (WSAIoctl
+   * SIO_GET_MULTIPLE_EXTENSION_FUNCTION_POINTER). Elsewhere unavailable with
+   * ENOSYS; under Wine EOPNOTSUPP (wsaError 10045). Absent from older addons.
+   */
+  rio?: RioProbe;
   /** Set on platforms whose native probe is not built yet (Windows until IOCP/RIO land, macOS, BSDs). */
   note?: string;
 }

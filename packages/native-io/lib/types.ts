@@ -144,7 +144,20 @@ export interface EngineOptions {
    * view. Default: on when FASTPORT_DEBUG_VIEWS=1, else off.
    */
   debugViews?: boolean;
+  /**
+   * Which RIO function table the `rio` engine runs on. 'system' (default):
+   * the one Windows provides; where it is absent (Wine) `rio` is
+   * unavailable. 'emulated': a table with RIO's documented semantics built
+   * on overlapped WSARecv/WSASend, for tests where there is no RIO; the
+   * engine's code is the same, `info.features.rioTable` says 'emulated'.
+   * Never chosen by `auto`. Default: FASTPORT_RIO_TABLE (system|emulated),
+   * else 'system'. Ignored by the other engines.
+   */
+  rioTable?: RioTable;
 }
+
+/** See EngineOptions.rioTable. */
+export type RioTable = 'system' | 'emulated';
 
 export interface EngineInfo {
   kind: EngineKind;

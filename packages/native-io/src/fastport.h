@@ -6,6 +6,7 @@
 #ifndef FASTPORT_H_
 #define FASTPORT_H_
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -69,6 +70,16 @@ struct EpollProbe {
   int error = 0;
 };
 
+// Registered I/O (Windows): the RIO function table could be fetched. When
+// false, `error` holds the errno (ENOSYS off Windows, EOPNOTSUPP where
+// WSAIoctl answers WSAEOPNOTSUPP, as under Wine) and wsa_error the Winsock
+// code (0 off Windows).
+struct RioProbe {
+  bool available = false;
+  int error = ENOSYS;
+  int wsa_error = 0;
+};
+
 // Every platform reports the same shape: where there is no io_uring (or no
 // epoll) the section says available = false, error ENOSYS.
 struct PlatformProbe {
@@ -76,6 +87,7 @@ struct PlatformProbe {
   std::string kernel;    // uname release on POSIX; OS version elsewhere ("" if unknown)
   UringProbe uring;
   EpollProbe epoll;
+  RioProbe rio;
   std::string note;      // set when this platform's probe is not built yet
 };
 

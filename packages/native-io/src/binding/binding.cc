@@ -68,6 +68,14 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     e.Set("errno", Napi::Number::New(env, p.epoll.error));
   }
   o.Set("epoll", e);
+  Napi::Object rio = Napi::Object::New(env);
+  rio.Set("available", Napi::Boolean::New(env, p.rio.available));
+  if (!p.rio.available) {
+    rio.Set("error", Napi::String::New(env, fastport::errno_name(p.rio.error)));
+    rio.Set("errno", Napi::Number::New(env, p.rio.error));
+    rio.Set("wsaError", Napi::Number::New(env, p.rio.wsa_error));
+  }
+  o.Set("rio", rio);
   if (!p.note.empty()) o.Set("note", Napi::String::New(env, p.note));
   return o;
 }

@@ -9,6 +9,9 @@ size_t backend_kinds(const BackendKind** out) {
   static const BackendKind table[] = {
       {"iocp", new_iocp_backend},
       {"rio", new_rio_backend},
+      // The rio backend on the emulated RIO table (tests without RIO; only
+      // ever asked for by name, see lib/native-engine.ts).
+      {"rio-emulated", new_rio_emulated_backend},
   };
   *out = table;
   return sizeof table / sizeof table[0];

@@ -44,6 +44,7 @@
 
 #include "common/backend.h"
 #include "win/iocp.h"
+#include "win/port_backend.h"
 #include "win/wsa_errno.h"
 
 namespace fastport {
@@ -120,7 +121,7 @@ struct IocpListener {
 
 using RtlNtStatusToDosErrorFn = ULONG(WINAPI*)(LONG);
 
-class IocpBackend final : public Backend {
+class IocpBackend final : public PortBackend {
  public:
   ~IocpBackend() override { destroy_all(); }
 
@@ -379,7 +380,7 @@ class IocpBackend final : public Backend {
   }
 
   // ---- win/iocp.h
-  int wait_readiness(uint32_t timeout_ms) {
+  int wait_readiness(uint32_t timeout_ms) override {
     OVERLAPPED_ENTRY e;
     ULONG n = 0;
     if (!GetQueuedCompletionStatusEx(port_, &e, 1, &n, timeout_ms, FALSE)) {

@@ -26,7 +26,7 @@
 #include <thread>
 
 #include "binding/loop_driver.h"
-#include "win/iocp.h"
+#include "win/port_backend.h"
 
 namespace fastport {
 namespace {
@@ -185,7 +185,7 @@ class WinLoopDriver final : public LoopDriver {
           timeout = due_ <= now ? 0 : static_cast<DWORD>(due_ - now);
         }
         lk.unlock();
-        const int r = iocp_wait_readiness(backend_, timeout);
+        const int r = port_wait_readiness(backend_, timeout);
         lk.lock();
         if (stop_) break;
         if (r != 0) {

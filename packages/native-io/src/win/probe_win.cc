@@ -1,12 +1,20 @@
-// probe_platform() for Windows: a placeholder until the IOCP / RIO engines
-// land. It must keep compiling with MSVC and with the mingw-w64 cross
-// compiler, so it uses nothing beyond the C++ standard library for now.
+// probe_platform() for Windows: no io_uring or epoll (the common unsupported
+// shape), plus whether the system has the RIO function table (the rio
+// engine's precondition; Wine has none).
 #include "fastport.h"
+#include "win/rio_table.h"
 
 namespace fastport {
 
 PlatformProbe probe_platform() {
-  return unsupported_probe("win32", "native probe not built on this platform yet (IOCP/RIO probes pending)");
+  PlatformProbe p = unsupported_probe("win32", "io_uring and epoll are Linux engines; Windows has iocp and rio");
+  rio::FunctionTable table;
+  int wsa = 0;
+  const int r = rio::load_system_table(&table, &wsa);
+  p.rio.available = r == 0;
+  p.rio.error = r < 0 ? -r : 0;
+  p.rio.wsa_error = wsa;
+  return p;
 }
 
 }  // namespace fastport

@@ -1,39 +1,32 @@
-// Registered I/O (RIO) as Microsoft documents it (mswsockdef.h / mswsock.h;
-// mingw-w64 declares none of it).
+// The rio backend (win/rio.cc) beyond the common Backend contract.
 #ifndef FASTPORT_WIN_RIO_H_
 #define FASTPORT_WIN_RIO_H_
 
-#include <winsock2.h>
+#include <cstddef>
+#include <cstdint>
 
 #include "common/backend.h"
+#include "win/rio_table.h"
 
 namespace fastport {
 
-// RIO_EXTENSION_FUNCTION_TABLE: cbSize, then the 13 functions in this order.
-struct RioFunctionTable {
-  DWORD cbSize;
-  void* RIOReceive;
-  void* RIOReceiveEx;
-  void* RIOSend;
-  void* RIOSendEx;
-  void* RIOCloseCompletionQueue;
-  void* RIOCreateCompletionQueue;
-  void* RIOCreateRequestQueue;
-  void* RIODequeueCompletion;
-  void* RIODeregisterBuffer;
-  void* RIONotify;
-  void* RIORegisterBuffer;
-  void* RIOResizeCompletionQueue;
-  void* RIOResizeRequestQueue;
-};
-
-// Fetches the table. 0, or -errno with *wsa_error the Winsock code
-// (WSAEOPNOTSUPP where there is no RIO, as under Wine).
-int rio_load_table(RioFunctionTable* out, int* wsa_error);
-
-// nullptr only when out of memory. init(): -EOPNOTSUPP without the table,
-// -ENOSYS with it (the backend over the table is not built yet).
+// On the system's RIO table: init() fails with -EOPNOTSUPP where it is
+// absent (Wine). nullptr only when out of memory.
 Backend* new_rio_backend();
+// On the emulated table (win/rio_emulated.cc), for tests where there is no
+// RIO. The backend's code is the same; only the table differs.
+Backend* new_rio_emulated_backend();
+
+// Debug counters: per-connection and per-listener contexts alive, RIO
+// requests posted and not yet dequeued, and completion-port operations
+// (AcceptEx, ConnectEx) in the kernel. All zero once everything is closed.
+struct RioLive {
+  size_t conns;
+  size_t listeners;
+  size_t requests;
+  size_t ops;
+};
+RioLive rio_live(const Backend* backend);
 
 }  // namespace fastport
 

@@ -56,7 +56,16 @@ int set_int(SOCKET s, int level, int name, int value) {
 int new_socket(int family, SOCKET* out) {
   int r = ensure_wsa();
   if (r != 0) return r;
-  SOCKET s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  // WSA_FLAG_REGISTERED_IO (0x100, Windows 8+): the core does not know
+  // which backend will run a socket, and the rio backend can only make a
+  // request queue for a socket created with it; Winsock's other functions
+  // (overlapped WSASend/WSARecv, AcceptEx, ConnectEx) take such sockets as
+  // well. Where the flag is refused (WSAEINVAL), without it.
+  constexpr DWORD kRegisteredIo = 0x100;
+  const DWORD base_flags = WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT;
+  SOCKET s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, base_flags | kRegisteredIo);
+  if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
+    s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, base_flags);
   if (s == INVALID_SOCKET) return last_error();
   u_long nb = 1;
   if (ioctlsocket(s, FIONBIO, &nb) != 0) {

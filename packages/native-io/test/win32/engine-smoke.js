@@ -9,12 +9,12 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const [stageRoot, outFile] = process.argv.slice(2);
-const { createEngine } = require(path.join(stageRoot, 'dist', 'index.js'));
+const { createEngine, engineAvailability } = require(path.join(stageRoot, 'dist', 'index.js'));
 
 const result = { steps: [] };
 const deadline = (ms, what) => new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms).unref());
 
-async function echoRun(ioThreads, clients, rounds) {
+async function echoRun(ioThreads, clients, rounds, options = { kind: 'iocp' }) {
   const got = new Map(); // client id -> bytes received
   const want = new Map();
   let accepted = 0;
@@ -23,7 +23,7 @@ async function echoRun(ioThreads, clients, rounds) {
   let resolveDone;
   const done = new Promise((r) => (resolveDone = r));
   const engine = createEngine({
-    kind: 'iocp',
+    ...options,
     ioThreads,
     handler: {
       onAccept() {
@@ -73,19 +73,19 @@ async function echoRun(ioThreads, clients, rounds) {
   }
   const info = engine.info;
   await engine.destroy();
-  return { ioThreads, kind: info.kind, clients, accepted, closed, bad, bytes, closeErrors };
+  return { ioThreads, kind: info.kind, rioTable: info.features.rioTable, clients, accepted, closed, bad, bytes, closeErrors };
 }
 
 // 1,000 node:net clients connect and reset at once; the server must end
 // every accepted one, report no listener error, hold nothing afterwards and
 // still serve a sentinel client.
-async function floodRun(ioThreads, n) {
+async function floodRun(ioThreads, n, options = { kind: 'iocp' }) {
   const net = require('node:net');
   let accepted = 0;
   let closed = 0;
   const listenerErrors = [];
   const engine = createEngine({
-    kind: 'iocp',
+    ...options,
     ioThreads,
     handler: {
       onAccept() {
@@ -147,18 +147,69 @@ async function floodRun(ioThreads, n) {
     s.on('error', reject);
   });
   await waitUntil(() => engine.stats().connections === 0, 10000, 'sentinel close');
+  const kind = engine.info.kind;
   await engine.destroy();
-  return { ioThreads, n, accepted, closed, listenerErrors, sentinel };
+  return { ioThreads, kind, n, accepted, closed, listenerErrors, sentinel };
+}
+
+// RIO_CORRUPT_CQ: the emulated table reports a corrupt completion queue
+// after a few dequeues (FASTPORT_RIO_EMULATED_CORRUPT_AFTER, read when the
+// queue is made). Every connection must end with EIO, and destroy() resolve.
+async function corruptRun() {
+  process.env.FASTPORT_RIO_EMULATED_CORRUPT_AFTER = '3';
+  const codes = [];
+  let closed = 0;
+  const engine = createEngine({
+    kind: 'rio',
+    rioTable: 'emulated',
+    ioThreads: 0,
+    handler: {
+      onAccept() {},
+      onConnect(id) {
+        for (let i = 0; i < 50; i++) engine.send(id, Buffer.alloc(100, i));
+      },
+      onData(id, data) {
+        engine.send(id, data);
+      },
+      onClose(_id, info) {
+        codes.push(info.code || info.reason);
+        closed++;
+      },
+    },
+  });
+  delete process.env.FASTPORT_RIO_EMULATED_CORRUPT_AFTER;
+  const l = await engine.listen({ host: '127.0.0.1', port: 0 });
+  for (let i = 0; i < 2; i++) engine.connect({ host: '127.0.0.1', port: l.port });
+  const end = Date.now() + 20000;
+  while (closed < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  await Promise.race([engine.destroy(), deadline(20000, 'destroy after RIO_CORRUPT_CQ')]);
+  return { closed, codes };
 }
 
 (async () => {
   try {
+    const emulated = { kind: 'rio', rioTable: 'emulated' };
     for (const t of [0, 1]) result.steps.push(await echoRun(t, 20, 4));
+    for (const t of [0, 1]) result.steps.push(await echoRun(t, 20, 4, emulated));
     result.flood = [];
     for (const t of [0, 1]) result.flood.push(await floodRun(t, 1000));
+    for (const t of [0, 1]) result.flood.push(await floodRun(t, 1000, emulated));
+    result.corrupt = await corruptRun();
+    // engineAvailability tells the truth about rio: unavailable on the
+    // system table here, available on the emulated one.
+    result.availability = {
+      rio: engineAvailability('rio'),
+      rioEmulated: engineAvailability('rio', { rioTable: 'emulated' }),
+    };
     const auto = createEngine({ handler: { onAccept() {}, onConnect() {}, onData() {}, onClose() {} } });
     result.auto = { kind: auto.info.kind, reason: auto.info.reason };
     await auto.destroy();
+    // auto never takes the emulated table, even when the environment asks for it.
+    process.env.FASTPORT_RIO_TABLE = 'emulated';
+    const auto2 = createEngine({ handler: { onAccept() {}, onConnect() {}, onData() {}, onClose() {} } });
+    result.autoWithEmulatedEnv = { kind: auto2.info.kind, reason: auto2.info.reason };
+    await auto2.destroy();
+    delete process.env.FASTPORT_RIO_TABLE;
     try {
       const rio = createEngine({ kind: 'rio', handler: { onAccept() {}, onConnect() {}, onData() {}, onClose() {} } });
       result.rio = { created: true, kind: rio.info.kind, features: rio.info.features };

@@ -26,6 +26,21 @@
 #include "common/backend.h"
 #include "common/sockets.h"
 #include "win/iocp.h"
+#include "win/port_backend.h"
+#include "win/rio.h"
+
+// Built twice by scripts/test-win32.sh: as is against the iocp backend, and
+// with -DFASTPORT_TEST_RIO against the rio backend on the emulated RIO table
+// (same contract, same checks; the live counters are the backend's own).
+#if defined(FASTPORT_TEST_RIO)
+#define NEW_BACKEND() fastport::new_rio_emulated_backend()
+#define LIVE(b) fastport::rio_live(b)
+#define LIVE_OPS(lv) ((lv).ops + (lv).requests)
+#else
+#define NEW_BACKEND() fastport::new_iocp_backend()
+#define LIVE(b) fastport::iocp_live(b)
+#define LIVE_OPS(lv) ((lv).ops)
+#endif
 
 namespace fastport {
 
@@ -402,7 +417,7 @@ int main() {
   if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return 1;
   Sink sink;
   LoopStats stats;
-  be = new_iocp_backend();
+  be = NEW_BACKEND();
   BackendConfig cfg;
   cfg.inline_mode = false;
   cfg.recv_bytes = 64 * 1024;
@@ -507,7 +522,7 @@ int main() {
   // 5. iocp_wait_readiness on a helper thread (inline mode's waiter): it
   //    returns when a packet arrives and leaves it for poll().
   std::atomic<int> ready{-99};
-  std::thread waiter([&] { ready = iocp_wait_readiness(be, 10000); });
+  std::thread waiter([&] { ready = port_wait_readiness(be, 10000); });
   Sleep(50);  // not deciding anything: the waiter may or may not be blocked yet, both are valid
   long wakes1 = k.wakes;
   be->wake();
@@ -527,7 +542,7 @@ int main() {
     std::atomic<long> signals{0};
     std::thread w([&] {
       while (!stop.load()) {
-        int r = iocp_wait_readiness(be, 1000);
+        int r = port_wait_readiness(be, 1000);
         if (stop.load() || r < 0) break;
         if (r == 0) continue;
         signals++;
@@ -592,15 +607,15 @@ int main() {
   be->remove_listener(&l);
   ok &= check("listener_closed", run_until([] { return k.listener_closed; }, 10000));
   run_until([] {
-    IocpLive lv = iocp_live(be);
-    return lv.conns == 0 && lv.ops == 0 && lv.listeners == 0;
+    auto lv = LIVE(be);
+    return lv.conns == 0 && LIVE_OPS(lv) == 0 && lv.listeners == 0;
   }, 10000);
-  IocpLive lv = iocp_live(be);
+  auto lv = LIVE(be);
   long open_conns = 0;
   for (TConn* c : conns)
     if (!c->closed) open_conns++;
   ok &= check("all_closed", open_conns == 0);
-  ok &= check("no_live_contexts", lv.conns == 0 && lv.ops == 0 && lv.listeners == 0);
+  ok &= check("no_live_contexts", lv.conns == 0 && LIVE_OPS(lv) == 0 && lv.listeners == 0);
   ok &= check("region", k.region_violations == 0);
   ok &= check("no_unexpected_errors", k.unexpected_errors == 0 && k.listener_errors == 0);
 
@@ -609,12 +624,47 @@ int main() {
       "poll_more=%ld send_submissions=%llu recv_calls=%llu live_conns=%zu live_ops=%zu\n",
       k.accepted, k.connected, k.closed, k.clients_done, k.echoed, k.verified, k.direct_bytes, k.poll_more,
       static_cast<unsigned long long>(stats.send_submissions), static_cast<unsigned long long>(stats.recv_calls),
-      lv.conns, lv.ops);
+      lv.conns, LIVE_OPS(lv));
+  // 8. Destruction with sends in flight: a peer (a plain socket in the
+  //    backlog, never read) stalls 4 MiB; the backend is destroyed with its
+  //    send outstanding. It must not crash, and (rio) must return every
+  //    request of the emulated table before it goes (checked after delete).
+  SOCKET raw = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  sockaddr_in raw_addr{};
+  raw_addr.sin_family = AF_INET;
+  raw_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int raw_len = sizeof raw_addr;
+  bind(raw, reinterpret_cast<sockaddr*>(&raw_addr), sizeof raw_addr);
+  listen(raw, 4);
+  getsockname(raw, reinterpret_cast<sockaddr*>(&raw_addr), &raw_len);
+  TConn* stalled = connect_to(raw_addr, 10);
+  bool stalled_connected = run_until([&] { return stalled->connected; }, 10000);
+  if (stalled_connected) {
+    std::vector<uint8_t> big(4u << 20, 0x5a);
+    send_msg(stalled, big);
+    after_poll();
+    for (int i = 0; i < 20; i++) turn(10);  // the sends reach the kernel and stall there
+  }
+  auto lv_stalled = LIVE(be);
+  std::printf("destroy_with_sends_in_flight queued=%llu live_ops=%zu\n",
+              static_cast<unsigned long long>(stalled->queued), LIVE_OPS(lv_stalled));
+  ok &= check("stalled_send_in_flight", stalled_connected && stalled->queued > 0 && LIVE_OPS(lv_stalled) > 0);
+
   std::printf("features=");
   be->features([](void*, const char* key, const char* value) { std::printf("%s:%s ", key, value); }, nullptr);
   std::printf("\n");
   delete be;
-  for (TConn* c : conns) delete c;
+#if defined(FASTPORT_TEST_RIO)
+  // The emulated table's own objects go with the backend's CQ and buffers.
+  rio::EmulatedLive el = rio::emulated_live();
+  std::printf("emulated_live cqs=%zu rqs=%zu requests=%zu buffers=%zu\n", el.cqs, el.rqs, el.requests, el.buffers);
+  ok &= check("emulated_table_empty", el.cqs == 0 && el.rqs == 0 && el.requests == 0 && el.buffers == 0);
+#endif
+  closesocket(raw);
+  for (TConn* c : conns) {
+    if (!c->closed) free_queue(c);  // the stalled one: destroyed without callbacks
+    delete c;
+  }
   WSACleanup();
   std::printf("result=%s\n", ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
