@@ -1,0 +1,82 @@
+/**
+ * Waiting for conditions. A test decides by events and counters; the
+ * deadlines here only turn a hang into a failure that names what it waited
+ * for, they never decide a result.
+ */
+
+/** Default deadline of a condition wait (well under the usual per-test timeout of 20 s). */
+export const WAIT_MS = 10_000;
+
+/**
+ * Resolves once `predicate()` is true; rejects after `timeoutMs` or as soon as
+ * the predicate throws (so a predicate can fail fast: "closed before it got
+ * its bytes"). Both argument orders of the copies this replaced are accepted:
+ * `waitFor(p, 'what', ms)` and `waitFor(p, ms, 'what')`.
+ */
+export function waitFor(predicate: () => boolean, what: string, timeoutMs?: number): Promise<void>;
+export function waitFor(predicate: () => boolean, timeoutMs?: number, what?: string): Promise<void>;
+export function waitFor(predicate: () => boolean, a?: string | number, b?: string | number): Promise<void> {
+  const what = typeof a === 'string' ? a : typeof b === 'string' ? b : 'condition';
+  const timeoutMs = typeof a === 'number' ? a : typeof b === 'number' ? b : WAIT_MS;
+  return new Promise<void>((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const check = (): void => {
+      let ok: boolean;
+      try {
+        ok = predicate();
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (ok) {
+        resolve();
+        return;
+      }
+      if (Date.now() >= deadline) {
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+        return;
+      }
+      setTimeout(check, 2);
+    };
+    check();
+  });
+}
+
+/** Races `promise` against a deadline (for promises that must settle, e.g. destroy()). */
+export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Resolves true as soon as `predicate()` holds, false once `ms` passed. Only for
+ * choosing a path (e.g. "the peer stalled, resume it now"), never for a verdict.
+ */
+export function eventually(predicate: () => boolean, ms: number): Promise<boolean> {
+  return waitFor(predicate, ms, 'path choice').then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Lets the event loop turn once (I/O callbacks included). */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Lets the event loop turn `n` times. */
+export async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await nextTurn();
+}
+
+/**
+ * Lets real time pass. Only to give a peer the chance to do something it must
+ * not do (then assert it did not), never to wait for something to happen:
+ * use waitFor for that.
+ */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
