@@ -14,7 +14,8 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
-import { forEachEngine, mb, rawPeer, waitFor } from './helpers';
+import { connectRaw, waitFor } from '@fastport/test-utils';
+import { forEachEngine, mb } from './helpers';
 
 forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -79,7 +80,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
       closed = info;
       order.push('close');
     });
-    const peer = await rawPeer(port); // reads, never answers
+    const peer = await connectRaw(port); // reads, never answers
     await waitFor(() => closed !== undefined, 'heartbeat close');
     expect(closed).toMatchObject({ reason: 'heartbeat-timeout', code: 'ERR_HEARTBEAT_TIMEOUT' });
     expect(order).toEqual([
@@ -104,7 +105,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     // The peer saw exactly the 5 PINGs, as fastport frames with the reserved id.
     const frames: number[] = [];
     const dec = new FrameDecoder('fastport');
-    for (const c of peer.received) dec.push(c, (f) => frames.push(f.id), () => {});
+    for (const c of peer.chunks) dec.push(c, (f) => frames.push(f.id), () => {});
     expect(frames).toEqual([ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping]);
   });
 
@@ -120,18 +121,19 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     const enc = new FrameEncoder('fastport');
     const dec = new FrameDecoder('fastport');
     let pings = 0;
-    const peer = await rawPeer(port, (d) =>
-      dec.push(
-        d,
-        (f) => {
-          if (f.id !== ControlFrameId.Ping) return;
-          pings++;
-          // Silent for the first 3 probes (3 misses → suspect), then answers like a session would.
-          if (pings >= 4) peer.socket.write(enc.encode(f.payload, ControlFrameId.Pong));
-        },
-        () => {},
-      ),
-    );
+    const peer = await connectRaw(port, {
+      onData: (d) =>
+        dec.push(
+          d,
+          (f) => {
+            if (f.id !== ControlFrameId.Ping) return;
+            pings++;
+            // Silent for the first 3 probes (3 misses → suspect), then answers like a session would.
+            if (pings >= 4) peer.socket.write(enc.encode(f.payload, ControlFrameId.Pong));
+          },
+          () => {},
+        ),
+    });
     await waitFor(() => liveness.length >= 2, 'suspect then active');
     expect(liveness.slice(0, 2)).toEqual(['suspect', 'active']);
     const pingsAtRecovery = pings;
@@ -143,7 +145,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
 
   it(`[${kind}] control frames bypass a full send queue (reserve lane), bounded by controlReserveBytes`, async () => {
     const { server: s, port } = await server({ backpressure: 'drop', maxPendingBytes: 64 * 1024, highWaterMark: 32 * 1024, controlReserveBytes: 4096 });
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     peer.socket.pause(); // never reads: the server's queue to it fills
     await waitFor(() => s.sessions.size === 1, 'session');
     const session = [...s.sessions][0] as Session;
@@ -231,7 +233,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     const { server: s, port } = await server({ idleTimeoutMs: 400 });
     const closes: { id: number; info: SessionCloseInfo }[] = [];
     s.on('close', (x: Session, info: SessionCloseInfo) => closes.push({ id: x.id, info }));
-    const silent = await rawPeer(port);
+    const silent = await connectRaw(port);
     await waitFor(() => s.sessions.size === 1, 'silent session');
     const silentId = ([...s.sessions][0] as Session).id;
     const c = client();
@@ -262,9 +264,9 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     expect(order[0]).toBe('goaway:max-lifetime:true');
     expect(order).toContain('server-close:max-lifetime');
     // A plain peer just gets the close.
-    const raw = await rawPeer(port);
+    const raw = await connectRaw(port);
     await raw.closed;
-    expect(Buffer.concat(raw.received).length).toBe(0);
+    expect(Buffer.concat(raw.chunks).length).toBe(0);
   });
 
   it(`[${kind}] keepalive socket options pass through to the connection`, async () => {

@@ -16,7 +16,8 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
-import { TestProxy, forEachEngine, freePort, numbered, numberOf, waitFor } from './helpers';
+import { closedPort, waitFor } from '@fastport/test-utils';
+import { TestProxy, forEachEngine, numbered, numberOf } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 
@@ -411,7 +412,7 @@ forEachEngine('session resume', (kind: EngineKind) => {
   });
 
   it(`[${kind}] reconnects with exponential backoff and jitter while the server is down`, async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const rc = reconnecting({ port, reconnect: { initialDelayMs: 20, maxDelayMs: 80, multiplier: 2, jitter: 0.5 } });
     const retries: { attempt: number; delayMs: number }[] = [];
     rc.on('reconnecting', (r: { attempt: number; delayMs: number }) => retries.push(r));
