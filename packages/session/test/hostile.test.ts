@@ -12,7 +12,7 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
-import { connectRaw, fuzzPlan, runFuzz, sleep, waitFor } from '@fastport/test-utils';
+import { ManualClock, connectRaw, fuzzPlan, runFuzz, sleep, waitFor } from '@fastport/test-utils';
 import { decodeAll, forEachEngine, formatMemory, mb, memorySnapshot, numbered, numberOf } from './helpers';
 
 interface FuzzCase {
@@ -194,32 +194,45 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
   }
 
   it(`[${kind}] slowloris (one byte per second) is closed by frameTimeoutMs while another session is served`, async () => {
-    const { server, port } = await echoServer({ frameTimeoutMs: 2500, memoryBudget: false });
+    // A manual clock: a byte per second of clock time, each at the server before the clock moves on.
+    const clock = new ManualClock();
+    const { server, port } = await echoServer({ frameTimeoutMs: 2500, memoryBudget: false, clock });
     const closes: SessionCloseInfo[] = [];
     server.on('close', (_s: Session, info: SessionCloseInfo) => closes.push(info));
     const slow = await connectRaw(port);
+    await waitFor(() => server.sessions.size === 1, 'the slow session');
+    const slowAtServer = [...server.sessions][0] as Session;
     const frame = Buffer.from(new FrameEncoder('fastport').encode(Buffer.alloc(100, 9), 0x10));
     let sent = 0;
-    const drip = setInterval(() => {
-      if (sent < frame.length && !slow.isClosed) slow.socket.write(frame.subarray(sent, ++sent));
-    }, 1000);
-    cleanups.push(() => clearInterval(drip));
     const healthy = new Client({ engine: kind, memoryBudget: false });
     cleanups.push(() => healthy.close(100));
     let echoes = 0;
     healthy.on('frame', () => echoes++);
     const hs = await healthy.connect({ host: '127.0.0.1', port });
-    const ticker = setInterval(() => hs.send(Buffer.from('ping'), 1), 50);
-    cleanups.push(() => clearInterval(ticker));
+    let pings = 0;
+    await clock.runUntil(() => slow.isClosed, {
+      stepMs: 1000,
+      what: 'the slowloris closed',
+      settle: async () => {
+        if (sent < frame.length && !slow.isClosed && slowAtServer.state === 'open') {
+          slow.socket.write(frame.subarray(sent, ++sent));
+          await waitFor(() => slowAtServer.counters.bytesIn >= sent || slowAtServer.state !== 'open', 'the byte at the server');
+        }
+        if (hs.state === 'open') {
+          hs.send(Buffer.from('ping'), 1);
+          pings++;
+          await waitFor(() => echoes >= pings, 'the healthy session\'s echo');
+        }
+      },
+    });
     await slow.closed;
-    clearInterval(drip);
     await waitFor(() => closes.length === 1, 'slowloris close');
     expect(closes[0]).toMatchObject({ reason: 'frame-timeout', code: 'ETIMEDOUT' });
     expect(sent).toBeLessThan(frame.length); // the frame never completed
     expect(echoes).toBeGreaterThan(0);
     expect(hs.state).toBe('open');
-    console.log(`[${kind}] slowloris: closed after ${sent} of ${frame.length} bytes (frameTimeoutMs 2500); healthy session got ${echoes} echoes meanwhile`);
-  }, 20_000);
+    console.log(`[${kind}] slowloris: closed after ${sent} of ${frame.length} bytes (frameTimeoutMs 2500, clock steps of 1 s); healthy session got ${echoes} echoes meanwhile`);
+  });
 
   it(`[${kind}] slow reader hits its queue limit and is closed by policy; the other sessions get every message`, async () => {
     const LIMIT = 1024 * 1024;

@@ -6,6 +6,23 @@
  * (with waitFor) for the bytes that step caused.
  */
 
+import { nextTurn } from './wait';
+
+export interface RunUntilOptions {
+  /** Clock time per step (default 10 ms). */
+  stepMs?: number;
+  /** Clock time after which `done` not holding fails (default 60,000 ms). */
+  maxMs?: number;
+  /** What `done` means, for the failure message. */
+  what?: string;
+  /**
+   * Runs after every step, before the next: waits (in real time, bounded)
+   * for what the step set off on the wire, so the clock never runs ahead of
+   * I/O. Default: two event loop turns.
+   */
+  settle?: () => Promise<void> | void;
+}
+
 interface Repeating {
   ms: number;
   fn: () => void;
@@ -57,5 +74,25 @@ export class ManualClock {
       due.fn();
     }
     this.current = target;
+  }
+
+  /**
+   * Steps the clock until `done()` holds, settling I/O after each step.
+   * Rejects if `maxMs` of clock time pass first (or if `settle` rejects).
+   */
+  async runUntil(done: () => boolean, options: RunUntilOptions = {}): Promise<void> {
+    const stepMs = options.stepMs ?? 10;
+    const maxMs = options.maxMs ?? 60_000;
+    const settle = options.settle ?? (async () => {
+      await nextTurn();
+      await nextTurn();
+    });
+    for (let elapsed = 0; !done(); elapsed += stepMs) {
+      if (elapsed >= maxMs) throw new Error(`ManualClock: ${options.what ?? 'the condition'} did not hold after ${maxMs} ms of clock time`);
+      this.advance(stepMs);
+      await settle();
+      // Always at least one turn with I/O: a settle that is already true must not starve the wire.
+      await nextTurn();
+    }
   }
 }

@@ -15,11 +15,11 @@ export interface RawPeer {
   /** The peer's FIN arrived. */
   readonly ended: boolean;
   /** The socket closed (either side, any reason). */
-  readonly closed: boolean;
+  readonly isClosed: boolean;
   /** The first socket error, if any (errors never throw: tests provoke resets on purpose). */
   readonly error: NodeJS.ErrnoException | undefined;
   /** Resolves when the socket closed. */
-  readonly whenClosed: Promise<void>;
+  readonly closed: Promise<void>;
   /** Everything received so far, as one buffer. */
   data(): Buffer;
   send(bytes: Uint8Array | string): void;
@@ -37,7 +37,7 @@ export function wrapSocket(socket: net.Socket, onData?: (chunk: Buffer) => void)
   let closed = false;
   let error: NodeJS.ErrnoException | undefined;
   const chunks: Buffer[] = [];
-  const whenClosed = new Promise<void>((resolve) =>
+  const closedPromise = new Promise<void>((resolve) =>
     socket.on('close', () => {
       closed = true;
       resolve();
@@ -64,13 +64,13 @@ export function wrapSocket(socket: net.Socket, onData?: (chunk: Buffer) => void)
     get ended() {
       return ended;
     },
-    get closed() {
+    get isClosed() {
       return closed;
     },
     get error() {
       return error;
     },
-    whenClosed,
+    closed: closedPromise,
     data,
     send: (b) => {
       socket.write(b);

@@ -27,8 +27,8 @@ describe('raw peers', () => {
       peer.send('hello');
       expect((await peer.readUntil(5)).toString()).toBe('hello');
       peer.socket.end();
-      await peer.whenClosed;
-      expect(peer.closed).toBe(true);
+      await peer.closed;
+      expect(peer.isClosed).toBe(true);
       expect(server.peers.length).toBe(1);
     } finally {
       await server.close();
