@@ -1,4 +1,4 @@
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import type { EngineKind } from '@fastport/native-io';
 import {
   Client,
@@ -11,7 +11,7 @@ import {
   type SessionCloseInfo,
   type ShutdownReport,
 } from '../src';
-import { connectRaw, waitFor } from '@fastport/test-utils';
+import { connectRaw, waitFor, waitForOnTurns } from '@fastport/test-utils';
 import { forEachEngine, numbered, numberOf } from './helpers';
 
 forEachEngine('graceful shutdown', (kind: EngineKind) => {
@@ -158,7 +158,18 @@ forEachEngine('graceful shutdown', (kind: EngineKind) => {
     const sent = 50 * (60_000 + 4);
     const order: string[] = [];
     server.on('shutdown', (phase: string) => order.push(phase));
-    const report = await server.shutdown({ deadlineMs: 400 });
+    // The deadline is a setTimeout: faked, it passes only once the reader has everything, however slow the machine.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let shutdown: Promise<ShutdownReport>;
+    try {
+      shutdown = server.shutdown({ deadlineMs: 400 });
+      await waitForOnTurns(() => order.includes('draining') && reader.bytes === sent, 'the reader flushed before the deadline');
+      expect(order).toEqual(['stopped-accepting', 'draining']);
+      vi.advanceTimersByTime(400);
+    } finally {
+      vi.useRealTimers();
+    }
+    const report = await shutdown;
     expect(order).toEqual(['stopped-accepting', 'draining', 'forcing', 'closed']);
     const byRemote = new Map(report.sessions.map((s) => [s.remote, s]));
     const stuckOutcome = byRemote.get(`127.0.0.1:${stuckPort}`);

@@ -42,6 +42,29 @@ export function waitFor(predicate: () => boolean, a?: string | number, b?: strin
   });
 }
 
+/**
+ * waitFor for a test that fakes setTimeout (vi.useFakeTimers): polls on event
+ * loop turns (setImmediate), the deadline read from Date.now (leave Date real).
+ */
+export function waitForOnTurns(predicate: () => boolean, what: string, timeoutMs: number = WAIT_MS): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const check = (): void => {
+      let ok: boolean;
+      try {
+        ok = predicate();
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (ok) resolve();
+      else if (Date.now() >= deadline) reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      else setImmediate(check);
+    };
+    check();
+  });
+}
+
 /** Races `promise` against a deadline (for promises that must settle, e.g. destroy()). */
 export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
