@@ -958,8 +958,8 @@ function describeEngine(kind: EngineKind): void {
         expect(server.engine.stats().connections).toBe(0);
         expect(await connectRawError(pair.port)).toBe('ECONNREFUSED'); // the listener is gone
         for (const { cid } of conns) await client.waitClosed(cid);
-        await waitFor(() => rawIn.closed, WAIT_MS, 'raw client closed');
-        await waitFor(() => outServer.peers[0]?.closed === true, WAIT_MS, 'raw server side closed');
+        await waitFor(() => rawIn.isClosed, WAIT_MS, 'raw client closed');
+        await waitFor(() => outServer.peers[0]?.isClosed === true, WAIT_MS, 'raw server side closed');
         // a second destroy resolves as well
         await withDeadline(server.engine.destroy(), WAIT_MS, 'second destroy()');
         await withDeadline(server.engine.destroy(100), WAIT_MS, 'third destroy(graceMs)');
