@@ -18,28 +18,7 @@ export function waitFor(predicate: () => boolean, timeoutMs?: number, what?: str
 export function waitFor(predicate: () => boolean, a?: string | number, b?: string | number): Promise<void> {
   const what = typeof a === 'string' ? a : typeof b === 'string' ? b : 'condition';
   const timeoutMs = typeof a === 'number' ? a : typeof b === 'number' ? b : WAIT_MS;
-  return new Promise<void>((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const check = (): void => {
-      let ok: boolean;
-      try {
-        ok = predicate();
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
-      if (ok) {
-        resolve();
-        return;
-      }
-      if (Date.now() >= deadline) {
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-        return;
-      }
-      setTimeout(check, 2);
-    };
-    check();
-  });
+  return poll(predicate, what, timeoutMs, (check) => setTimeout(check, 2));
 }
 
 /**
@@ -47,6 +26,10 @@ export function waitFor(predicate: () => boolean, a?: string | number, b?: strin
  * loop turns (setImmediate), the deadline read from Date.now (leave Date real).
  */
 export function waitForOnTurns(predicate: () => boolean, what: string, timeoutMs: number = WAIT_MS): Promise<void> {
+  return poll(predicate, what, timeoutMs, (check) => setImmediate(check));
+}
+
+function poll(predicate: () => boolean, what: string, timeoutMs: number, later: (check: () => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + timeoutMs;
     const check = (): void => {
@@ -59,7 +42,7 @@ export function waitForOnTurns(predicate: () => boolean, what: string, timeoutMs
       }
       if (ok) resolve();
       else if (Date.now() >= deadline) reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      else setImmediate(check);
+      else later(check);
     };
     check();
   });
