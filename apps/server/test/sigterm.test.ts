@@ -1,14 +1,14 @@
 import * as path from 'node:path';
 import { expect, it } from 'vitest';
 import { Client, type GoAway, type SessionCloseInfo } from '@fastport/session';
-import { JsonChild, connectRaw, waitFor } from '@fastport/test-utils';
+import { JsonChild, TS_REGISTER, connectRaw, waitFor } from '@fastport/test-utils';
 
 it('SIGTERM stops fastport-server in layers: GOAWAY to session peers, flush, per-session outcomes, exit 0', async () => {
   const main = path.join(__dirname, '..', 'src', 'main.ts');
   // Its log lines (pino JSON) are the child's messages.
   const server = new JsonChild(process.execPath, [
     '-r',
-    path.join(__dirname, 'fixtures', 'ts-register.js'),
+    TS_REGISTER,
     '-e',
     `require(${JSON.stringify(main)}).main(process.argv.slice(1))`,
     '--',

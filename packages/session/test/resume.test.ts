@@ -16,7 +16,7 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
-import { ManualClock, closedPort, listenRaw, waitFor } from '@fastport/test-utils';
+import { ManualClock, TS_REGISTER, closedPort, listenRaw, waitFor } from '@fastport/test-utils';
 import { TestProxy, forEachEngine, numbered, numberOf } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
@@ -357,7 +357,7 @@ forEachEngine('session resume', (kind: EngineKind) => {
     });
 
     const spawnChild = (mode: 'first' | 'second'): { child: ChildProcess; exited: Promise<number | null>; out: string[] } => {
-      const child = spawn(process.execPath, ['-r', path.join(FIXTURES, 'ts-register.js'), path.join(FIXTURES, 'resume-child.ts'), String(port), dir, String(N), mode], {
+      const child = spawn(process.execPath, ['-r', TS_REGISTER, path.join(FIXTURES, 'resume-child.ts'), String(port), dir, String(N), mode], {
         env: { ...process.env, FASTPORT_ENGINE: kind },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -4,7 +4,14 @@
  * child that outlives its limit is killed and the test sees why.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
 import { waitFor, WAIT_MS } from './wait';
+
+/**
+ * Path of a preload (`node -r TS_REGISTER child.ts`) that lets a child node
+ * run the workspace's TypeScript sources directly, with no build step.
+ */
+export const TS_REGISTER = path.resolve(__dirname, '..', 'ts-register.js');
 
 export interface RunResult {
   status: number | null;
