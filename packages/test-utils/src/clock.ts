@@ -11,7 +11,7 @@ import { nextTurn } from './wait';
 export interface RunUntilOptions {
   /** Clock time per step (default 10 ms). */
   stepMs?: number;
-  /** Clock time after which `done` not holding fails (default 60,000 ms). */
+  /** Clock time after which `done` not holding fails (default 10,000 ms). */
   maxMs?: number;
   /** What `done` means, for the failure message. */
   what?: string;
@@ -82,7 +82,7 @@ export class ManualClock {
    */
   async runUntil(done: () => boolean, options: RunUntilOptions = {}): Promise<void> {
     const stepMs = options.stepMs ?? 10;
-    const maxMs = options.maxMs ?? 60_000;
+    const maxMs = options.maxMs ?? 10_000;
     const settle = options.settle ?? (async () => {
       await nextTurn();
       await nextTurn();
