@@ -4,6 +4,7 @@
  * child that outlives its limit is killed and the test sees why.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { waitFor, WAIT_MS } from './wait';
 
@@ -12,6 +13,21 @@ import { waitFor, WAIT_MS } from './wait';
  * run the workspace's TypeScript sources directly, with no build step.
  */
 export const TS_REGISTER = path.resolve(__dirname, '..', 'ts-register.js');
+
+/** The path of an executable on PATH, or null (a test that needs one fails or skips naming it). */
+export function findExecutable(cmd: string): string | null {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const p = path.join(dir, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      if (fs.statSync(p).isFile()) return p;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
 
 export interface RunResult {
   status: number | null;

@@ -15,7 +15,7 @@ export {
   type RawPeer,
   type RawServer,
 } from './peers';
-export { JsonChild, TS_REGISTER, runChild, type JsonChildOptions, type RunOptions, type RunResult } from './child';
+export { JsonChild, TS_REGISTER, findExecutable, runChild, type JsonChildOptions, type RunOptions, type RunResult } from './child';
 export {
   ALL_ENGINES,
   engineCase,

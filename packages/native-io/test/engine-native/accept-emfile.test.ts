@@ -19,14 +19,14 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { JsonChild, waitFor } from '@fastport/test-utils';
+import { JsonChild, findExecutable, waitFor } from '@fastport/test-utils';
 import { describeEngines } from '@fastport/test-utils/vitest';
 import { engineAvailability } from '../../lib/engine';
 import { type EngineKind } from '../../lib/types';
 
 const DIST = path.resolve(__dirname, '../../dist/index.js');
 const NATIVE: EngineKind[] = ['epoll', 'uring'];
-const hasPrlimit = spawnSync('sh', ['-c', 'command -v prlimit'], { encoding: 'utf8' }).status === 0;
+const hasPrlimit = findExecutable('prlimit') !== null;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 const FD_LIMIT = 256;

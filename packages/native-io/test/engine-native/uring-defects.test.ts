@@ -8,20 +8,15 @@
  * Variants: plain, ASan+UBSan with libstdc++ debug mode (checked iterators),
  * TSan. A variant the toolchain cannot build is skipped, never passed.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildUringMech } from './mech-build';
-import { runChild } from '@fastport/test-utils';
+import { findExecutable, runChild } from '@fastport/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
 import { describeEngine } from '@fastport/test-utils/vitest';
 
-function which(cmd: string): string | null {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
 
 interface MechResult {
   ok: boolean;
@@ -32,7 +27,7 @@ interface MechResult {
 
 describeEngine('uring defect regressions', engineAvailability, 'uring', () => {
   describe('uring defect regressions (uring_mech.cc with test hooks)', () => {
-    const cxx = process.env.CXX || which('g++') || which('c++');
+    const cxx = process.env.CXX || findExecutable('g++') || findExecutable('c++');
     let tmp = '';
     const bins: Record<string, string> = {};
 

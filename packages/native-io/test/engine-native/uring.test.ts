@@ -15,23 +15,19 @@
  * Backend tuning comes from the environment, read when an engine starts:
  * FASTPORT_URING_BUF_COUNT, FASTPORT_URING_BUF_SIZE, FASTPORT_URING_DISABLE.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildUringMech } from './mech-build';
-import { runChild, waitFor } from '@fastport/test-utils';
+import { findExecutable, runChild, waitFor } from '@fastport/test-utils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
 import { SendStatus, type ConnectionId } from '../../lib/types';
 import { describeEngine } from '@fastport/test-utils/vitest';
 import { Side, cleanupAll, firstDifference, pattern } from '../engine/harness';
 
-function which(cmd: string): string | null {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
 
 /** Creates a Side with backend tuning in the environment for the engine's start only. */
 function withEnv<T>(env: Record<string, string>, make: () => T): T {
@@ -54,7 +50,7 @@ const ALL_FALLBACKS = 'deferTaskrun,coopTaskrun,singleIssuer,bufRing,multishotRe
 
 describeEngine('uring engine specifics', engineAvailability, 'uring', () => {
   describe('uring mechanics without Node (uring_mech.cc)', () => {
-    const cxx = process.env.CXX || which('g++') || which('c++');
+    const cxx = process.env.CXX || findExecutable('g++') || findExecutable('c++');
     let tmp = '';
     const bins: Record<string, string> = {};
 
@@ -119,7 +115,7 @@ describeEngine('uring engine specifics', engineAvailability, 'uring', () => {
     });
 
     it('close with recvs and sends in flight under valgrind (when installed)', async (ctx) => {
-      const vg = which('valgrind');
+      const vg = findExecutable('valgrind');
       if (!vg) ctx.skip('valgrind is not installed');
       await mech(bins.plain as string, ['close', '100'], {}, [vg as string, '-q', '--error-exitcode=9', '--leak-check=full', '--errors-for-leak-kinds=definite']);
     }, 120_000);
