@@ -3,7 +3,7 @@
  * agnostic (no vitest import here: child fixtures may load it); the vitest
  * glue for the engine matrix is '@fastport/test-utils/vitest'.
  */
-export { WAIT_MS, eventually, nextTurn, sleep, turns, waitFor, waitForOnTurns, withDeadline } from './wait';
+export { WAIT_MS, eventually, nextTurn, pollValue, sleep, turns, waitFor, waitForOnTurns, withDeadline } from './wait';
 export {
   closedPort,
   connectRaw,

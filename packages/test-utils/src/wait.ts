@@ -48,6 +48,22 @@ function poll(predicate: () => boolean, what: string, timeoutMs: number, later: 
   });
 }
 
+/**
+ * Polls an async reading (a child's stats, say) every `intervalMs` until
+ * `done(value)` holds or `timeoutMs` passed, and returns the last reading
+ * either way: the caller asserts on it, so a failure shows the value.
+ */
+export async function pollValue<T>(read: () => Promise<T>, done: (value: T) => boolean, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? WAIT_MS);
+  const intervalMs = options.intervalMs ?? 25;
+  let value = await read();
+  while (!done(value) && Date.now() < deadline) {
+    await sleep(intervalMs);
+    value = await read();
+  }
+  return value;
+}
+
 /** Races `promise` against a deadline (for promises that must settle, e.g. destroy()). */
 export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -19,7 +19,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { JsonChild, findExecutable, waitFor } from '@fastport/test-utils';
+import { JsonChild, findExecutable, pollValue, waitFor } from '@fastport/test-utils';
 import { describeEngines } from '@fastport/test-utils/vitest';
 import { engineAvailability } from '../../lib/engine';
 import { type EngineKind } from '../../lib/types';
@@ -134,12 +134,11 @@ describeEngines('native engine: out of file descriptors', engineAvailability, (k
         for (let i = 0; i < CLIENTS; i++) clients.push(await openClient(port as number));
         for (const s of clients) s.on('error', () => {});
         // The kernel completed every handshake; the server takes what its fds allow.
-        let st: ServerMsg = {};
-        for (let i = 0; i < 200; i++) {
-          st = await server.ask('stats', 'accepted');
-          if ((st.listenerErrors ?? 0) > 0 && (st.accepted ?? 0) > 0) break;
-          await new Promise((r) => setTimeout(r, 25));
-        }
+        const st = await pollValue(
+          () => server.ask('stats', 'accepted'),
+          (m) => (m.listenerErrors ?? 0) > 0 && (m.accepted ?? 0) > 0,
+          { timeoutMs: 10_000 },
+        );
         expect(st.listenerErrors, 'the server reports EMFILE').toBeGreaterThan(0);
         expect(st.lastError).toMatch(/^E(MFILE|NFILE)$/);
         const before = st;
@@ -165,12 +164,7 @@ describeEngines('native engine: out of file descriptors', engineAvailability, (k
         fresh.on('data', (d: Buffer) => (echoed += d.toString()));
         fresh.write('ping');
         await waitFor(() => echoed === 'ping', 10_000, 'echo on a connection made after fds were freed');
-        let after: ServerMsg = {};
-        for (let i = 0; i < 400; i++) {
-          after = await server.ask('stats', 'accepted');
-          if (after.accepted === CLIENTS + 1) break;
-          await new Promise((r) => setTimeout(r, 25));
-        }
+        const after = await pollValue(() => server.ask('stats', 'accepted'), (m) => m.accepted === CLIENTS + 1, { timeoutMs: 20_000 });
         expect(after.accepted, 'every waiting connection was accepted').toBe(CLIENTS + 1);
       } finally {
         for (const s of clients) s.destroy();

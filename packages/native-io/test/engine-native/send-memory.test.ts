@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { JsonChild, waitFor } from '@fastport/test-utils';
+import { JsonChild, pollValue, waitFor } from '@fastport/test-utils';
 import { describeEngines } from '@fastport/test-utils/vitest';
 import { engineAvailability } from '../../lib/engine';
 import { type EngineKind } from '../../lib/types';
@@ -96,14 +96,9 @@ class ChildServer {
   }
 }
 
-async function until(server: ChildServer, pred: (s: Stats) => boolean, ms: number): Promise<Stats> {
-  const deadline = Date.now() + ms;
-  let s = await server.stats();
-  while (!pred(s) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    s = await server.stats();
-  }
-  return s;
+/** The server's stats once `pred` holds, or the last ones after `ms` (the caller asserts on them). */
+function until(server: ChildServer, pred: (s: Stats) => boolean, ms: number): Promise<Stats> {
+  return pollValue(() => server.stats(), pred, { timeoutMs: ms, intervalMs: 100 });
 }
 
 const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
