@@ -4,13 +4,13 @@
  * about correctness (every reply verified, no errors, the outputs' shape),
  * never about how fast anything was.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Server } from '@fastport/session';
+import { runChild } from '@fastport/test-utils';
 import { CSV_COLUMNS, parseCsv } from '../src/report';
 import type { BenchReport } from '../src/types';
 
@@ -18,13 +18,9 @@ const BIN = path.resolve(__dirname, '..', 'bin', 'fastport-bench');
 const built = fs.existsSync(path.resolve(__dirname, '..', 'dist', 'main.js')) && fs.existsSync(path.resolve(__dirname, '..', 'dist', 'worker.js'));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-bench-e2e-'));
 
-function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--no-progress', '--no-pin', ...args], { timeout: 90_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runChild(process.execPath, [BIN, '--no-progress', '--no-pin', ...args], { timeoutMs: 90_000 });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.timedOut ? `${r.stderr}\n(killed after 90 s)` : r.stderr };
 }
 
 async function benchJson(args: string[]): Promise<{ report: BenchReport; stderr: string; code: number }> {
@@ -38,7 +34,7 @@ async function benchJson(args: string[]): Promise<{ report: BenchReport; stderr:
   return { report, stderr: r.stderr, code: r.code };
 }
 
-describe.skipIf(!built)('fastport-bench end to end (node engine)', () => {
+describe.skipIf(!built)(`fastport-bench end to end (node engine)${built ? '' : ' (skipped: dist/ is not built)'}`, () => {
   it('closed loop, raw echo: every reply verified, no errors, table on stderr', async () => {
     const { report, stderr, code } = await benchJson(['--engine', 'node', '--client-engine', 'node', '-c', '4', '-d', '2', '-s', '100', '--duration', '1.5', '--warmup', '0.5']);
     expect(code).toBe(0);

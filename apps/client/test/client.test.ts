@@ -1,25 +1,14 @@
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Server, type Frame, type Session } from '@fastport/session';
 import { EchoRequest, EchoResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusRequest, ServerStatusResponse, SessionListRequest, SessionListResponse, decodeMessage, encodeMessage } from '@fastport/protocol';
+import { runChild } from '@fastport/test-utils';
 
 const BIN = path.join(__dirname, '..', 'bin', 'fastport-client');
 
-function run(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
+async function run(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runChild(process.execPath, [BIN, ...args], { input: input ?? '', timeoutMs: 15_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('fastport-client', () => {

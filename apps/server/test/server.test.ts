@@ -3,21 +3,10 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BenchmarkRequest, BenchmarkResponse, EchoRequest, EchoResponse, ErrorResponse, PacketId, PingRequest, PingResponse, ResultCode, ServerStatusResponse, ServerStatusRequest, encodeMessage } from '@fastport/protocol';
 import { Client, FrameEncoder, type Frame, type Server, type Session } from '@fastport/session';
+import { waitFor } from '@fastport/test-utils';
 import { errorStats, parseServerArgs, startServer } from '../src/main';
 
 const logger = pino({ level: 'silent' });
-
-function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 describe('fastport-server', () => {
   const cleanups: (() => Promise<unknown>)[] = [];

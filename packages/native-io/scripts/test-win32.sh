@@ -231,7 +231,13 @@ else
 fi
 
 # ------------------------------------------------------------ 8. conformance suite under Wine
-if npx tsc -p test/win32/tsconfig.suite.json --outDir "$stage"; then
+# The suite imports @fastport/test-utils (TypeScript sources; tsc leaves a
+# package it resolves through node_modules unemitted): compiled on its own
+# into the staged node_modules, its vitest glue resolving to mini-vitest.
+test_utils_stage="$stage/node_modules/@fastport/test-utils"
+if npx tsc -p test/win32/tsconfig.suite.json --outDir "$stage" &&
+  npx tsc -p ../test-utils/tsconfig.json --noEmit false --declaration false --declarationMap false --sourceMap false --outDir "$test_utils_stage/src"; then
+  printf '{"name":"@fastport/test-utils","main":"src/index.js","exports":{".":"./src/index.js","./vitest":"./src/vitest.js"}}\n' >"$test_utils_stage/package.json"
   mkdir -p "$stage/node_modules/vitest"
   cp test/win32/mini-vitest.js "$stage/node_modules/vitest/index.js"
   # iocp, and rio on the emulated RIO table (FASTPORT_RIO_TABLE=emulated:
@@ -258,7 +264,7 @@ if npx tsc -p test/win32/tsconfig.suite.json --outDir "$stage"; then
     done
   done
 else
-  bad "tsc -p test/win32/tsconfig.suite.json failed"
+  bad "tsc -p test/win32/tsconfig.suite.json (or of ../test-utils) failed"
 fi
 
 finish

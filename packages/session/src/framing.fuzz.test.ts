@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FastPortError } from '@fastport/native-io';
+import { fuzzPlan, runFuzz } from '@fastport/test-utils';
 import { FrameDecoder, FrameEncoder, resolveFrameSpec, type FrameSpec, type FramingOption } from './framing';
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function readUint(b: Uint8Array, p: number, width: number, endian: 'be' | 'le'): number {
   let v = 0;
@@ -105,55 +94,57 @@ function garbage(rnd: () => number): Uint8Array {
   return b;
 }
 
-describe('framing fuzz (seeded)', () => {
-  it('push never throws, never over-delivers or over-buffers, and matches a reference parser', () => {
-    const rnd = prng(0xf00d);
-    const deadline = Date.now() + 1200;
-    let cases = 0;
-    let withFrames = 0;
-    let withErrors = 0;
-    while (cases < 20_000 && (cases < 500 || Date.now() < deadline)) {
-      const spec = resolveFrameSpec(SPECS[cases % SPECS.length]!);
-      const r = rnd();
-      const stream = r < 0.3 ? garbage(rnd) : r < 0.8 ? mutate(validStream(spec, rnd), rnd) : validStream(spec, rnd);
-      const want = reference(spec, stream);
+// A fixed seed and case count (FASTPORT_FUZZ_SEED_FRAMING_DECODER / _CASES_ explore others); a failure names both.
+const plan = fuzzPlan('framing decoder', { seed: 0xf00d, cases: 3000 });
 
-      const dec = new FrameDecoder(spec);
-      const got: Outcome = { frames: [], error: null };
-      let errorCalls = 0;
-      let falseSeen = false;
-      let framesAfterFalse = 0;
-      const onFrame = (f: { id: number; payload: Uint8Array; bytes: Uint8Array }): void => {
-        if (f.bytes.length > spec.maxFrameSize) throw new Error(`frame of ${f.bytes.length} > ${spec.maxFrameSize}`);
-        if (f.bytes.length !== f.payload.length + spec.headerSize) throw new Error('bytes/payload mismatch');
-        if (falseSeen) framesAfterFalse++;
-        got.frames.push(`${f.id}:${Buffer.from(f.payload).toString('hex')}`);
-      };
-      const onError = (e: FastPortError): void => {
-        errorCalls++;
-        got.error = e.code;
-      };
-      let pos = 0;
-      const maxChunk = rnd() < 0.5 ? 8 : 700;
-      while (pos <= stream.length) {
-        const n = Math.floor(rnd() * maxChunk);
-        const ok = dec.push(stream.subarray(pos, pos + n), onFrame, onError); // must not throw
-        if (!ok) falseSeen = true;
-        else if (falseSeen) throw new Error('push returned true after false');
-        if (dec.bufferedBytes > spec.maxFrameSize) throw new Error(`buffered ${dec.bufferedBytes}`);
-        if (pos + n >= stream.length) break;
-        pos += n;
+describe('framing fuzz (seeded)', () => {
+  it(`push never throws, never over-delivers or over-buffers, and matches a reference parser (seed ${plan.seed}, ${plan.cases} cases)`, () =>
+    runFuzz(plan, (at) => {
+      const rnd = plan.random();
+      let withFrames = 0;
+      let withErrors = 0;
+      for (let cases = 0; cases < plan.cases; cases++) {
+        at(cases);
+        const spec = resolveFrameSpec(SPECS[cases % SPECS.length]!);
+        const r = rnd();
+        const stream = r < 0.3 ? garbage(rnd) : r < 0.8 ? mutate(validStream(spec, rnd), rnd) : validStream(spec, rnd);
+        const want = reference(spec, stream);
+
+        const dec = new FrameDecoder(spec);
+        const got: Outcome = { frames: [], error: null };
+        let errorCalls = 0;
+        let falseSeen = false;
+        let framesAfterFalse = 0;
+        const onFrame = (f: { id: number; payload: Uint8Array; bytes: Uint8Array }): void => {
+          if (f.bytes.length > spec.maxFrameSize) throw new Error(`frame of ${f.bytes.length} > ${spec.maxFrameSize}`);
+          if (f.bytes.length !== f.payload.length + spec.headerSize) throw new Error('bytes/payload mismatch');
+          if (falseSeen) framesAfterFalse++;
+          got.frames.push(`${f.id}:${Buffer.from(f.payload).toString('hex')}`);
+        };
+        const onError = (e: FastPortError): void => {
+          errorCalls++;
+          got.error = e.code;
+        };
+        let pos = 0;
+        const maxChunk = rnd() < 0.5 ? 8 : 700;
+        while (pos <= stream.length) {
+          const n = Math.floor(rnd() * maxChunk);
+          const ok = dec.push(stream.subarray(pos, pos + n), onFrame, onError); // must not throw
+          if (!ok) falseSeen = true;
+          else if (falseSeen) throw new Error('push returned true after false');
+          if (dec.bufferedBytes > spec.maxFrameSize) throw new Error(`buffered ${dec.bufferedBytes}`);
+          if (pos + n >= stream.length) break;
+          pos += n;
+        }
+        if (errorCalls > 1) throw new Error(`onError called ${errorCalls} times`);
+        if (framesAfterFalse > 0) throw new Error('frames delivered after push returned false');
+        if (falseSeen !== (got.error !== null)) throw new Error('return value disagrees with onError');
+        expect(got).toEqual(want);
+        if (want.frames.length > 0) withFrames++;
+        if (want.error !== null) withErrors++;
       }
-      if (errorCalls > 1) throw new Error(`onError called ${errorCalls} times`);
-      if (framesAfterFalse > 0) throw new Error('frames delivered after push returned false');
-      if (falseSeen !== (got.error !== null)) throw new Error('return value disagrees with onError');
-      expect(got).toEqual(want);
-      if (want.frames.length > 0) withFrames++;
-      if (want.error !== null) withErrors++;
-      cases++;
-    }
-    // the generator must actually exercise both paths
-    expect(withFrames).toBeGreaterThan(cases / 4);
-    expect(withErrors).toBeGreaterThan(cases / 10);
-  });
+      // the generator must actually exercise both paths
+      expect(withFrames).toBeGreaterThan(plan.cases / 4);
+      expect(withErrors).toBeGreaterThan(plan.cases / 10);
+    }));
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FastPortError } from '@fastport/native-io';
+import { prng } from '@fastport/test-utils';
 import {
   FRAMING_PRESETS,
   FrameDecoder,
@@ -12,18 +13,6 @@ import {
 } from './framing';
 
 // ---------------------------------------------------------------- helpers
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytes(...values: number[]): Uint8Array {
   return Uint8Array.from(values);

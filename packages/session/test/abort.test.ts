@@ -2,7 +2,8 @@ import { getEventListeners } from 'node:events';
 import * as net from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { Client, ReconnectingClient, Server, type Session } from '../src';
-import { forEachEngine, freePort, rawPeer, waitFor } from './helpers';
+import { waitFor, connectRaw, closedPort } from '@fastport/test-utils';
+import { forEachEngine } from './helpers';
 
 /** Node's AbortError shape: name, code, and the signal's reason as the cause. */
 function expectAbortError(err: unknown, reason: unknown): void {
@@ -91,7 +92,7 @@ forEachEngine('AbortSignal and Symbol.asyncDispose', (kind) => {
     expectAbortError(await rejection(server.listen(0, '127.0.0.1', { signal: AbortSignal.abort(reason) })), reason);
     expect(server.address).toBeUndefined();
 
-    const port = await freePort();
+    const port = await closedPort();
     const ac = new AbortController();
     const pending = server.listen(port, '127.0.0.1', { signal: ac.signal });
     ac.abort(reason);
@@ -118,7 +119,7 @@ forEachEngine('AbortSignal and Symbol.asyncDispose', (kind) => {
 
   it(`[${kind}] shutdown: aborting a shutdown that waits for a never-reading peer forces the rest at once, then rejects with AbortError`, async () => {
     const { server, port } = await listening({ maxPendingBytes: 8 * 1024 * 1024 });
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     cleanups.push(async () => void peer.socket.destroy());
     peer.socket.pause(); // never reads: its queue can only go at the deadline
     await waitFor(() => server.sessions.size === 1, 'session');

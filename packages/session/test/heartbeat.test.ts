@@ -14,7 +14,33 @@ import {
   type SessionCloseInfo,
 } from '../src';
 import { ControlFrameId } from '../src/control'; // internal, not in the public index
-import { forEachEngine, mb, rawPeer, waitFor } from './helpers';
+import { ManualClock, connectRaw, waitFor } from '@fastport/test-utils';
+import { forEachEngine, mb } from './helpers';
+
+/**
+ * Timeouts run on a manual clock (the hosts' injected Clock): the test moves
+ * time in steps and, after each step, waits for what that step put on the
+ * wire. Intervals of any length take no real time, and a loaded machine
+ * cannot turn a late timer into a false miss.
+ */
+
+let ssOk = true;
+try {
+  execFileSync('ss', ['-V'], { stdio: 'ignore' });
+} catch {
+  ssOk = false;
+}
+
+/** Counts the fastport frames a raw peer receives, by id. */
+function frameCounter(): { onData: (d: Buffer) => void; ids: number[]; count: (id: number) => number } {
+  const dec = new FrameDecoder('fastport');
+  const ids: number[] = [];
+  return {
+    onData: (d) => dec.push(d, (f) => ids.push(f.id), () => {}),
+    ids,
+    count: (id) => ids.filter((x) => x === id).length,
+  };
+}
 
 forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -38,11 +64,17 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
 
   it(`[${kind}] client-driven heartbeat: every probe is answered by the server's session layer`, async () => {
     const { port } = await server();
-    const c = client({ heartbeat: { intervalMs: 25 } });
+    const clock = new ManualClock();
+    const c = client({ heartbeat: { intervalMs: 25 }, clock });
     const session = await c.connect({ host: '127.0.0.1', port });
     const events: HeartbeatEvent[] = [];
     session.on('heartbeat', (e: HeartbeatEvent) => events.push(e));
-    await waitFor(() => events.filter((e) => e.type === 'pong').length >= 5, '5 pongs');
+    const count = (type: HeartbeatEvent['type']): number => events.filter((e) => e.type === type).length;
+    // Each step's probe is answered before the clock moves on.
+    await clock.runUntil(() => count('pong') >= 5, {
+      what: '5 pongs',
+      settle: () => waitFor(() => count('pong') === count('probe'), 'the pong to the last probe'),
+    });
     expect(session.state).toBe('open');
     // Order, not time: each pong answers a probe sent before it, and pongs come back in probe order.
     const probed = new Set<number>();
@@ -60,7 +92,8 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
   });
 
   it(`[${kind}] server-driven heartbeat on a silent peer: misses 1-2 tolerated, suspect + faster probes from the 3rd, closed at the 5th`, async () => {
-    const { server: s, port } = await server({ heartbeat: { intervalMs: 30, fastIntervalMs: 10 } });
+    const clock = new ManualClock();
+    const { server: s, port } = await server({ heartbeat: { intervalMs: 30, fastIntervalMs: 10 }, clock });
     const events: HeartbeatEvent[] = [];
     const liveness: [Liveness, Liveness][] = [];
     const order: string[] = [];
@@ -79,7 +112,15 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
       closed = info;
       order.push('close');
     });
-    const peer = await rawPeer(port); // reads, never answers
+    const frames = frameCounter();
+    const peer = await connectRaw(port, { onData: frames.onData }); // reads, never answers
+    await waitFor(() => s.sessions.size === 1, 'session');
+    const probes = (): number => events.filter((e) => e.type === 'probe').length;
+    // A probe reaches the peer before the next step: the abort at the 5th miss cannot swallow the last PING.
+    await clock.runUntil(() => order.includes('timeout'), {
+      what: 'the heartbeat timeout',
+      settle: () => waitFor(() => frames.count(ControlFrameId.Ping) === probes(), 'the PING of the last probe at the peer'),
+    });
     await waitFor(() => closed !== undefined, 'heartbeat close');
     expect(closed).toMatchObject({ reason: 'heartbeat-timeout', code: 'ERR_HEARTBEAT_TIMEOUT' });
     expect(order).toEqual([
@@ -93,24 +134,21 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
       'timeout',
       'close',
     ]);
-    const probes = events.filter((e): e is Extract<HeartbeatEvent, { type: 'probe' }> => e.type === 'probe');
-    expect(probes.map((p) => p.nextIntervalMs)).toEqual([30, 30, 30, 10, 10]);
-    expect(probes.map((p) => p.liveness)).toEqual(['active', 'active', 'active', 'suspect', 'suspect']);
+    const probeEvents = events.filter((e): e is Extract<HeartbeatEvent, { type: 'probe' }> => e.type === 'probe');
+    expect(probeEvents.map((p) => p.nextIntervalMs)).toEqual([30, 30, 30, 10, 10]);
+    expect(probeEvents.map((p) => p.liveness)).toEqual(['active', 'active', 'active', 'suspect', 'suspect']);
     expect(liveness).toEqual([
       ['active', 'suspect'],
       ['suspect', 'dead'],
     ]);
     await peer.closed;
     // The peer saw exactly the 5 PINGs, as fastport frames with the reserved id.
-    const frames: number[] = [];
-    const dec = new FrameDecoder('fastport');
-    for (const c of peer.received) dec.push(c, (f) => frames.push(f.id), () => {});
-    expect(frames).toEqual([ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping]);
+    expect(frames.ids).toEqual([ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping, ControlFrameId.Ping]);
   });
 
   it(`[${kind}] a pong brings a suspect session back to active`, async () => {
-    // Wide fast interval so the recovery does not race the 5th miss.
-    const { server: s, port } = await server({ heartbeat: { intervalMs: 30, fastIntervalMs: 200 } });
+    const clock = new ManualClock();
+    const { server: s, port } = await server({ heartbeat: { intervalMs: 30, fastIntervalMs: 10 }, clock });
     const liveness: Liveness[] = [];
     let session: Session | undefined;
     s.on('session', (x: Session) => {
@@ -120,22 +158,31 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     const enc = new FrameEncoder('fastport');
     const dec = new FrameDecoder('fastport');
     let pings = 0;
-    const peer = await rawPeer(port, (d) =>
-      dec.push(
-        d,
-        (f) => {
-          if (f.id !== ControlFrameId.Ping) return;
-          pings++;
-          // Silent for the first 3 probes (3 misses → suspect), then answers like a session would.
-          if (pings >= 4) peer.socket.write(enc.encode(f.payload, ControlFrameId.Pong));
-        },
-        () => {},
-      ),
-    );
-    await waitFor(() => liveness.length >= 2, 'suspect then active');
+    const peer = await connectRaw(port, {
+      onData: (d) =>
+        dec.push(
+          d,
+          (f) => {
+            if (f.id !== ControlFrameId.Ping) return;
+            pings++;
+            // Silent for the first 3 probes (3 misses → suspect), then answers like a session would.
+            if (pings >= 4) peer.socket.write(enc.encode(f.payload, ControlFrameId.Pong));
+          },
+          () => {},
+        ),
+    });
+    await waitFor(() => session !== undefined, 'session');
+    // After each step: its PING is at the peer and, once the peer answers, its PONG at the server.
+    const settle = () =>
+      waitFor(() => {
+        const hb = session?.heartbeatStats();
+        if (hb === undefined) return false;
+        return pings === hb.probes && hb.pongs === Math.max(0, pings - 3);
+      }, 'the last PING at the peer and its answer back');
+    await clock.runUntil(() => liveness.length >= 2, { what: 'suspect then active', settle });
     expect(liveness.slice(0, 2)).toEqual(['suspect', 'active']);
     const pingsAtRecovery = pings;
-    await waitFor(() => pings >= pingsAtRecovery + 3, 'three more probes');
+    await clock.runUntil(() => pings >= pingsAtRecovery + 3, { what: 'three more probes', settle });
     expect(session?.state).toBe('open');
     expect(session?.liveness).toBe('active');
     peer.socket.destroy();
@@ -143,7 +190,7 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
 
   it(`[${kind}] control frames bypass a full send queue (reserve lane), bounded by controlReserveBytes`, async () => {
     const { server: s, port } = await server({ backpressure: 'drop', maxPendingBytes: 64 * 1024, highWaterMark: 32 * 1024, controlReserveBytes: 4096 });
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     peer.socket.pause(); // never reads: the server's queue to it fills
     await waitFor(() => s.sessions.size === 1, 'session');
     const session = [...s.sessions][0] as Session;
@@ -169,11 +216,13 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
   it(`[${kind}] both sides drive heartbeats through a saturated queue without a false timeout`, async () => {
     const limit = 256 * 1024;
     const CAP = 512 * 1024 * 1024; // bound on the stream: far more than the test needs
+    const clock = new ManualClock(); // both sides' heartbeats
     const { server: s, port } = await server({
       backpressure: 'drop',
       maxPendingBytes: limit,
       highWaterMark: 128 * 1024,
       heartbeat: { intervalMs: 20, fastIntervalMs: 10 },
+      clock,
     });
     const closes: string[] = [];
     let serverSession: Session | undefined;
@@ -202,18 +251,26 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
       x.on('drain', pump);
       pump();
     });
-    const c = client({ heartbeat: { intervalMs: 20, fastIntervalMs: 10 } });
+    const c = client({ heartbeat: { intervalMs: 20, fastIntervalMs: 10 }, clock });
     let received = 0;
     c.on('frame', (_x: Session, f: Frame) => {
       received += f.bytes.length;
     });
     c.on('close', (_x: Session, info: SessionCloseInfo) => closes.push(`client:${info.reason}`));
     const session = await c.connect({ host: '127.0.0.1', port });
-    // Stream until both sides have had heartbeat answers while the server's queue was full (event-driven).
-    await waitFor(
+    // Stream until both sides have had heartbeat answers while the server's queue was full. After each
+    // clock step both sides' probes must be answered (bounded in real time): a PING stuck behind the
+    // queue would never be, and the wait would fail.
+    const answered = (x: Session | undefined): boolean => {
+      const hb = x?.heartbeatStats();
+      return hb !== undefined && hb.pongs >= hb.probes;
+    };
+    await clock.runUntil(
       () => closes.length > 0 || sentBytes >= CAP || (pongsWhileFull >= 3 && fullAndPinged >= 3 && (session.heartbeatStats()?.pongs ?? 0) >= 3),
-      'pongs through a full queue',
-      60_000,
+      {
+        what: 'pongs through a full queue',
+        settle: () => waitFor(() => closes.length > 0 || (answered(session) && answered(serverSession)), 'both sides\' probes answered', 15_000),
+      },
     );
     stop = true;
     expect(closes).toEqual([]);
@@ -228,52 +285,64 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
   });
 
   it(`[${kind}] idle timeout closes a silent session and spares an active one`, async () => {
-    const { server: s, port } = await server({ idleTimeoutMs: 400 });
+    const clock = new ManualClock();
+    const { server: s, port } = await server({ idleTimeoutMs: 400, clock });
     const closes: { id: number; info: SessionCloseInfo }[] = [];
     s.on('close', (x: Session, info: SessionCloseInfo) => closes.push({ id: x.id, info }));
-    const silent = await rawPeer(port);
+    const silent = await connectRaw(port);
     await waitFor(() => s.sessions.size === 1, 'silent session');
     const silentId = ([...s.sessions][0] as Session).id;
     const c = client();
     const active = await c.connect({ host: '127.0.0.1', port });
-    const timer = setInterval(() => active.send(Buffer.from('tick'), 1), 20);
-    try {
-      await waitFor(() => closes.length >= 1, 'idle close');
-      expect(closes[0]).toMatchObject({ id: silentId, info: { reason: 'idle-timeout', code: 'ERR_IDLE_TIMEOUT' } });
-      expect(active.state).toBe('open');
-    } finally {
-      clearInterval(timer);
-    }
+    await waitFor(() => s.sessions.size === 2, 'active session');
+    const activeAtServer = [...s.sessions].find((x) => x.id !== silentId) as Session;
+    // The active one sends a frame every 20 ms of clock time, each at the server before the clock moves on.
+    let ticks = 0;
+    await clock.runUntil(() => closes.length >= 1, {
+      stepMs: 20,
+      what: 'the idle close',
+      settle: async () => {
+        if (active.state === 'open') {
+          active.send(Buffer.from('tick'), 1);
+          ticks++;
+        }
+        await waitFor(() => activeAtServer.counters.framesIn >= ticks || activeAtServer.state !== 'open', 'the tick at the server');
+      },
+    });
+    expect(closes[0]).toMatchObject({ id: silentId, info: { reason: 'idle-timeout', code: 'ERR_IDLE_TIMEOUT' } });
+    expect(active.state).toBe('open');
     await silent.closed;
     // Once it stops sending, the active one goes idle too.
-    await waitFor(() => closes.length >= 2, 'second idle close');
+    await clock.runUntil(() => closes.length >= 2, { stepMs: 20, what: 'the second idle close' });
     expect(closes[1]?.info.reason).toBe('idle-timeout');
   });
 
   it(`[${kind}] max lifetime: GOAWAY to a session-protocol peer, then the close`, async () => {
-    const { server: s, port } = await server({ maxLifetimeMs: 150 });
+    const clock = new ManualClock(); // both sides
+    const { server: s, port } = await server({ maxLifetimeMs: 150, clock });
     const order: string[] = [];
     s.on('close', (_x: Session, info: SessionCloseInfo) => order.push(`server-close:${info.reason}`));
-    const c = client({ heartbeat: { intervalMs: 20 } }); // heartbeats make it a session-protocol peer
+    const c = client({ heartbeat: { intervalMs: 20 }, clock }); // heartbeats make it a session-protocol peer
     const session = await c.connect({ host: '127.0.0.1', port });
     session.on('goaway', (g: GoAway) => order.push(`goaway:${g.reason}:${g.reconnect}`));
     session.on('close', () => order.push('client-close'));
-    await waitFor(() => order.includes('client-close') && order.some((o) => o.startsWith('server-close')), 'both closed');
+    // Each client probe is answered before the clock moves on, so the client never misses one.
+    const answered = (): boolean => session.state !== 'open' || (session.heartbeatStats()?.pongs ?? 0) >= (session.heartbeatStats()?.probes ?? 0);
+    await clock.runUntil(() => order.includes('client-close') && order.some((o) => o.startsWith('server-close')), {
+      what: 'both closed',
+      settle: () => waitFor(answered, 'the pong to the client\'s last probe'),
+    });
     expect(order[0]).toBe('goaway:max-lifetime:true');
     expect(order).toContain('server-close:max-lifetime');
     // A plain peer just gets the close.
-    const raw = await rawPeer(port);
+    const raw = await connectRaw(port);
+    await waitFor(() => s.sessions.size === 1, 'the plain session');
+    await clock.runUntil(() => raw.isClosed, { what: 'the plain peer closed' });
     await raw.closed;
-    expect(Buffer.concat(raw.received).length).toBe(0);
+    expect(Buffer.concat(raw.chunks).length).toBe(0);
   });
 
-  it(`[${kind}] keepalive socket options pass through to the connection`, async () => {
-    let ssOk = true;
-    try {
-      execFileSync('ss', ['-V'], { stdio: 'ignore' });
-    } catch {
-      ssOk = false;
-    }
+  it(`[${kind}] keepalive socket options pass through to the connection${ssOk ? '' : ' (ss is missing: the kernel\'s keepalive timer is not checked)'}`, async () => {
     const { server: s, port } = await server({ socket: { noDelay: true, keepAlive: { idleSec: 37, intervalSec: 3, count: 4 }, userTimeoutMs: 5000 } });
     const c = client();
     const session = await c.connect({ host: '127.0.0.1', port });
@@ -281,8 +350,9 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     const serverSession = [...s.sessions][0] as Session;
     expect(serverSession.setSocketOptions({ keepAlive: { idleSec: 41 } })).toBe(true);
     session.send(Buffer.from('x'), 1);
-    if (!ssOk) return; // without ss the options were still accepted by the engine
-    const out = execFileSync('ss', ['-tno', 'state', 'established', `( sport = :${port} )`]).toString();
-    expect(out).toMatch(/timer:\(keepalive,/);
+    if (ssOk) {
+      const out = execFileSync('ss', ['-tno', 'state', 'established', `( sport = :${port} )`]).toString();
+      expect(out).toMatch(/timer:\(keepalive,/);
+    }
   });
 });

@@ -1,81 +1,16 @@
 import * as net from 'node:net';
-import { describe, it } from 'vitest';
 import { engineAvailability, type EngineKind } from '@fastport/native-io';
+import { describeEngines } from '@fastport/test-utils/vitest';
 import { FrameDecoder, type Frame, type FramingOption } from '../src';
 
-export const KINDS: EngineKind[] = (process.env.FASTPORT_ENGINES ?? 'node,epoll,uring').split(',') as EngineKind[];
-
 /**
- * Runs `body` once per engine kind. An unavailable engine shows up as a
- * skipped test whose name carries the reason (never as a pass).
+ * Runs `body` once per engine of the test matrix (@fastport/test-utils: the
+ * platform's engines, FASTPORT_ENGINES, FASTPORT_ENGINES_STRICT). An
+ * unavailable engine shows up as a skipped test whose name carries the
+ * reason (never as a pass), or as a failure in strict mode.
  */
 export function forEachEngine(title: string, body: (kind: EngineKind) => void): void {
-  for (const kind of KINDS) {
-    const availability = engineAvailability(kind);
-    if (!availability.available) {
-      describe(`${title} on engine ${kind} — UNAVAILABLE: ${availability.reason}`, () => {
-        it.skip(`engine ${kind} unavailable: ${availability.reason}`, () => {});
-      });
-      continue;
-    }
-    describe(`${title} on engine ${kind}`, () => body(kind));
-  }
-}
-
-/** Polls `predicate`; the timeout is only a hang guard, never what a test asserts. */
-export function waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const tick = () => {
-      let ok = false;
-      try {
-        ok = predicate();
-      } catch (err) {
-        reject(err as Error);
-        return;
-      }
-      if (ok) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export interface RawPeer {
-  socket: net.Socket;
-  received: Buffer[];
-  closed: Promise<void>;
-  isClosed: () => boolean;
-  bytes: () => number;
-}
-
-/** A raw node:net peer, to send bytes the framework would never produce. */
-export function rawPeer(port: number, onData?: (d: Buffer) => void): Promise<RawPeer> {
-  return new Promise((resolve, reject) => {
-    const received: Buffer[] = [];
-    let total = 0;
-    let done = false;
-    const socket = net.connect({ host: '127.0.0.1', port });
-    const closed = new Promise<void>((r) =>
-      socket.on('close', () => {
-        done = true;
-        r();
-      }),
-    );
-    socket.on('data', (d) => {
-      received.push(d);
-      total += d.length;
-      onData?.(d);
-    });
-    socket.on('error', () => {});
-    socket.once('connect', () => resolve({ socket, received, closed, isClosed: () => done, bytes: () => total }));
-    socket.once('error', reject);
-  });
+  describeEngines(title, engineAvailability, body);
 }
 
 /** Decodes the frames a raw peer received (copies). */
@@ -182,13 +117,4 @@ export class TestProxy {
     this.resetAll();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
-}
-
-/** A port nothing listens on (bound, then released). */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
 }

@@ -12,19 +12,8 @@ import {
   type SessionCloseInfo,
 } from '../src';
 import { ControlFrameId } from '../src/control'; // internal, not in the public index
-import { decodeAll, forEachEngine, formatMemory, mb, memorySnapshot, numbered, numberOf, rawPeer, sleep, waitFor } from './helpers';
-
-/** Small seeded PRNG (mulberry32): the fuzz cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { ManualClock, connectRaw, fuzzPlan, runFuzz, sleep, waitFor } from '@fastport/test-utils';
+import { decodeAll, forEachEngine, formatMemory, mb, memorySnapshot, numbered, numberOf } from './helpers';
 
 interface FuzzCase {
   kind: string;
@@ -131,7 +120,9 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
   }
 
   for (const framing of ['fastport', 'large'] as const) {
-    it(`[${kind}] fuzz (${framing}): thousands of random and mutated frames through a live server, which stays healthy`, async () => {
+    // The same cases on every run: a fixed seed and count (FASTPORT_FUZZ_SEED_HOSTILE_<FRAMING> / _CASES_ explore).
+    const plan = fuzzPlan(`hostile ${framing}`, { seed: framing === 'large' ? 0xfa57 : 0x5eed, cases: 2000 });
+    it(`[${kind}] fuzz (${framing}): ${plan.cases} random and mutated frames (seed ${plan.seed}) through a live server, which stays healthy`, () => runFuzz(plan, async (at) => {
       const budget = new MemoryBudget({ limitBytes: 64 * 1024 * 1024 });
       const spec: FramingOption = framing === 'large' ? { preset: 'large', maxFrameSize: 1 << 20 } : 'fastport';
       const { server, port } = await echoServer({
@@ -141,9 +132,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
         heartbeat: { intervalMs: 1000 },
         ...(framing === 'fastport' ? { resume: { helloTimeoutMs: 200 } } : {}),
       });
-      const rand = prng(framing === 'large' ? 0xfa57 : 0x5eed);
-      const CASES = 3000;
-      const TIME_CAP_MS = 12_000;
+      const rand = plan.random();
       const CONCURRENCY = 16;
       const started = Date.now();
       const before = memorySnapshot();
@@ -176,8 +165,8 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
         });
       let next = 0;
       const worker = async () => {
-        while (next < CASES && Date.now() - started < TIME_CAP_MS) {
-          next++;
+        while (next < plan.cases) {
+          at(next++);
           const c = makeCase(rand, framing);
           kinds[c.kind] = (kinds[c.kind] ?? 0) + 1;
           await runCase(c);
@@ -195,42 +184,55 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
           `framing errors ${stats.framingErrors}, close reasons ${JSON.stringify(stats.closeReasons)}; hung ${hung}; ` +
           `${formatMemory('before', before)}; ${formatMemory('after', after)}; budget peak ${mb(budget.stats().peakBytes)}`,
       );
-      expect(done).toBeGreaterThanOrEqual(1000);
+      expect(done).toBe(plan.cases);
       expect(hung).toBe(0);
       expect(stats.framingErrors).toBeGreaterThan(0);
       expect(stats.closeReasons['control-malformed'] ?? 0).toBeGreaterThan(0);
       expect(stats.handlerErrors).toBe(0);
       expect(budget.stats().usedBytes).toBe(0);
-    }, 60_000);
+    }), 90_000);
   }
 
   it(`[${kind}] slowloris (one byte per second) is closed by frameTimeoutMs while another session is served`, async () => {
-    const { server, port } = await echoServer({ frameTimeoutMs: 2500, memoryBudget: false });
+    // A manual clock: a byte per second of clock time, each at the server before the clock moves on.
+    const clock = new ManualClock();
+    const { server, port } = await echoServer({ frameTimeoutMs: 2500, memoryBudget: false, clock });
     const closes: SessionCloseInfo[] = [];
     server.on('close', (_s: Session, info: SessionCloseInfo) => closes.push(info));
-    const slow = await rawPeer(port);
+    const slow = await connectRaw(port);
+    await waitFor(() => server.sessions.size === 1, 'the slow session');
+    const slowAtServer = [...server.sessions][0] as Session;
     const frame = Buffer.from(new FrameEncoder('fastport').encode(Buffer.alloc(100, 9), 0x10));
     let sent = 0;
-    const drip = setInterval(() => {
-      if (sent < frame.length && !slow.isClosed()) slow.socket.write(frame.subarray(sent, ++sent));
-    }, 1000);
-    cleanups.push(() => clearInterval(drip));
     const healthy = new Client({ engine: kind, memoryBudget: false });
     cleanups.push(() => healthy.close(100));
     let echoes = 0;
     healthy.on('frame', () => echoes++);
     const hs = await healthy.connect({ host: '127.0.0.1', port });
-    const ticker = setInterval(() => hs.send(Buffer.from('ping'), 1), 50);
-    cleanups.push(() => clearInterval(ticker));
+    let pings = 0;
+    await clock.runUntil(() => slow.isClosed, {
+      stepMs: 1000,
+      what: 'the slowloris closed',
+      settle: async () => {
+        if (sent < frame.length && !slow.isClosed && slowAtServer.state === 'open') {
+          slow.socket.write(frame.subarray(sent, ++sent));
+          await waitFor(() => slowAtServer.counters.bytesIn >= sent || slowAtServer.state !== 'open', 'the byte at the server');
+        }
+        if (hs.state === 'open') {
+          hs.send(Buffer.from('ping'), 1);
+          pings++;
+          await waitFor(() => echoes >= pings, 'the healthy session\'s echo');
+        }
+      },
+    });
     await slow.closed;
-    clearInterval(drip);
     await waitFor(() => closes.length === 1, 'slowloris close');
     expect(closes[0]).toMatchObject({ reason: 'frame-timeout', code: 'ETIMEDOUT' });
     expect(sent).toBeLessThan(frame.length); // the frame never completed
     expect(echoes).toBeGreaterThan(0);
     expect(hs.state).toBe('open');
-    console.log(`[${kind}] slowloris: closed after ${sent} of ${frame.length} bytes (frameTimeoutMs 2500); healthy session got ${echoes} echoes meanwhile`);
-  }, 20_000);
+    console.log(`[${kind}] slowloris: closed after ${sent} of ${frame.length} bytes (frameTimeoutMs 2500, clock steps of 1 s); healthy session got ${echoes} echoes meanwhile`);
+  });
 
   it(`[${kind}] slow reader hits its queue limit and is closed by policy; the other sessions get every message`, async () => {
     const LIMIT = 1024 * 1024;
@@ -240,7 +242,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     cleanups.push(() => server.close(200));
     const closes = new Map<Session, SessionCloseInfo>();
     server.on('close', (s: Session, info: SessionCloseInfo) => closes.set(s, info));
-    const slow = await rawPeer(port);
+    const slow = await connectRaw(port);
     slow.socket.pause();
     const readers: { got: number[] }[] = [];
     const clients: Client[] = [];
@@ -348,7 +350,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     const BODY = 256 * 1024;
     const body = Buffer.alloc(BODY, 0xab); // ...and really sends 256 KiB of it: 50 MiB in all, more than the budget
     for (let i = 0; i < PEERS; i++) {
-      const p = await rawPeer(port);
+      const p = await connectRaw(port);
       p.socket.write(Buffer.concat([header, body]));
       peers.push(p);
     }
@@ -393,7 +395,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     const hello = Buffer.alloc(4 + EXTRA, 0xcd);
     hello.writeUInt32LE(MAX_FRAME - 4, 0); // declares a 16 MiB frame, sends 100 bytes of it
     for (let i = 0; i < PEERS; i++) {
-      const p = await rawPeer(port);
+      const p = await connectRaw(port);
       p.socket.write(hello);
       peers.push(p);
     }
@@ -481,7 +483,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     const HOSTILE = 8;
     const hostile = [];
     for (let i = 0; i < HOSTILE; i++) {
-      const p = await rawPeer(port);
+      const p = await connectRaw(port);
       p.socket.pause(); // never reads
       p.socket.write(enc.encode(Buffer.from('download'), 0x2));
       hostile.push(p);
@@ -546,7 +548,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     expect(server.readBackpressure).toBe(true); // the engine can pause receiving
     const enc = new FrameEncoder('fastport');
     const batch = Buffer.concat(Array.from({ length: 1024 }, (_, i) => Buffer.from(enc.encode(numbered(i, 60), 0x1))));
-    const hog = await rawPeer(port);
+    const hog = await connectRaw(port);
     hog.socket.pause(); // never reads the echoes
     await waitFor(() => server.sessions.size === 1, 'hog session');
     const hogSession = [...server.sessions][0]!;
@@ -589,7 +591,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     expect(hogSession.counters.bytesIn).toBe(readAtPause);
     // Once the peer reads, the queue drains, reading resumes, and every request is answered: none was lost or refused.
     hog.socket.resume();
-    await waitFor(() => hog.bytes() === written, 'every echo reached the peer once it read', 30_000);
+    await waitFor(() => hog.bytes === written, 'every echo reached the peer once it read', 30_000);
     expect(hogSession.readPaused).toBe(false);
     expect(hogSession.counters.refused).toBe(0);
     expect(handlerErrors).toBe(0);
@@ -614,7 +616,7 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
     const hs = await healthy.connect({ host: '127.0.0.1', port });
     const frame = Buffer.from(new FrameEncoder('fastport').encode(Buffer.alloc(30_000, 5), 9));
     for (let i = 0; i < 50; i++) {
-      const p = await rawPeer(port);
+      const p = await connectRaw(port);
       const part = 4 + 1000 + i * 100;
       p.socket.write(frame.subarray(0, part)); // header and part of the body
       await waitFor(() => [...server.sessions].some((s) => s.remote.port === p.socket.localPort && s.counters.bytesIn === part), 'partial frame received');
@@ -645,13 +647,13 @@ forEachEngine('hostile peers', (kind: EngineKind) => {
       enc.encode(Buffer.alloc(10), ControlFrameId.ResumeOk), // too short
     ];
     for (const b of bad) {
-      const p = await rawPeer(port);
+      const p = await connectRaw(port);
       p.socket.write(b);
       p.socket.write(enc.encode(Buffer.from('after'), 5));
       await sleep(20);
       p.socket.end();
       await p.closed;
-      const frames = decodeAll('fastport', p.received);
+      const frames = decodeAll('fastport', p.chunks);
       // A malformed control frame ends the session before the frame after it is echoed.
       if (closes.at(-1)?.reason === 'control-malformed') expect(frames.some((f) => f.id === 5)).toBe(false);
     }

@@ -1,6 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { Client, FrameEncoder, Server, type Frame, type Session } from '../src';
-import { forEachEngine, numbered, numberOf, rawPeer, waitFor } from './helpers';
+import { waitFor, connectRaw } from '@fastport/test-utils';
+import { forEachEngine, numbered, numberOf } from './helpers';
 
 // `for await (const frame of session)`: frames are copies (valid after the
 // loop body awaits), the loop ends on a clean close and throws on an
@@ -45,7 +46,7 @@ forEachEngine('for await (const frame of session)', (kind) => {
     const { port } = await server.listen(0, '127.0.0.1');
     cleanups.push(() => server.close(200));
     const first = new Promise<Session>((resolve) => server.once('session', resolve));
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     cleanups.push(async () => void peer.socket.destroy());
     const s = await first;
     const got: number[] = [];

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameEncoder, PROXY_V2_SIGNATURE, ProxyProtocolError, Server, type Session } from '../src';
 import { ipv6Text, parseProxyHeader, type ProxyParseResult } from '../src/proxy-protocol';
-import { forEachEngine, rawPeer, waitFor, type RawPeer } from './helpers';
+import { waitFor, connectRaw, type RawPeer } from '@fastport/test-utils';
+import { forEachEngine } from './helpers';
 
 const v1 = (line: string) => Buffer.from(line, 'latin1');
 
@@ -170,13 +171,13 @@ forEachEngine('Server with proxyProtocol', (kind) => {
     const { port, sessions } = await start();
     const headers = [v1('PROXY TCP4 192.168.0.1 10.0.0.2 54321 9000\r\n'), v2(0x21, 0x21, TCP6_BODY)];
     for (const h of headers) {
-      const peer = await rawPeer(port);
+      const peer = await connectRaw(port);
       peers.push(peer);
       for (const byte of Buffer.concat([h, frame])) {
         peer.socket.write(Buffer.from([byte]));
         await new Promise((r) => setImmediate(r));
       }
-      await waitFor(() => peer.bytes() === frame.length, 'echo after the header');
+      await waitFor(() => peer.bytes === frame.length, 'echo after the header');
     }
     expect(sessions.map((s) => s.remote)).toEqual([
       { address: '192.168.0.1', port: 54321, family: 'IPv4' },
@@ -187,30 +188,30 @@ forEachEngine('Server with proxyProtocol', (kind) => {
 
   it('a header and 36 KB of frames in one write: everything after the header reaches the session', async () => {
     const { port, sessions } = await start();
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     peers.push(peer);
     const frames = Buffer.concat(Array.from({ length: 6000 }, () => frame));
     peer.socket.write(Buffer.concat([v2(0x21, 0x11, TCP4_BODY), frames]));
-    await waitFor(() => peer.bytes() === frames.length, 'every frame echoed');
+    await waitFor(() => peer.bytes === frames.length, 'every frame echoed');
     expect(sessions[0]!.remote).toEqual({ address: '192.168.0.1', port: 54321, family: 'IPv4' });
   });
 
   it('LOCAL keeps the real address; garbage, oversize and a silent peer are closed with a reason and never become sessions', async () => {
     const { port, sessions, rejected } = await start(300);
-    const local = await rawPeer(port);
+    const local = await connectRaw(port);
     peers.push(local);
     local.socket.write(Buffer.concat([v2(0x20, 0x00, []), frame]));
-    await waitFor(() => local.bytes() === frame.length, 'echo on LOCAL');
+    await waitFor(() => local.bytes === frame.length, 'echo on LOCAL');
     expect(sessions[0]!.remote.address).toBe('127.0.0.1');
 
-    const garbage = await rawPeer(port);
+    const garbage = await connectRaw(port);
     garbage.socket.write(frame); // speaks the app protocol directly: no header
-    const oversize = await rawPeer(port);
+    const oversize = await connectRaw(port);
     oversize.socket.write(v2(0x21, 0x11, [...TCP4_BODY, ...new Array<number>(5000).fill(7)]));
-    const silent = await rawPeer(port);
+    const silent = await connectRaw(port);
     silent.socket.write(v1('PROXY TCP4 1.2.3.4')); // never finishes
     for (const p of [garbage, oversize, silent]) await p.closed;
-    expect(garbage.bytes() + oversize.bytes() + silent.bytes()).toBe(0);
+    expect(garbage.bytes + oversize.bytes + silent.bytes).toBe(0);
     expect(rejected.sort()).toEqual(['proxy-missing', 'proxy-oversize', 'proxy-timeout']);
     expect(sessions.length).toBe(1);
     expect(server!.proxyStats()).toMatchObject({

@@ -15,8 +15,9 @@ import {
   type Session,
   type SessionCloseInfo,
 } from '../src';
-import { backoffDelay } from '../src/backoff'; // internal, not in the public index
-import { TestProxy, forEachEngine, freePort, numbered, numberOf, waitFor } from './helpers';
+import { backoffDelay } from '../src/backoff';
+import { ManualClock, TS_REGISTER, closedPort, listenRaw, waitFor } from '@fastport/test-utils';
+import { TestProxy, forEachEngine, numbered, numberOf } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 
@@ -35,8 +36,11 @@ forEachEngine('session resume', (kind: EngineKind) => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
   });
 
-  async function resumeServer(resume: ConstructorParameters<typeof Server>[0] extends infer O ? (O extends { resume?: infer R } ? R : never) : never = true) {
-    const server = new Server({ engine: kind, memoryBudget: false, resume });
+  async function resumeServer(
+    resume: ConstructorParameters<typeof Server>[0] extends infer O ? (O extends { resume?: infer R } ? R : never) : never = true,
+    clock?: ManualClock,
+  ) {
+    const server = new Server({ engine: kind, memoryBudget: false, resume, ...(clock !== undefined ? { clock } : {}) });
     const info = await server.listen(0, '127.0.0.1');
     cleanups.push(() => server.close(500));
     return { server, port: info.port };
@@ -139,7 +143,9 @@ forEachEngine('session resume', (kind: EngineKind) => {
       fromClient.push(numberOf(f.payload));
       pumpServer();
     });
-    const rc = reconnecting({ port: proxy.port, resume: { ackDelayMs: 5 }, heartbeat: { intervalMs: 30, fastIntervalMs: 10 } });
+    // The client's heartbeat runs on a manual clock, moved only once the link is dark.
+    const clock = new ManualClock();
+    const rc = reconnecting({ port: proxy.port, resume: { ackDelayMs: 5 }, heartbeat: { intervalMs: 30, fastIntervalMs: 10 }, clock });
     const fromServer: number[] = [];
     let clientNext = 1;
     const pumpClient = () => {
@@ -159,6 +165,8 @@ forEachEngine('session resume', (kind: EngineKind) => {
     pumpClient();
     await waitFor(() => fromServer.length >= N / 3 && fromClient.length >= N / 3, 'streaming');
     proxy.blackholeAll();
+    await clock.runUntil(() => disconnects.length >= 1, { what: 'the client finds the dead link' });
+    // The clock stands still now: the reconnect and the resume handshake run on real I/O alone.
     await waitFor(() => connects.length === 2, 'reconnected');
     pumpClient();
     pumpServer();
@@ -239,7 +247,8 @@ forEachEngine('session resume', (kind: EngineKind) => {
   });
 
   it(`[${kind}] replay age bound: unacknowledged messages older than maxReplayAgeMs make the resume fail as 'replay-expired'`, async () => {
-    const { server, port } = await resumeServer({ maxReplayAgeMs: 100, ackDelayMs: 5 });
+    const clock = new ManualClock(); // the server's: the replay log's age
+    const { server, port } = await resumeServer({ maxReplayAgeMs: 100, ackDelayMs: 5 }, clock);
     const proxy = new TestProxy(port);
     await proxy.listen();
     cleanups.push(() => proxy.close());
@@ -258,7 +267,8 @@ forEachEngine('session resume', (kind: EngineKind) => {
     await waitFor(() => first !== undefined, 'session');
     proxy.swallowToClient = true;
     for (let i = 1; i <= 5; i++) first!.send(numbered(i), 0x8002);
-    await waitFor(() => proxy.swallowed > 0 && first!.resumeState()!.unacked === 0, 'aged out of the replay buffer');
+    await waitFor(() => proxy.swallowed > 0, 'messages swallowed');
+    await clock.runUntil(() => first!.resumeState()!.unacked === 0, { stepMs: 25, what: 'aged out of the replay buffer' });
     proxy.swallowToClient = false;
     proxy.resetAll();
     await waitFor(() => connects.length === 2, 'fresh session');
@@ -267,24 +277,29 @@ forEachEngine('session resume', (kind: EngineKind) => {
   });
 
   it(`[${kind}] an unanswered resume request times out and the client retries`, async () => {
-    const net = await import('node:net');
-    const silent = net.createServer((sock) => sock.on('error', () => {})); // accepts, never answers
-    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
-    cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
-    const port = (silent.address() as { port: number }).port;
-    const rc = reconnecting({ port, closeTimeoutMs: 100 });
+    const silent = await listenRaw(); // accepts, never answers
+    cleanups.push(() => silent.close());
+    const clock = new ManualClock(); // the client's: the handshake deadline
+    const rc = reconnecting({ port: silent.port, closeTimeoutMs: 100, clock });
     const disconnects: SessionCloseInfo[] = [];
     rc.on('disconnect', (_s: Session, info: SessionCloseInfo) => disconnects.push(info));
     const retries: unknown[] = [];
     rc.on('reconnecting', (r: unknown) => retries.push(r));
     void rc.start().catch(() => {});
-    await waitFor(() => disconnects.length >= 2 && retries.length >= 2, 'two timed-out handshakes');
+    const done = (): boolean => disconnects.length >= 2 && retries.length >= 2;
+    // The clock moves only while a connection waits for its answer (the reconnect delay is real time).
+    await clock.runUntil(done, {
+      stepMs: 25,
+      what: 'two timed-out handshakes',
+      settle: () => waitFor(() => done() || silent.peers.length > disconnects.length, 'the next connection attempt'),
+    });
     expect(disconnects[0]).toMatchObject({ reason: 'handshake-timeout', code: 'ETIMEDOUT' });
     expect(rc.connected).toBe(false);
   });
 
   it(`[${kind}] a session not resumed within the window ends: unsent messages reported lost, then closed`, async () => {
-    const { server, port } = await resumeServer({ resumeWindowMs: 150 });
+    const clock = new ManualClock(); // the server's: the resume window
+    const { server, port } = await resumeServer({ resumeWindowMs: 150 }, clock);
     const order: string[] = [];
     let s1: Session | undefined;
     let lostMessages: LostMessages | undefined;
@@ -305,7 +320,7 @@ forEachEngine('session resume', (kind: EngineKind) => {
     await waitFor(() => order.includes('detach'), 'detach');
     expect(s1!.send(numbered(1), 0x8002)).toBe(true); // kept for a resume that never comes
     expect(s1!.trySend(numbered(2), 0x8002)).toBe('queued');
-    await waitFor(() => order.some((o) => o.startsWith('close')), 'close after the window');
+    await clock.runUntil(() => order.some((o) => o.startsWith('close')), { stepMs: 25, what: 'close after the window' });
     expect(order).toEqual(['detach', 'lost:1-2:true', 'close:resume-timeout']);
     expect(lostMessages?.messages.map((m) => numberOf(m.payload))).toEqual([1, 2]);
   });
@@ -342,7 +357,7 @@ forEachEngine('session resume', (kind: EngineKind) => {
     });
 
     const spawnChild = (mode: 'first' | 'second'): { child: ChildProcess; exited: Promise<number | null>; out: string[] } => {
-      const child = spawn(process.execPath, ['-r', path.join(FIXTURES, 'ts-register.js'), path.join(FIXTURES, 'resume-child.ts'), String(port), dir, String(N), mode], {
+      const child = spawn(process.execPath, ['-r', TS_REGISTER, path.join(FIXTURES, 'resume-child.ts'), String(port), dir, String(N), mode], {
         env: { ...process.env, FASTPORT_ENGINE: kind },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -411,7 +426,7 @@ forEachEngine('session resume', (kind: EngineKind) => {
   });
 
   it(`[${kind}] reconnects with exponential backoff and jitter while the server is down`, async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const rc = reconnecting({ port, reconnect: { initialDelayMs: 20, maxDelayMs: 80, multiplier: 2, jitter: 0.5 } });
     const retries: { attempt: number; delayMs: number }[] = [];
     rc.on('reconnecting', (r: { attempt: number; delayMs: number }) => retries.push(r));

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, ReconnectingClient, Server, type Frame, type Session } from '../src';
-import { forEachEngine, numbered, numberOf, rawPeer, waitFor } from './helpers';
+import { waitFor, connectRaw } from '@fastport/test-utils';
+import { forEachEngine, numbered, numberOf } from './helpers';
 
 // send() follows Node's write(): true while the queue is under the high
 // watermark, false past it ('drain' follows at the low watermark), and no
@@ -15,7 +16,7 @@ forEachEngine('send() and drain', (kind) => {
     const server = new Server({ engine: kind, memoryBudget: false, maxPendingBytes: 256 * 1024, highWaterMark: 128 * 1024, lowWaterMark: 32 * 1024, ...options });
     const { port } = await server.listen(0, '127.0.0.1');
     cleanups.push(() => server.close(200));
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     cleanups.push(async () => void peer.socket.destroy());
     peer.socket.pause(); // never reads until the test says so
     await waitFor(() => server.sessions.size === 1, 'session');

@@ -1,44 +1,10 @@
-import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { engineAvailability, type EngineKind } from '@fastport/native-io';
+import type { EngineKind } from '@fastport/native-io';
+import { closedPort, connectRaw, waitFor } from '@fastport/test-utils';
 import { Client, FrameEncoder, Server, type Session, type SessionCloseInfo } from '../src';
+import { forEachEngine } from './helpers';
 
-const KINDS: EngineKind[] = (process.env.FASTPORT_ENGINES ?? 'node,epoll,uring').split(',') as EngineKind[];
-
-function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
-
-/** A raw node:net peer, to send bytes the framework would never produce. */
-function rawPeer(port: number): Promise<{ socket: net.Socket; received: Buffer[]; closed: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const received: Buffer[] = [];
-    const socket = net.connect({ host: '127.0.0.1', port });
-    const closed = new Promise<void>((r) => socket.on('close', () => r()));
-    socket.on('data', (d) => received.push(d));
-    socket.on('error', () => {});
-    socket.once('connect', () => resolve({ socket, received, closed }));
-    socket.once('error', reject);
-  });
-}
-
-for (const kind of KINDS) {
-  const availability = engineAvailability(kind);
-  if (!availability.available) {
-    describe(`session on engine ${kind} — UNAVAILABLE: ${availability.reason}`, () => {
-      it.skip(`engine ${kind} unavailable: ${availability.reason}`, () => {});
-    });
-    continue;
-  }
-
+forEachEngine('session', (kind: EngineKind) => {
   describe(`session on engine ${kind}`, () => {
     const cleanups: (() => Promise<unknown>)[] = [];
     afterEach(async () => {
@@ -88,13 +54,13 @@ for (const kind of KINDS) {
 
     it(`[${kind}] u32le framing: zero-length payloads and many frames per read`, async () => {
       const { port } = await startEcho({ framing: 'u32le' });
-      const peer = await rawPeer(port);
+      const peer = await connectRaw(port);
       const enc = new FrameEncoder('u32le');
       const frames = [Buffer.alloc(0), Buffer.from('a'), Buffer.alloc(0), Buffer.from('hello')];
       const stream = Buffer.concat(frames.map((f) => Buffer.from(enc.encode(f))));
       peer.socket.write(stream);
-      await waitFor(() => Buffer.concat(peer.received).length === stream.length, 'echo of 4 frames');
-      expect(Buffer.concat(peer.received).equals(stream)).toBe(true);
+      await waitFor(() => Buffer.concat(peer.chunks).length === stream.length, 'echo of 4 frames');
+      expect(Buffer.concat(peer.chunks).equals(stream)).toBe(true);
       peer.socket.destroy();
     });
 
@@ -102,8 +68,8 @@ for (const kind of KINDS) {
       const { server, port } = await startEcho();
       const closes: SessionCloseInfo[] = [];
       server.on('close', (_s: Session, info: SessionCloseInfo) => closes.push(info));
-      const good = await rawPeer(port);
-      const bad = await rawPeer(port);
+      const good = await connectRaw(port);
+      const bad = await connectRaw(port);
       await waitFor(() => server.sessions.size === 2, 'two sessions');
       bad.socket.write(Buffer.from([0x00, 0x02, 0x00, 0x01])); // total size 2 < 4-byte header
       await bad.closed;
@@ -112,8 +78,8 @@ for (const kind of KINDS) {
       expect(closes[0]?.code).toBe('ERR_FRAME_MALFORMED');
       const enc = new FrameEncoder('fastport');
       good.socket.write(enc.encode(Buffer.from('still here'), 5));
-      await waitFor(() => Buffer.concat(good.received).length > 0, 'good session echo');
-      expect(Buffer.concat(good.received).subarray(4).toString()).toBe('still here');
+      await waitFor(() => Buffer.concat(good.chunks).length > 0, 'good session echo');
+      expect(Buffer.concat(good.chunks).subarray(4).toString()).toBe('still here');
       expect(server.sessions.size).toBe(1);
       expect(server.stats().framingErrors).toBe(1);
       good.socket.destroy();
@@ -123,7 +89,7 @@ for (const kind of KINDS) {
       const { server, port } = await startEcho({ framing: { preset: 'large', maxFrameSize: 4096 } });
       const closes: SessionCloseInfo[] = [];
       server.on('close', (_s: Session, info: SessionCloseInfo) => closes.push(info));
-      const bad = await rawPeer(port);
+      const bad = await connectRaw(port);
       const header = Buffer.alloc(6);
       header.writeUInt32BE(0xfffffff0, 0); // claims ~4 GiB
       header.writeUInt16BE(1, 4);
@@ -140,7 +106,7 @@ for (const kind of KINDS) {
         const server = new Server({ engine: kind, backpressure: policy, maxPendingBytes: 256 * 1024, highWaterMark: 128 * 1024 });
         const info = await server.listen(0, '127.0.0.1');
         cleanups.push(() => server.close(200));
-        const peer = await rawPeer(info.port);
+        const peer = await connectRaw(info.port);
         peer.socket.pause();
         await waitFor(() => server.sessions.size === 1, 'session');
         const session = [...server.sessions][0] as Session;
@@ -172,7 +138,7 @@ for (const kind of KINDS) {
       const server = new Server({ engine: kind, maxPendingBytes: 8 * 1024 * 1024, highWaterMark: 64 * 1024, lowWaterMark: 16 * 1024 });
       const info = await server.listen(0, '127.0.0.1');
       cleanups.push(() => server.close(200));
-      const peer = await rawPeer(info.port);
+      const peer = await connectRaw(info.port);
       peer.socket.pause();
       await waitFor(() => server.sessions.size === 1, 'session');
       const session = [...server.sessions][0] as Session;
@@ -189,15 +155,12 @@ for (const kind of KINDS) {
       expect(high).toBe(true);
       peer.socket.resume();
       await waitFor(() => drained > 0, 'drain');
-      await waitFor(() => Buffer.concat(peer.received).length === sent, 'all bytes');
+      await waitFor(() => Buffer.concat(peer.chunks).length === sent, 'all bytes');
       peer.socket.destroy();
     });
 
     it(`[${kind}] connect to a closed port rejects with ECONNREFUSED`, async () => {
-      const probe = net.createServer();
-      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-      const port = (probe.address() as net.AddressInfo).port;
-      await new Promise<void>((r) => probe.close(() => r()));
+      const port = await closedPort();
       const client = await startClient();
       await expect(client.connect({ host: '127.0.0.1', port })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     });
@@ -205,7 +168,7 @@ for (const kind of KINDS) {
     it(`[${kind}] server close flushes queued frames before closing`, async () => {
       const server = new Server({ engine: kind });
       const info = await server.listen(0, '127.0.0.1');
-      const peer = await rawPeer(info.port);
+      const peer = await connectRaw(info.port);
       await waitFor(() => server.sessions.size === 1, 'session');
       const session = [...server.sessions][0] as Session;
       const payload = Buffer.alloc(60_000, 9);
@@ -213,7 +176,7 @@ for (const kind of KINDS) {
       const result = await server.close(5000);
       await peer.closed;
       expect(result).toEqual({ flushed: 1, aborted: 0 });
-      expect(Buffer.concat(peer.received).length).toBe(10 * (60_000 + 4));
+      expect(Buffer.concat(peer.chunks).length).toBe(10 * (60_000 + 4));
     });
   });
-}
+});

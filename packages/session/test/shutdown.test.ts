@@ -1,4 +1,4 @@
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import type { EngineKind } from '@fastport/native-io';
 import {
   Client,
@@ -11,7 +11,8 @@ import {
   type SessionCloseInfo,
   type ShutdownReport,
 } from '../src';
-import { forEachEngine, numbered, numberOf, rawPeer, waitFor } from './helpers';
+import { connectRaw, waitFor, waitForOnTurns } from '@fastport/test-utils';
+import { forEachEngine, numbered, numberOf } from './helpers';
 
 forEachEngine('graceful shutdown', (kind: EngineKind) => {
   const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -141,9 +142,9 @@ forEachEngine('graceful shutdown', (kind: EngineKind) => {
   it(`[${kind}] a peer that never reads is reset at the deadline (timed-out, bytes left), a reading one is flushed`, async () => {
     const server = new Server({ engine: kind, memoryBudget: false, maxPendingBytes: 64 * 1024 * 1024 });
     const { port } = await server.listen(0, '127.0.0.1');
-    const stuck = await rawPeer(port);
+    const stuck = await connectRaw(port);
     stuck.socket.pause();
-    const reader = await rawPeer(port);
+    const reader = await connectRaw(port);
     const stuckPort = stuck.socket.localPort;
     const readerPort = reader.socket.localPort;
     await waitFor(() => server.sessions.size === 2, 'sessions');
@@ -157,7 +158,18 @@ forEachEngine('graceful shutdown', (kind: EngineKind) => {
     const sent = 50 * (60_000 + 4);
     const order: string[] = [];
     server.on('shutdown', (phase: string) => order.push(phase));
-    const report = await server.shutdown({ deadlineMs: 400 });
+    // The deadline is a setTimeout: faked, it passes only once the reader has everything, however slow the machine.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let shutdown: Promise<ShutdownReport>;
+    try {
+      shutdown = server.shutdown({ deadlineMs: 400 });
+      await waitForOnTurns(() => order.includes('draining') && reader.bytes === sent, 'the reader flushed before the deadline');
+      expect(order).toEqual(['stopped-accepting', 'draining']);
+      vi.advanceTimersByTime(400);
+    } finally {
+      vi.useRealTimers();
+    }
+    const report = await shutdown;
     expect(order).toEqual(['stopped-accepting', 'draining', 'forcing', 'closed']);
     const byRemote = new Map(report.sessions.map((s) => [s.remote, s]));
     const stuckOutcome = byRemote.get(`127.0.0.1:${stuckPort}`);
@@ -166,15 +178,15 @@ forEachEngine('graceful shutdown', (kind: EngineKind) => {
     expect(stuckOutcome!.bytesLeft).toBeGreaterThan(0);
     expect(readerOutcome).toMatchObject({ outcome: 'flushed', bytesLeft: 0, reason: 'shutdown' });
     await reader.closed;
-    expect(reader.bytes()).toBe(sent);
+    expect(reader.bytes).toBe(sent);
     expect(report).toMatchObject({ flushed: 1, timedOut: 1, failed: 0 });
-    console.log(`[${kind}] shutdown deadline: non-reader reset with ${stuckOutcome!.bytesLeft} bytes left; reader flushed ${reader.bytes()} bytes`);
+    console.log(`[${kind}] shutdown deadline: non-reader reset with ${stuckOutcome!.bytesLeft} bytes left; reader flushed ${reader.bytes} bytes`);
   });
 
   it(`[${kind}] close(graceMs) keeps its result shape; a second shutdown returns the same report`, async () => {
     const server = new Server({ engine: kind, memoryBudget: false });
     const { port } = await server.listen(0, '127.0.0.1');
-    const peer = await rawPeer(port);
+    const peer = await connectRaw(port);
     await waitFor(() => server.sessions.size === 1, 'session');
     const p1 = server.shutdown({ deadlineMs: 1000 });
     const p2 = server.shutdown();

@@ -19,20 +19,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runChild } from '@fastport/test-utils';
+import { describeEngines } from '@fastport/test-utils/vitest';
 import { engineAvailability } from '../../lib/engine';
 import { type EngineKind } from '../../lib/types';
-import { selectEngines } from '../engine/engines';
-import { runAsync } from './run-async';
 
 const DIST = path.resolve(__dirname, '../../dist/index.js');
 const NATIVE: EngineKind[] = ['epoll', 'uring'];
-const selected = selectEngines().filter((s) => s.filteredOut === undefined && NATIVE.includes(s.kind));
+const built = fs.existsSync(DIST);
 const CHILD_LIMIT_MS = 20_000;
 
 // The flood of memcheck-scenario.js (floodSmallRing): 150 connections echo
 // 64 KiB each while the server also sends on a timer. The uring server runs
 // on a tiny ring (8 SQEs, 16 receive buffers) so its closes and completions
-// spread over many loop turns, as when the hang was found.
+// spread over many loop turns, as when the hang was found. A plain node
+// child (no TypeScript loader), so it has its own small waitFor.
 const CHILD_SRC = `
 const { createEngine } = require(process.env.FASTPORT_TEST_DIST);
 const kind = process.env.FASTPORT_TEST_KIND;
@@ -109,16 +110,15 @@ interface ChildMsg {
   error?: string;
 }
 
-for (const { kind } of selected) {
-  if (!engineAvailability(kind).available) continue;
-  describe.skipIf(!fs.existsSync(DIST))(`native engine ${kind}: destroy() settles with I/O threads`, () => {
+describeEngines('native engine: destroy() settles with I/O threads', engineAvailability, (kind) => {
+  describe.skipIf(!built)(`[${kind}] destroy() with I/O threads${built ? '' : ' (skipped: dist/ is not built)'}`, () => {
     const cases: { flood: boolean; smallRing: boolean }[] = [{ flood: false, smallRing: false }, { flood: true, smallRing: false }];
     if (kind === 'uring') cases.push({ flood: true, smallRing: true });
     for (const { flood, smallRing } of cases) {
       for (const ioThreads of [1, 2]) {
         const what = flood ? `after a flood${smallRing ? ' through a small ring' : ''}` : 'with only a listener';
         it(`ioThreads ${ioThreads}: the server's destroy() resolves ${what}`, async () => {
-          const r = await runAsync(process.execPath, ['-e', CHILD_SRC], {
+          const r = await runChild(process.execPath, ['-e', CHILD_SRC], {
             env: {
               ...process.env,
               FASTPORT_TEST_DIST: DIST,
@@ -146,4 +146,4 @@ for (const { kind } of selected) {
       }
     }
   });
-}
+}, { only: NATIVE });

@@ -5,7 +5,7 @@
  * that needs it skips by name.
  */
 import * as path from 'node:path';
-import { runAsync } from './run-async';
+import { runChild } from '@fastport/test-utils';
 
 const PKG = path.resolve(__dirname, '../..');
 
@@ -24,7 +24,7 @@ export async function buildUringMech(
   const bins: Record<string, string> = {};
   for (const [name, flags] of Object.entries(variants)) {
     const out = path.join(dir, `uring_mech_${name}`);
-    const r = await runAsync(cxx, [...common, ...flags, '-o', out, ...SOURCES]);
+    const r = await runChild(cxx, [...common, ...flags, '-o', out, ...SOURCES]);
     if (r.status !== 0) {
       if (name !== 'plain') continue;
       throw new Error(`building uring_mech (${name}) failed:\n${r.stderr}`);

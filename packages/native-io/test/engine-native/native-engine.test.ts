@@ -11,6 +11,8 @@
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WAIT_MS, waitFor } from '@fastport/test-utils';
+import { describeEngines } from '@fastport/test-utils/vitest';
 import { engineAvailability } from '../../lib/engine';
 import { generationOf, slotOf } from '../../lib/connection-table';
 import { SendStatus, type ConnectionId, type EngineKind } from '../../lib/types';
@@ -23,23 +25,11 @@ import {
   pattern,
   rawConnect,
   startPair,
-  waitFor,
-  WAIT_MS,
 } from '../engine/harness';
-import { selectEngines } from '../engine/engines';
 
 const NATIVE: EngineKind[] = ['epoll', 'uring'];
-const selected = selectEngines().filter((s) => s.filteredOut === undefined && NATIVE.includes(s.kind));
 
-for (const { kind } of selected) {
-  const availability = engineAvailability(kind);
-  if (!availability.available) {
-    describe(`native engine ${kind} — UNAVAILABLE: ${availability.reason}`, () => {
-      it.skip(`[${kind}] native tests (${availability.reason})`, () => {});
-    });
-    continue;
-  }
-
+describeEngines('native engine', engineAvailability, (kind) => {
   describe(`native engine ${kind}`, () => {
     afterEach(cleanupAll);
 
@@ -238,4 +228,4 @@ for (const { kind } of selected) {
       await waitFor(() => server.engine.stats().connections === 0, 30_000, 'all closed');
     }, 120_000);
   });
-}
+}, { only: NATIVE });

@@ -14,16 +14,16 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
+import { JsonChild, pollValue, waitFor } from '@fastport/test-utils';
+import { describeEngines } from '@fastport/test-utils/vitest';
 import { engineAvailability } from '../../lib/engine';
 import { type EngineKind } from '../../lib/types';
-import { selectEngines } from '../engine/engines';
-import { Side, cleanupAll, fillUntilStalled, waitFor } from '../engine/harness';
+import { Side, cleanupAll, fillUntilStalled } from '../engine/harness';
 
 const DIST = path.resolve(__dirname, '../../dist/index.js');
 const NATIVE: EngineKind[] = ['epoll', 'uring'];
-const selected = selectEngines().filter((s) => s.filteredOut === undefined && NATIVE.includes(s.kind));
+const built = fs.existsSync(DIST);
 const CHUNK = 64 * 1024;
 const MiB = 1024 * 1024;
 
@@ -74,141 +74,111 @@ interface Stats {
 }
 
 class ChildServer {
-  readonly child: ChildProcess;
-  private readonly msgs: Record<string, unknown>[] = [];
-  private out = '';
+  private readonly proc: JsonChild;
 
   constructor(kind: EngineKind, ioThreads: number) {
-    this.child = spawn(process.execPath, ['-e', SERVER_SRC], {
-      stdio: ['pipe', 'pipe', 'inherit'],
+    this.proc = new JsonChild(process.execPath, ['-e', SERVER_SRC], {
+      stderr: 'inherit',
       env: { ...process.env, FASTPORT_TEST_DIST: DIST, FASTPORT_TEST_KIND: kind, FASTPORT_TEST_THREADS: String(ioThreads) },
-    });
-    this.child.stdout?.on('data', (d: Buffer) => {
-      this.out += d.toString();
-      let nl: number;
-      while ((nl = this.out.indexOf('\n')) >= 0) {
-        this.msgs.push(JSON.parse(this.out.slice(0, nl)) as Record<string, unknown>);
-        this.out = this.out.slice(nl + 1);
-      }
     });
   }
 
   async port(): Promise<number> {
-    await waitFor(() => this.msgs.some((m) => m['port'] !== undefined), 10_000, 'server port');
-    return this.msgs.find((m) => m['port'] !== undefined)?.['port'] as number;
+    return (await this.proc.waitMessage((m) => m['port'] !== undefined, 'server port')).port as number;
   }
 
-  async stats(): Promise<Stats> {
-    const from = this.msgs.length;
-    this.child.stdin?.write('stats\n');
-    let found: Record<string, unknown> | undefined;
-    await waitFor(() => (found = this.msgs.slice(from).find((m) => m['stats'] === true)) !== undefined, 10_000, 'server stats');
-    return found as unknown as Stats;
+  stats(): Promise<Stats> {
+    return this.proc.ask<Stats>('stats', 'stats');
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.stdin?.write('exit\n');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.proc.stop('exit', 5000);
   }
 }
 
-async function until(server: ChildServer, pred: (s: Stats) => boolean, ms: number): Promise<Stats> {
-  const deadline = Date.now() + ms;
-  let s = await server.stats();
-  while (!pred(s) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    s = await server.stats();
-  }
-  return s;
+/** The server's stats once `pred` holds, or the last ones after `ms` (the caller asserts on them). */
+function until(server: ChildServer, pred: (s: Stats) => boolean, ms: number): Promise<Stats> {
+  return pollValue(() => server.stats(), pred, { timeoutMs: ms, intervalMs: 100 });
 }
 
 const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 
-for (const { kind } of selected) {
-  if (!engineAvailability(kind).available) continue;
+describeEngines('native engine: send-queue memory', engineAvailability, (kind) => {
+  afterEach(cleanupAll);
 
-  describe(`native engine ${kind}: send-queue memory`, () => {
-    afterEach(cleanupAll);
-
-    it(`[${kind}] chunk memory of a stalled queue is counted in whole chunks (stats and connectionStats)`, async () => {
-      const server = new Side(kind, { name: 'server', maxPendingBytes: 512 * 1024 });
-      const l = await server.listen(0, '127.0.0.1', { sendBufferSize: 16 * 1024 });
-      const sock = net.connect({ host: '127.0.0.1', port: l.port });
-      sock.on('error', () => {});
-      sock.pause();
-      try {
-        await server.waitAccepted(1);
-        const sid = server.accepted[0] as number;
-        await fillUntilStalled(server, sid, 16 * 1024);
-        const pending = server.engine.pendingBytes(sid);
-        expect(pending).toBeGreaterThan(0);
-        const st = server.engine.stats();
-        const cs = server.engine.connectionStats(sid);
-        console.log(`[${kind}] stalled queue: ${pending} bytes pending, ${cs?.heldBytes} bytes of chunks held, stats ${st.sendChunkBytesHeld} / slabs ${st.sendSlabBytes}`);
-        expect(cs?.heldBytes, 'connectionStats().heldBytes').toBeGreaterThanOrEqual(pending);
-        expect((cs?.heldBytes ?? 1) % CHUNK).toBe(0);
-        expect(cs?.heldBytes ?? 0).toBeLessThanOrEqual(Math.ceil(pending / CHUNK) * CHUNK + CHUNK);
-        expect(st.sendChunkBytesHeld, 'stats().sendChunkBytesHeld').toBe(cs?.heldBytes);
-        expect(st.sendSlabBytes ?? 0).toBeGreaterThanOrEqual(st.sendChunkBytesHeld ?? Infinity);
-        // One more byte on a stalled queue never costs less than what it pins.
-        server.engine.send(sid, Buffer.from([1]));
-        await waitFor(() => (server.engine.connectionStats(sid)?.heldBytes ?? 0) >= server.engine.pendingBytes(sid), 5000, 'held >= pending');
-      } finally {
-        sock.destroy();
-      }
-      await waitFor(() => server.engine.stats().connections === 0, 10_000, 'closed');
-      await waitFor(() => server.engine.stats().sendChunkBytesHeld === 0, 10_000, 'no chunk held after the close');
-    });
-
-    for (const ioThreads of [0, 1]) {
-      it.skipIf(!fs.existsSync(DIST))(`[${kind}] ioThreads ${ioThreads}: slab memory goes back after ${READERS} slow readers with ${QUEUE_BYTES / MiB} MiB queues leave`, async () => {
-        const server = new ChildServer(kind, ioThreads);
-        const readers: net.Socket[] = [];
-        try {
-          const port = await server.port();
-          const base = await server.stats();
-          for (let i = 0; i < READERS; i++) {
-            const s = net.connect({ host: '127.0.0.1', port });
-            s.on('error', () => {});
-            s.pause(); // never reads: the kernel buffers fill and the queue stays
-            readers.push(s);
-          }
-          // Most of each 8 MiB stays queued (the server's SO_SNDBUF is 64 KiB).
-          // (With I/O threads the bytes reach the loops' queues a little after send() returned.)
-          const peak = await until(
-            server,
-            (s) =>
-              s.open === READERS &&
-              s.pendingBytes >= READERS * (QUEUE_BYTES - 2 * MiB) &&
-              (s.sendChunkBytesHeld === undefined || s.sendChunkBytesHeld >= s.pendingBytes),
-            30_000,
-          );
-          expect(peak.open).toBe(READERS);
-          for (const s of readers) s.destroy(); // unread data: RST, the server's sends fail, queues are dropped
-          const closed = await until(server, (s) => s.open === 0, 20_000);
-          expect(closed.open).toBe(0);
-          const reserve = (base.reserve ?? 2 * MiB) * base.loops;
-          // The engine returns idle slabs after they stayed idle a little while: wait for that (bounded).
-          const after = await until(server, (s) => s.sendSlabBytes !== undefined && s.sendSlabBytes <= reserve, 15_000);
-          console.log(
-            `[${kind} ioThreads ${ioThreads}] RSS baseline ${mb(base.rss)}, peak ${mb(peak.rss)} (queued ${mb(peak.pendingBytes)}, ` +
-              `chunks ${mb(peak.sendChunkBytesHeld ?? NaN)}, slabs ${mb(peak.sendSlabBytes ?? NaN)}), after ${mb(after.rss)} ` +
-              `(chunks ${mb(after.sendChunkBytesHeld ?? NaN)}, slabs ${mb(after.sendSlabBytes ?? NaN)}, reserve ${mb(reserve)})`,
-          );
-          expect(after.rss - base.rss, 'RSS growth left after the readers are gone').toBeLessThan((peak.rss - base.rss) / 2);
-          expect(peak.sendChunkBytesHeld ?? 0, 'chunk memory held at the peak').toBeGreaterThanOrEqual(peak.pendingBytes);
-          expect(after.sendChunkBytesHeld).toBe(0);
-          expect(after.sendSlabBytes, 'slab memory back to the reserve').toBeLessThanOrEqual(reserve);
-        } finally {
-          for (const s of readers) s.destroy();
-          await server.stop();
-        }
-      }, 90_000);
+  it(`[${kind}] chunk memory of a stalled queue is counted in whole chunks (stats and connectionStats)`, async () => {
+    const server = new Side(kind, { name: 'server', maxPendingBytes: 512 * 1024 });
+    const l = await server.listen(0, '127.0.0.1', { sendBufferSize: 16 * 1024 });
+    const sock = net.connect({ host: '127.0.0.1', port: l.port });
+    sock.on('error', () => {});
+    sock.pause();
+    try {
+      await server.waitAccepted(1);
+      const sid = server.accepted[0] as number;
+      await fillUntilStalled(server, sid, 16 * 1024);
+      const pending = server.engine.pendingBytes(sid);
+      expect(pending).toBeGreaterThan(0);
+      const st = server.engine.stats();
+      const cs = server.engine.connectionStats(sid);
+      console.log(`[${kind}] stalled queue: ${pending} bytes pending, ${cs?.heldBytes} bytes of chunks held, stats ${st.sendChunkBytesHeld} / slabs ${st.sendSlabBytes}`);
+      expect(cs?.heldBytes, 'connectionStats().heldBytes').toBeGreaterThanOrEqual(pending);
+      expect((cs?.heldBytes ?? 1) % CHUNK).toBe(0);
+      expect(cs?.heldBytes ?? 0).toBeLessThanOrEqual(Math.ceil(pending / CHUNK) * CHUNK + CHUNK);
+      expect(st.sendChunkBytesHeld, 'stats().sendChunkBytesHeld').toBe(cs?.heldBytes);
+      expect(st.sendSlabBytes ?? 0).toBeGreaterThanOrEqual(st.sendChunkBytesHeld ?? Infinity);
+      // One more byte on a stalled queue never costs less than what it pins.
+      server.engine.send(sid, Buffer.from([1]));
+      await waitFor(() => (server.engine.connectionStats(sid)?.heldBytes ?? 0) >= server.engine.pendingBytes(sid), 5000, 'held >= pending');
+    } finally {
+      sock.destroy();
     }
+    await waitFor(() => server.engine.stats().connections === 0, 10_000, 'closed');
+    await waitFor(() => server.engine.stats().sendChunkBytesHeld === 0, 10_000, 'no chunk held after the close');
   });
-}
 
+  for (const ioThreads of [0, 1]) {
+    it.skipIf(!built)(`[${kind}] ioThreads ${ioThreads}: slab memory goes back after ${READERS} slow readers with ${QUEUE_BYTES / MiB} MiB queues leave${built ? '' : ' (skipped: dist/ is not built)'}`, async () => {
+      const server = new ChildServer(kind, ioThreads);
+      const readers: net.Socket[] = [];
+      try {
+        const port = await server.port();
+        const base = await server.stats();
+        for (let i = 0; i < READERS; i++) {
+          const s = net.connect({ host: '127.0.0.1', port });
+          s.on('error', () => {});
+          s.pause(); // never reads: the kernel buffers fill and the queue stays
+          readers.push(s);
+        }
+        // Most of each 8 MiB stays queued (the server's SO_SNDBUF is 64 KiB).
+        // (With I/O threads the bytes reach the loops' queues a little after send() returned.)
+        const peak = await until(
+          server,
+          (s) =>
+            s.open === READERS &&
+            s.pendingBytes >= READERS * (QUEUE_BYTES - 2 * MiB) &&
+            (s.sendChunkBytesHeld === undefined || s.sendChunkBytesHeld >= s.pendingBytes),
+          30_000,
+        );
+        expect(peak.open).toBe(READERS);
+        for (const s of readers) s.destroy(); // unread data: RST, the server's sends fail, queues are dropped
+        const closed = await until(server, (s) => s.open === 0, 20_000);
+        expect(closed.open).toBe(0);
+        const reserve = (base.reserve ?? 2 * MiB) * base.loops;
+        // The engine returns idle slabs after they stayed idle a little while: wait for that (bounded).
+        const after = await until(server, (s) => s.sendSlabBytes !== undefined && s.sendSlabBytes <= reserve, 15_000);
+        console.log(
+          `[${kind} ioThreads ${ioThreads}] RSS baseline ${mb(base.rss)}, peak ${mb(peak.rss)} (queued ${mb(peak.pendingBytes)}, ` +
+            `chunks ${mb(peak.sendChunkBytesHeld ?? NaN)}, slabs ${mb(peak.sendSlabBytes ?? NaN)}), after ${mb(after.rss)} ` +
+            `(chunks ${mb(after.sendChunkBytesHeld ?? NaN)}, slabs ${mb(after.sendSlabBytes ?? NaN)}, reserve ${mb(reserve)})`,
+        );
+        expect(after.rss - base.rss, 'RSS growth left after the readers are gone').toBeLessThan((peak.rss - base.rss) / 2);
+        expect(peak.sendChunkBytesHeld ?? 0, 'chunk memory held at the peak').toBeGreaterThanOrEqual(peak.pendingBytes);
+        expect(after.sendChunkBytesHeld).toBe(0);
+        expect(after.sendSlabBytes, 'slab memory back to the reserve').toBeLessThanOrEqual(reserve);
+      } finally {
+        for (const s of readers) s.destroy();
+        await server.stop();
+      }
+    }, 90_000);
+  }
+}, { only: NATIVE });

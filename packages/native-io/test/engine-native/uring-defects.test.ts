@@ -8,23 +8,15 @@
  * Variants: plain, ASan+UBSan with libstdc++ debug mode (checked iterators),
  * TSan. A variant the toolchain cannot build is skipped, never passed.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildUringMech } from './mech-build';
-import { runAsync } from './run-async';
+import { findExecutable, runChild } from '@fastport/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
-import { selectEngines } from '../engine/engines';
+import { describeEngine } from '@fastport/test-utils/vitest';
 
-const selected = selectEngines().some((s) => s.kind === 'uring' && s.filteredOut === undefined);
-const availability = engineAvailability('uring');
-
-function which(cmd: string): string | null {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
 
 interface MechResult {
   ok: boolean;
@@ -33,13 +25,9 @@ interface MechResult {
   cappedTurns: number;
 }
 
-if (!selected || !availability.available) {
-  describe.skip(`uring defect regressions (uring not selected or unavailable: ${availability.reason ?? 'filtered'})`, () => {
-    it('skipped', async () => {});
-  });
-} else {
+describeEngine('uring defect regressions', engineAvailability, 'uring', () => {
   describe('uring defect regressions (uring_mech.cc with test hooks)', () => {
-    const cxx = process.env.CXX || which('g++') || which('c++');
+    const cxx = process.env.CXX || findExecutable('g++') || findExecutable('c++');
     let tmp = '';
     const bins: Record<string, string> = {};
 
@@ -58,7 +46,7 @@ if (!selected || !availability.available) {
     });
 
     async function mech(bin: string, args: string[], env: Record<string, string> = {}): Promise<MechResult> {
-      const r = await runAsync(bin, args, { env: { ...process.env, ...env }, timeoutMs: 120_000 });
+      const r = await runChild(bin, args, { env: { ...process.env, ...env }, timeoutMs: 120_000 });
       const detail = `${bin} ${args.join(' ')} (env ${JSON.stringify(env)}): status ${r.status} signal ${r.signal}\n${r.stdout}\n${r.stderr.slice(0, 6000)}`;
       expect(r.status, detail).toBe(0);
       const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -66,7 +54,7 @@ if (!selected || !availability.available) {
     }
 
     it('re-arm with a full SQ (8 entries), 16 buffers, 200 flooding echo connections: no nested re-arm (ASan + checked iterators)', async (ctx) => {
-      if (!bins.asan) ctx.skip();
+      if (!bins.asan) ctx.skip('the ASan+UBSan variant of uring_mech did not build with this toolchain');
       const env = { FASTPORT_URING_SQ_ENTRIES: '8', FASTPORT_URING_BUF_COUNT: '16', FASTPORT_URING_BUF_SIZE: '4096', MECH_ECHO: '1', ASAN_OPTIONS: 'detect_leaks=1' };
       const out = await mech(bins.asan as string, ['flood', '200', '65536'], env);
       expect(out.features.sqEntries).toBe('8');
@@ -88,7 +76,7 @@ if (!selected || !availability.available) {
     }, 240_000);
 
     it('no SQE available under ASan: the retry queue leaks nothing and touches no freed connection', async (ctx) => {
-      if (!bins.asan) ctx.skip();
+      if (!bins.asan) ctx.skip('the ASan+UBSan variant of uring_mech did not build with this toolchain');
       await mech(bins.asan as string, ['close', '80'], { FASTPORT_URING_FAULT_SQE: '4', ASAN_OPTIONS: 'detect_leaks=1' });
     }, 240_000);
 
@@ -110,7 +98,7 @@ if (!selected || !availability.available) {
     }, 120_000);
 
     it('features() read from another thread while the loop falls back at run time (cancelFd): no data race (TSan)', async (ctx) => {
-      if (!bins.tsan) ctx.skip();
+      if (!bins.tsan) ctx.skip('the TSan variant of uring_mech did not build with this toolchain');
       const out = await mech(bins.tsan as string, ['close', '60'], {
         MECH_FEATURE_READER: '1',
         FASTPORT_URING_FAULT_CANCEL_EINVAL: '1',
@@ -124,4 +112,4 @@ if (!selected || !availability.available) {
       await mech(bins.plain as string, ['direct', '50']);
     }, 120_000);
   });
-}
+});

@@ -10,11 +10,9 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
-import { selectEngines } from '../engine/engines';
+import { describeEngine } from '@fastport/test-utils/vitest';
 
 const DIST = path.resolve(__dirname, '../../dist/index.js');
-const selected = selectEngines().some((s) => s.kind === 'uring' && s.filteredOut === undefined);
-const availability = engineAvailability('uring');
 
 // Runs in the worker (plain JS, loads the compiled package).
 const WORKER_SRC = `
@@ -135,11 +133,7 @@ function runWorker(port: number, ioThreads: number): Promise<WorkerResult> {
   });
 }
 
-if (!selected || !availability.available) {
-  describe.skip(`uring client in a worker thread (${selected ? availability.reason : 'not selected'})`, () => {
-    it('skipped', () => {});
-  });
-} else {
+describeEngine('uring client in a worker thread', engineAvailability, 'uring', () => {
   describe('uring client in a worker thread: pipelined echo, bytes verified', () => {
     let server: net.Server;
     let port = 0;
@@ -172,4 +166,4 @@ if (!selected || !availability.available) {
       }, 40_000);
     }
   });
-}
+});

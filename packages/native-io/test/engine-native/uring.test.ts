@@ -15,26 +15,19 @@
  * Backend tuning comes from the environment, read when an engine starts:
  * FASTPORT_URING_BUF_COUNT, FASTPORT_URING_BUF_SIZE, FASTPORT_URING_DISABLE.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildUringMech } from './mech-build';
-import { runAsync } from './run-async';
+import { findExecutable, runChild, waitFor } from '@fastport/test-utils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '../../lib/engine';
 import { SendStatus, type ConnectionId } from '../../lib/types';
-import { Side, cleanupAll, firstDifference, pattern, waitFor } from '../engine/harness';
-import { selectEngines } from '../engine/engines';
+import { describeEngine } from '@fastport/test-utils/vitest';
+import { Side, cleanupAll, firstDifference, pattern } from '../engine/harness';
 
-const selected = selectEngines().some((s) => s.kind === 'uring' && s.filteredOut === undefined);
-const availability = engineAvailability('uring');
-
-function which(cmd: string): string | null {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
 
 /** Creates a Side with backend tuning in the environment for the engine's start only. */
 function withEnv<T>(env: Record<string, string>, make: () => T): T {
@@ -55,17 +48,9 @@ function withEnv<T>(env: Record<string, string>, make: () => T): T {
 
 const ALL_FALLBACKS = 'deferTaskrun,coopTaskrun,singleIssuer,bufRing,multishotRecv,multishotAccept,cancelFd';
 
-if (!selected) {
-  describe.skip('uring engine specifics (not selected by FASTPORT_ENGINES)', () => {
-    it('skipped', async () => {});
-  });
-} else if (!availability.available) {
-  describe(`uring engine specifics — UNAVAILABLE: ${availability.reason}`, () => {
-    it.skip(`uring unavailable: ${availability.reason}`, () => {});
-  });
-} else {
+describeEngine('uring engine specifics', engineAvailability, 'uring', () => {
   describe('uring mechanics without Node (uring_mech.cc)', () => {
-    const cxx = process.env.CXX || which('g++') || which('c++');
+    const cxx = process.env.CXX || findExecutable('g++') || findExecutable('c++');
     let tmp = '';
     const bins: Record<string, string> = {};
 
@@ -85,7 +70,7 @@ if (!selected) {
     async function mech(bin: string, args: string[], env: Record<string, string> = {}, wrapper: string[] = []) {
       const cmd = wrapper.length > 0 ? (wrapper[0] as string) : bin;
       const argv = wrapper.length > 0 ? [...wrapper.slice(1), bin, ...args] : args;
-      const r = await runAsync(cmd, argv, { env: { ...process.env, ...env }, timeoutMs: 120_000 });
+      const r = await runChild(cmd, argv, { env: { ...process.env, ...env }, timeoutMs: 120_000 });
       const detail = `${cmd} ${argv.join(' ')} (env ${JSON.stringify(env)}): status ${r.status} signal ${r.signal}\n${r.stdout}\n${r.stderr}`;
       expect(r.status, detail).toBe(0);
       const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -123,15 +108,15 @@ if (!selected) {
     }
 
     it('close with recvs and sends in flight under ASan/UBSan: no double free, no leak, on_closed once each', async (ctx) => {
-      if (!bins.asan) ctx.skip();
+      if (!bins.asan) ctx.skip('the ASan/UBSan variant of uring_mech did not build with this toolchain');
       await mech(bins.asan as string, ['close', '300'], { ASAN_OPTIONS: 'detect_leaks=1' });
       await mech(bins.asan as string, ['close', '120'], { ASAN_OPTIONS: 'detect_leaks=1', FASTPORT_URING_DISABLE: 'cancelFd' });
       await mech(bins.asan as string, ['echo', '200', '10', '1000'], { ...TINY, ASAN_OPTIONS: 'detect_leaks=1' });
     });
 
     it('close with recvs and sends in flight under valgrind (when installed)', async (ctx) => {
-      const vg = which('valgrind');
-      if (!vg) ctx.skip();
+      const vg = findExecutable('valgrind');
+      if (!vg) ctx.skip('valgrind is not installed');
       await mech(bins.plain as string, ['close', '100'], {}, [vg as string, '-q', '--error-exitcode=9', '--leak-check=full', '--errors-for-leak-kinds=definite']);
     }, 120_000);
   });
@@ -277,4 +262,4 @@ if (!selected) {
       await waitFor(() => server.engine.stats().connections === 0, 30_000, 'all closed');
     }, 180_000);
   });
-}
+});

@@ -1,11 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
+import { describeEngine } from '@fastport/test-utils/vitest';
 import { FastPortError, createEngine, engineAvailability, registerEngine } from '../../lib';
 
 // This file replaces the uring factory for its own module registry only (vitest isolates files).
-const uringUp = engineAvailability('uring').available;
-
-describe('auto falls back when an engine passes the probe but fails to start', () => {
-  it.skipIf(!uringUp)(`uring factory throwing → auto picks the next engine and says why${uringUp ? '' : ' (uring unavailable here)'}`, async () => {
+describeEngine('auto falls back when an engine passes the probe but fails to start', engineAvailability, 'uring', () => {
+  it('uring factory throwing → auto picks the next engine and says why', async () => {
     registerEngine('uring', () => {
       throw new FastPortError('EPERM', 'io_uring_register refused');
     });

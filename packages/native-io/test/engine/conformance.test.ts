@@ -11,69 +11,34 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { generationOf, makeConnectionId, slotOf } from '../../lib/connection-table';
-import { engineAvailability, type EngineAvailability } from '../../lib/engine';
+import { engineAvailability } from '../../lib/engine';
 import { FastPortError } from '../../lib/errors';
 import { SendStatus, type ConnectionId, type EngineKind } from '../../lib/types';
-import { selectEngines, strictEngines } from './engines';
+import { WAIT_MS, closedPort, connectRawError, eventually, nextTurn, waitFor, withDeadline } from '@fastport/test-utils';
+import { describeEngines } from '@fastport/test-utils/vitest';
 import {
   TEST_TIMEOUT_MS,
-  WAIT_MS,
   Side,
   cleanupAll,
-  closedPort,
   connectPair,
-  eventually,
   fillUntilStalled,
   firstDifference,
-  nextTurn,
   pattern,
   rawConnect,
-  rawConnectError,
   rawServer,
   sequencedChunk,
   startPair,
   streamUntilStalled,
-  waitFor,
-  withDeadline,
   type RawPeer,
 } from './harness';
 
 const ONE = new Uint8Array([0x2a]);
 const okStatus = (s: SendStatus): boolean => s === SendStatus.Queued || s === SendStatus.AboveHighWater;
 
-for (const selection of selectEngines()) {
-  if (selection.filteredOut !== undefined) {
-    describe(`engine ${selection.kind} — SKIPPED: ${selection.filteredOut}`, () => {
-      it.skip(`[${selection.kind}] conformance suite (${selection.filteredOut})`, () => {});
-    });
-    continue;
-  }
-  describeEngine(selection.kind);
-}
-
-function availabilityOf(kind: EngineKind): EngineAvailability {
-  try {
-    return engineAvailability(kind);
-  } catch (err) {
-    return { kind, available: false, reason: `engineAvailability threw: ${(err as Error).message}` };
-  }
-}
+// Engines that cannot run here are skipped by name, or fail under FASTPORT_ENGINES_STRICT=1.
+describeEngines('conformance', engineAvailability, describeEngine);
 
 function describeEngine(kind: EngineKind): void {
-  const availability = availabilityOf(kind);
-  if (!availability.available) {
-    describe(`engine ${kind} — UNAVAILABLE: ${availability.reason}`, () => {
-      if (strictEngines()) {
-        it(`[${kind}] is selected and FASTPORT_ENGINES_STRICT is set, but the engine is unavailable`, () => {
-          throw new Error(`engine ${kind} unavailable: ${availability.reason}`);
-        });
-      } else {
-        it.skip(`[${kind}] conformance suite (engine unavailable: ${availability.reason})`, () => {});
-      }
-    });
-    return;
-  }
-
   describe(`engine ${kind}`, () => {
     afterEach(cleanupAll);
     const test = (name: string, fn: () => Promise<void>, timeout = TEST_TIMEOUT_MS): void => {
@@ -177,7 +142,7 @@ function describeEngine(kind: EngineKind): void {
         expect(firstDifference(v4.data(), msg)).toBeNull();
 
         const only6 = await server.listen(0, '::', { ipv6Only: true });
-        expect(await rawConnectError(only6.port, '127.0.0.1')).toBe('ECONNREFUSED');
+        expect(await connectRawError(only6.port, '127.0.0.1')).toBe('ECONNREFUSED');
         await rawConnect(only6.port, '::1');
         await server.waitAccepted(3);
       });
@@ -234,7 +199,7 @@ function describeEngine(kind: EngineKind): void {
         expect(info.reason).toBe('error');
         expect(info.code).toBe('ECONNREFUSED');
         expect(pair.client.log(refused).events).toEqual(['close']);
-        expect(await rawConnectError(pair.port)).toBe('ECONNREFUSED');
+        expect(await connectRawError(pair.port)).toBe('ECONNREFUSED');
         // the connection accepted earlier outlives its listener
         expect(pair.server.engine.isOpen(sid)).toBe(true);
         const msg = pattern(20_000, 3);
@@ -991,10 +956,10 @@ function describeEngine(kind: EngineKind): void {
           expect(server.engine.close(id)).toBe(false);
         }
         expect(server.engine.stats().connections).toBe(0);
-        expect(await rawConnectError(pair.port)).toBe('ECONNREFUSED'); // the listener is gone
+        expect(await connectRawError(pair.port)).toBe('ECONNREFUSED'); // the listener is gone
         for (const { cid } of conns) await client.waitClosed(cid);
-        await waitFor(() => rawIn.closed, WAIT_MS, 'raw client closed');
-        await waitFor(() => outServer.peers[0]?.closed === true, WAIT_MS, 'raw server side closed');
+        await waitFor(() => rawIn.isClosed, WAIT_MS, 'raw client closed');
+        await waitFor(() => outServer.peers[0]?.isClosed === true, WAIT_MS, 'raw server side closed');
         // a second destroy resolves as well
         await withDeadline(server.engine.destroy(), WAIT_MS, 'second destroy()');
         await withDeadline(server.engine.destroy(100), WAIT_MS, 'third destroy(graceMs)');
@@ -1018,8 +983,8 @@ function describeEngine(kind: EngineKind): void {
         const l1 = await server.listen(0, '127.0.0.1');
         const l2 = await server.listen(0, '::1');
         await server.destroy();
-        expect(await rawConnectError(l1.port)).toBe('ECONNREFUSED');
-        expect(await rawConnectError(l2.port, '::1')).toBe('ECONNREFUSED');
+        expect(await connectRawError(l1.port)).toBe('ECONNREFUSED');
+        expect(await connectRawError(l2.port, '::1')).toBe('ECONNREFUSED');
         const again = new Side(kind, { name: 'again' });
         const l3 = await again.listen(l1.port, '127.0.0.1');
         expect(l3.port).toBe(l1.port);

@@ -3,10 +3,11 @@
  *
  * Everything here goes through the public contract (`createEngine`, `Engine`,
  * `EngineHandler`), so the same suite runs unchanged against every engine.
- * Outcomes are decided by events and counters only: `waitFor` polls a
- * predicate and rejects after a deadline, it never decides a result by time.
+ * Outcomes are decided by events and counters only: `waitFor` (from
+ * @fastport/test-utils, with the raw peers) polls a predicate and rejects
+ * after a deadline, it never decides a result by time.
  */
-import * as net from 'node:net';
+import { WAIT_MS, connectRaw, eventually, listenRaw, nextTurn, waitFor, withDeadline, type ListenRawOptions, type RawPeer, type RawServer } from '@fastport/test-utils';
 import { createEngine, type CreateEngineOptions } from '../../lib/engine';
 import {
   type AddressInfo,
@@ -23,64 +24,8 @@ import {
 } from '../../lib/types';
 import type { FastPortError } from '../../lib/errors';
 
-/** Default deadline for waiting on an event (well under the per-test vitest timeout). */
-export const WAIT_MS = 10_000;
 /** Per-test timeout handed to vitest. */
 export const TEST_TIMEOUT_MS = 20_000;
-
-// ---------------------------------------------------------------------------
-// waiting
-
-/** Resolves once `predicate()` is true; rejects after `timeoutMs` or if the predicate throws. */
-export function waitFor(predicate: () => boolean, timeoutMs: number = WAIT_MS, what = 'condition'): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const check = (): void => {
-      let ok: boolean;
-      try {
-        ok = predicate();
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
-      if (ok) {
-        resolve();
-        return;
-      }
-      if (Date.now() >= deadline) {
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-        return;
-      }
-      setTimeout(check, 2);
-    };
-    check();
-  });
-}
-
-/** Races `promise` against a deadline (for promises the contract says must settle, e.g. destroy()). */
-export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Resolves true as soon as `predicate()` holds, false once `ms` passed. Only for
- * choosing a path (e.g. "the peer stalled, resume it now"), never for a verdict.
- */
-export function eventually(predicate: () => boolean, ms: number): Promise<boolean> {
-  return waitFor(predicate, ms, 'path choice').then(
-    () => true,
-    () => false,
-  );
-}
-
-/** Lets the event loop turn once (I/O callbacks included). */
-export function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 // ---------------------------------------------------------------------------
 // data
@@ -512,108 +457,20 @@ export async function fillUntilStalled(side: Side, id: ConnectionId, chunkSize =
 }
 
 // ---------------------------------------------------------------------------
-// raw node:net peers (an independent implementation on the other end)
+// raw node:net peers (an independent implementation on the other end), torn down after each test
 
-export interface RawPeer {
-  socket: net.Socket;
-  chunks: Buffer[];
-  bytes: number;
-  ended: boolean;
-  closed: boolean;
-  error: NodeJS.ErrnoException | undefined;
-  data(): Buffer;
-}
+export type { RawPeer };
 
-function wrapRaw(socket: net.Socket): RawPeer {
-  const peer: RawPeer = {
-    socket,
-    chunks: [],
-    bytes: 0,
-    ended: false,
-    closed: false,
-    error: undefined,
-    data: () => Buffer.concat(peer.chunks),
-  };
-  socket.on('data', (chunk: Buffer) => {
-    peer.chunks.push(chunk);
-    peer.bytes += chunk.length;
-  });
-  socket.on('end', () => {
-    peer.ended = true;
-  });
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    peer.error ??= err;
-  });
-  socket.on('close', () => {
-    peer.closed = true;
-  });
-  return peer;
-}
-
-export interface RawServer {
-  server: net.Server;
-  port: number;
-  peers: RawPeer[];
-}
-
-export async function rawServer(
-  options: { host?: string; pauseOnConnect?: boolean; allowHalfOpen?: boolean; onPeer?: (peer: RawPeer) => void } = {},
-): Promise<RawServer> {
-  const peers: RawPeer[] = [];
-  const server = net.createServer({ pauseOnConnect: options.pauseOnConnect ?? false, allowHalfOpen: options.allowHalfOpen ?? false }, (socket) => {
-    const peer = wrapRaw(socket);
-    peers.push(peer);
-    options.onPeer?.(peer);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: options.host ?? '127.0.0.1', port: 0 }, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-  track({
-    close: async () => {
-      for (const p of peers) p.socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  });
-  return { server, port: (server.address() as net.AddressInfo).port, peers };
+export async function rawServer(options: ListenRawOptions = {}): Promise<RawServer> {
+  const server = await listenRaw(options);
+  track({ close: () => server.close() });
+  return server;
 }
 
 export async function rawConnect(port: number, host = '127.0.0.1'): Promise<RawPeer> {
-  const socket = net.connect({ host, port, allowHalfOpen: false });
-  const peer = wrapRaw(socket);
-  track({ close: async () => void socket.destroy() });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => {
-      socket.removeListener('error', reject);
-      resolve();
-    });
-    socket.once('error', reject);
-  });
+  const peer = await connectRaw(port, { host });
+  track({ close: async () => void peer.socket.destroy() });
   return peer;
-}
-
-/** A raw connection attempt that is expected to fail; resolves with the error code. */
-export function rawConnectError(port: number, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      reject(new Error(`connect to ${host}:${port} unexpectedly succeeded`));
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'EUNKNOWN'));
-  });
-}
-
-/** A loopback port nothing listens on (bound then released). */
-export async function closedPort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen({ host, port: 0 }, resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /**

@@ -10,9 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAsync } from '../engine-native/run-async';
+import { runChild } from '@fastport/test-utils';
 import type { ProbeResult } from '../../lib/native';
-import { BUILD_SCRIPT, PKG_ROOT, PKG_VERSION, PREBUILD_DIR, describeRun, probeScript, run, which } from './helpers';
+import { findExecutable } from '@fastport/test-utils';
+import { BUILD_SCRIPT, PKG_ROOT, PKG_VERSION, PREBUILD_DIR, describeRun, probeScript, run } from './helpers';
 
 function prebuildFiles(): string[] {
   return fs.existsSync(PREBUILD_DIR) ? fs.readdirSync(PREBUILD_DIR).filter((f) => f.endsWith('.node')) : [];
@@ -70,10 +71,10 @@ describe('native addon: prebuild (prebuildify --napi --strip)', () => {
   beforeAll(async () => {
     if (prebuildIsStale()) {
       // Off the worker's thread: a compile of a minute would starve vitest's RPC.
-      const pnpm = which('pnpm');
+      const pnpm = findExecutable('pnpm');
       const r = pnpm
-        ? await runAsync(pnpm, ['--filter', '@fastport/native-io', 'run', 'prebuildify'], { timeoutMs: 170_000 })
-        : await runAsync(process.execPath, [BUILD_SCRIPT, '--prebuild'], { timeoutMs: 170_000 });
+        ? await runChild(pnpm, ['--filter', '@fastport/native-io', 'run', 'prebuildify'], { timeoutMs: 170_000 })
+        : await runChild(process.execPath, [BUILD_SCRIPT, '--prebuild'], { timeoutMs: 170_000 });
       if (r.status !== 0) throw new Error(`prebuild failed:\n${describeRun(r)}`);
     }
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-prebuilt-'));

@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProbeResult } from '../../lib/native';
-import { PKG_ROOT, PKG_VERSION, describeRun, probeScript, run, which } from './helpers';
+import { findExecutable } from '@fastport/test-utils';
+import { PKG_ROOT, PKG_VERSION, describeRun, probeScript, run } from './helpers';
 
 const SOURCE = path.join(__dirname, 'seccomp-deny-uring.c');
 
@@ -25,7 +26,7 @@ describe.runIf(process.platform === 'linux')('native addon: io_uring refused by 
   let launcher = '';
 
   beforeAll(() => {
-    const cc = process.env.CC || which('cc') || which('gcc') || which('clang');
+    const cc = process.env.CC || findExecutable('cc') || findExecutable('gcc') || findExecutable('clang');
     if (!cc) {
       throw new Error('no C compiler (cc/gcc/clang, or $CC) on PATH: cannot build test/native/seccomp-deny-uring.c');
     }
