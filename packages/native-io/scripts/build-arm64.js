@@ -7,6 +7,9 @@
  *   node scripts/build-arm64.js          -> prebuilds/linux-arm64/@fastport+native-io.node
  *   node scripts/build-arm64.js --out F  -> F instead
  *   --verbose                            print every compiler command
+ *   --if-stale                           build only if the output's stamp (.arm64/prebuild.stamp.json:
+ *                                        hash of binding.gyp, src/, the package version and the
+ *                                        compiler) differs or the output is missing
  *
  * The source list, defines, include dirs and compiler flags are read from
  * binding.gyp (its OS=="linux" branch) by scripts/gyp-sources.js, as for the
@@ -27,6 +30,7 @@
  * Exit 1 with the missing piece named when something is absent or a compile fails.
  */
 const { spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -40,9 +44,11 @@ const ARM_DIR = process.env.FASTPORT_ARM64_DIR || path.join(PKG_ROOT, '.arm64');
 const argv = process.argv.slice(2);
 let outFile = path.join(PKG_ROOT, 'prebuilds', 'linux-arm64', PREBUILD_NAME);
 let verbose = false;
+let ifStale = false;
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--out') outFile = path.resolve(argv[++i] || fail('--out needs a file'));
   else if (argv[i] === '--verbose') verbose = true;
+  else if (argv[i] === '--if-stale') ifStale = true;
   else fail(`unknown option ${argv[i]}`);
 }
 
@@ -95,6 +101,41 @@ try {
   fail(e.message);
 }
 const nodeInclude = nodeIncludeDir();
+
+// ------------------------------------------------------------ up to date?
+
+function listFiles(dir) {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : []));
+}
+
+function fingerprint() {
+  const h = crypto.createHash('sha256');
+  const compiler = spawnSync(cxx, ['--version'], { encoding: 'utf8' }).stdout || '';
+  h.update(JSON.stringify({ version: PKG.version, compiler: compiler.split('\n')[0], nodeInclude, outFile }));
+  for (const f of [path.join(PKG_ROOT, 'binding.gyp'), ...listFiles(path.join(PKG_ROOT, 'src')).sort()]) {
+    h.update(`${path.relative(PKG_ROOT, f)}\0`);
+    h.update(fs.readFileSync(f));
+  }
+  return h.digest('hex');
+}
+
+const stampFile = path.join(ARM_DIR, 'prebuild.stamp.json');
+const wanted = fingerprint();
+if (ifStale && fs.existsSync(outFile)) {
+  let stamp = null;
+  try {
+    stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+  } catch {
+    // no stamp: build
+  }
+  if (stamp && stamp.fingerprint === wanted) {
+    log(`up to date: ${path.relative(process.cwd(), outFile)}`);
+    process.exit(0);
+  }
+}
+fs.rmSync(stampFile, { force: true });
 
 // ------------------------------------------------------------ build
 
@@ -150,6 +191,8 @@ try {
   if (glibc && glibc.localeCompare(MAX_GLIBC, 'en', { numeric: true }) > 0) fail(`the prebuild needs ${glibc} (> ${MAX_GLIBC})`);
   if (glibcxx && glibcxx.localeCompare(MAX_GLIBCXX, 'en', { numeric: true }) > 0) fail(`the prebuild needs ${glibcxx} (> ${MAX_GLIBCXX})`);
   fs.copyFileSync(tmpOut, outFile);
+  fs.mkdirSync(ARM_DIR, { recursive: true });
+  fs.writeFileSync(stampFile, `${JSON.stringify({ fingerprint: wanted, out: outFile, builtAt: new Date().toISOString() }, null, 2)}\n`);
   log(
     `built ${path.relative(process.cwd(), outFile)} (${fs.statSync(outFile).size} bytes, ${path.basename(cxx)}; ` +
       `needs ${needed.join(' ')}; symbol versions up to ${glibc || 'none'}, ${glibcxx || 'no GLIBCXX'})`,

@@ -31,8 +31,17 @@ export const TEST_TIMEOUT_MS = 20_000;
 // ---------------------------------------------------------------------------
 // waiting
 
+/**
+ * FASTPORT_TEST_TIME_SCALE (default 1) stretches the hang-guard deadlines below (waitFor,
+ * withDeadline): scripts/test-arm64.sh sets it for arm64 Node under qemu-user, which runs
+ * JS several times slower. A longer guard can only turn a would-be timeout into a later
+ * verdict, never a failure into a pass.
+ */
+const TIME_SCALE = Math.max(1, Number(process.env['FASTPORT_TEST_TIME_SCALE']) || 1);
+
 /** Resolves once `predicate()` is true; rejects after `timeoutMs` or if the predicate throws. */
 export function waitFor(predicate: () => boolean, timeoutMs: number = WAIT_MS, what = 'condition'): Promise<void> {
+  timeoutMs *= TIME_SCALE;
   return new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + timeoutMs;
     const check = (): void => {
@@ -59,6 +68,7 @@ export function waitFor(predicate: () => boolean, timeoutMs: number = WAIT_MS, w
 
 /** Races `promise` against a deadline (for promises the contract says must settle, e.g. destroy()). */
 export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  timeoutMs *= TIME_SCALE;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
