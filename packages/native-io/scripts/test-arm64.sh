@@ -15,6 +15,7 @@
 #      epoll with ioThreads 0 and 1, and against node
 #   7. the session tests on epoll (uring is listed as unavailable), minus what
 #      cannot run under qemu-user or is decided by time (SESSION_EXCLUDE below)
+#   8. the packed tarball (scripts/check-pack.js) holds prebuilds/linux-arm64
 # Suites run with test/win32/mini-vitest.js standing in for vitest (as under
 # Wine) through test/win32/run-suite.js, one process per test file.
 # Exit 0 only if every step passed; prints a one-line summary per step and a
@@ -159,5 +160,12 @@ for f in "${SESSION_FILES[@]}"; do
   FASTPORT_ENGINES=epoll,uring FASTPORT_SUITE_FILTER="^(?!.*(${SESSION_EXCLUDE}))" \
     run_suite "session $f.test.ts under qemu (epoll)" 600 "$logs/session-$f.log" "$stage/session/test/$f.test.js"
 done
+
+# ------------------------------------------------------------ 8. the tarball
+if pack="$(node scripts/check-pack.js prebuilds/linux-arm64/@fastport+native-io.node 2>&1)"; then
+  ok "pack: ${pack#\[check-pack\] }"
+else
+  bad "pack: $pack"
+fi
 
 finish
