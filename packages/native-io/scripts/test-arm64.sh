@@ -149,13 +149,17 @@ done
 #    without binfmt_misc, which this machine (a container) does not have;
 #  - "a SIGKILLed client process is resumed by a new process": spawns process.execPath, same;
 #  - "fuzz (...)": runs cases until a time cap and then asserts >= 1000 of them; under
-#    emulation ~450 fit in the cap.
+#    emulation ~450 fit in the cap;
+#  - "one peer never starves the others": takes the hostile queues as settled when two
+#    polls 5 ms apart count the same bytes; at emulation speed the engine is sometimes
+#    still handing a chunk to the kernel then, and the "full" budget comes out ~64 KiB
+#    short (seen once in 4 runs: 8323072 against > 8384512).
 # The node engine (pure JS) is run by the conformance suite above; its session tests are
 # not run here: two of them are decided by time at emulation speed (20 ms heartbeats;
 # a 1 s drain timer deciding when the writer stops) and fail under qemu while passing in
 # x64 Node with the same runner, and the rest would double this step's time to re-test V8.
 SESSION_FILES=(arguments units timer-wheel server heartbeat shutdown hostile resume)
-SESSION_EXCLUDE='a SIGKILLed client process is resumed|\] fuzz \('
+SESSION_EXCLUDE='a SIGKILLed client process is resumed|\] fuzz \(|one peer never starves the others'
 for f in "${SESSION_FILES[@]}"; do
   FASTPORT_ENGINES=epoll,uring FASTPORT_SUITE_FILTER="^(?!.*(${SESSION_EXCLUDE}))" \
     run_suite "session $f.test.ts under qemu (epoll)" 600 "$logs/session-$f.log" "$stage/session/test/$f.test.js"
