@@ -8,8 +8,8 @@
  *   --verbose                            print every compiler command
  *
  * The source list, defines and include dirs are read from binding.gyp (its
- * OS=="win" branch), so the gyp file stays the one list of what Windows
- * builds. Headers: node-api-headers (js_native_api.h, node_api.h) and
+ * OS=="win" branch, by scripts/gyp-sources.js), so the gyp file stays the
+ * one list of what Windows builds. Headers: node-api-headers (js_native_api.h, node_api.h) and
  * node-addon-api (napi.h); nothing is downloaded. The N-API symbols are
  * imported from NODE.EXE through import libraries that dlltool makes from
  * node-api-headers' .def files, the same way node-gyp links against
@@ -25,8 +25,8 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { gypTarget, PKG_ROOT } = require('./gyp-sources');
 
-const PKG_ROOT = path.resolve(__dirname, '..');
 const PKG = require(path.join(PKG_ROOT, 'package.json'));
 // prebuildify's file name: the package name with '/' -> '+', no ABI tag (N-API).
 const PREBUILD_NAME = `${PKG.name.replace(/\//g, '+')}.node`;
@@ -60,59 +60,6 @@ function run(cmd, args) {
   if (r.status !== 0) fail(`${path.basename(cmd)} exited with ${r.status}`);
 }
 
-// ------------------------------------------------------------ binding.gyp
-
-/**
- * binding.gyp is a Python literal; with its comment lines removed it is also
- * a JavaScript expression (single-quoted strings, trailing commas).
- */
-function readGyp() {
-  const text = fs
-    .readFileSync(path.join(PKG_ROOT, 'binding.gyp'), 'utf8')
-    .split('\n')
-    .filter((l) => !/^\s*#/.test(l))
-    .join('\n');
-  // eslint-disable-next-line no-new-func
-  return new Function(`return (${text});`)();
-}
-
-/** Evaluates a gyp condition such as 'OS!="linux" and OS!="win"' for OS=win. */
-function gypCondition(expr, vars) {
-  const js = expr.replace(/\band\b/g, '&&').replace(/\bor\b/g, '||').replace(/\bnot\b/g, '!');
-  // eslint-disable-next-line no-new-func
-  return new Function(...Object.keys(vars), `return (${js});`)(...Object.values(vars));
-}
-
-/** The target with its conditions applied (lists are appended, as gyp does). */
-function resolveTarget(target, vars) {
-  const out = { sources: [], defines: [], include_dirs: [] };
-  const merge = (t) => {
-    for (const key of Object.keys(out)) if (Array.isArray(t[key])) out[key].push(...t[key]);
-    for (const cond of t.conditions || []) {
-      const [expr, then, otherwise] = cond;
-      if (gypCondition(expr, vars)) merge(then);
-      else if (otherwise) merge(otherwise);
-    }
-  };
-  merge(target);
-  return out;
-}
-
-/** gyp's '<!(cmd)' command expansion and '<(var)' variables. */
-function expand(value, variables) {
-  return value
-    .replace(/<!\((.*)\)$/, (_, cmd) => {
-      const r = spawnSync('sh', ['-c', cmd], { cwd: PKG_ROOT, encoding: 'utf8' });
-      if (r.status !== 0) fail(`binding.gyp command failed: ${cmd}`);
-      return r.stdout.trim();
-    })
-    .replace(/<\((\w+)\)/g, (_, name) => {
-      const v = variables[`${name}%`] ?? variables[name];
-      if (v === undefined) fail(`binding.gyp variable ${name} undefined`);
-      return expand(v, variables);
-    });
-}
-
 // ------------------------------------------------------------ toolchain
 
 const cxx =
@@ -131,13 +78,13 @@ try {
   fail('node-api-headers not installed (devDependency of @fastport/native-io): run pnpm install');
 }
 
-const gyp = readGyp();
-const target = gyp.targets.find((t) => t.target_name === 'fastport_native') || fail('no fastport_native target');
-const resolved = resolveTarget(target, { OS: 'win' });
-const variables = gyp.variables || {};
-const includeDirs = resolved.include_dirs.map((d) => path.resolve(PKG_ROOT, expand(d, variables)));
-const defines = resolved.defines.map((d) => expand(d, variables));
-const sources = resolved.sources.map((s) => path.join(PKG_ROOT, s));
+let target;
+try {
+  target = gypTarget('win');
+} catch (e) {
+  fail(e.message);
+}
+const { includeDirs, defines, sources } = target;
 
 // ------------------------------------------------------------ build
 

@@ -3,15 +3,16 @@
 /*
  * Packs @fastport/native-io as npm would publish it and checks the tarball
  * (package script test:pack):
- *   - it holds dist/index.js and both prebuilds,
- *     prebuilds/linux-x64/@fastport+native-io.node and
- *     prebuilds/win32-x64/@fastport+native-io.node;
+ *   - it holds dist/index.js and the three prebuilds,
+ *     prebuilds/{linux-x64,linux-arm64,win32-x64}/@fastport+native-io.node;
  *   - unpacked, node-gyp-build picks the linux-x64 one here (on Windows the
  *     Wine suite, scripts/test-win32.sh step 4, checks it picks win32-x64
  *     from a copy holding both).
  * `npm pack` runs the prepack script (tsc + scripts/prebuild-all.js), so on a
  * fresh clone this builds everything first. --no-build packs what is there
- * (npm pack --ignore-scripts). Exit 1 with what is missing.
+ * (npm pack --ignore-scripts). Paths given as arguments are checked instead
+ * of the full list (and the loader check is skipped). Exit 1 with what is
+ * missing.
  */
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -20,7 +21,12 @@ const path = require('node:path');
 
 const PKG_ROOT = path.resolve(__dirname, '..');
 const FILE = `${require(path.join(PKG_ROOT, 'package.json')).name.replace(/\//g, '+')}.node`;
-const REQUIRED = ['package/dist/index.js', `package/prebuilds/linux-x64/${FILE}`, `package/prebuilds/win32-x64/${FILE}`];
+// Paths named on the command line (test-arm64.sh checks its own prebuild) replace the full list and the loader check.
+const named = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const REQUIRED =
+  named.length > 0
+    ? named.map((p) => `package/${p}`)
+    : ['package/dist/index.js', `package/prebuilds/linux-x64/${FILE}`, `package/prebuilds/linux-arm64/${FILE}`, `package/prebuilds/win32-x64/${FILE}`];
 
 function fail(msg) {
   process.stderr.write(`[check-pack] FAIL: ${msg}\n`);
@@ -41,6 +47,10 @@ try {
   const missing = REQUIRED.filter((e) => !entries.has(e));
   if (missing.length > 0) fail(`${tgz} lacks ${missing.join(', ')}`);
   const prebuilds = [...entries].filter((e) => e.startsWith('package/prebuilds/'));
+  if (named.length > 0) {
+    process.stdout.write(`[check-pack] ${tgz}: ${entries.size} files; has ${named.join(', ')}\n`);
+    process.exit(0);
+  }
   // The loader's choice on this platform, from the unpacked tarball.
   const unpacked = path.join(out, 'unpacked');
   fs.mkdirSync(unpacked);

@@ -6,6 +6,7 @@
  * Linux machine (package scripts prebuild:all and prepack):
  *
  *   linux-x64  node scripts/build-native.js --prebuild   (prebuildify, this Node's headers)
+ *   linux-arm64 node scripts/build-arm64.js --if-stale   (g++-aarch64-linux-gnu cross build)
  *   win32-x64  node scripts/build-win32.js               (mingw-w64 cross build)
  *
  * Exit 1 naming the target whose build failed or whose file is missing.
@@ -20,6 +21,7 @@ const FILE = `${require(path.join(PKG_ROOT, 'package.json')).name.replace(/\//g,
 
 const TARGETS = [
   { dir: 'linux-x64', cmd: ['scripts/build-native.js', '--prebuild'] },
+  { dir: 'linux-arm64', cmd: ['scripts/build-arm64.js', '--if-stale'] },
   { dir: 'win32-x64', cmd: ['scripts/build-win32.js'] },
 ];
 

@@ -8,6 +8,14 @@
 export const WAIT_MS = 10_000;
 
 /**
+ * FASTPORT_TEST_TIME_SCALE (default 1) stretches the hang-guard deadlines
+ * here: test-arm64.sh sets it for arm64 Node under qemu-user, which runs JS
+ * several times slower. A longer guard can only turn a would-be timeout into a
+ * later verdict, never a failure into a pass.
+ */
+const TIME_SCALE = Math.max(1, Number(process.env['FASTPORT_TEST_TIME_SCALE']) || 1);
+
+/**
  * Resolves once `predicate()` is true; rejects after `timeoutMs` or as soon as
  * the predicate throws (so a predicate can fail fast: "closed before it got
  * its bytes"). Both argument orders of the copies this replaced are accepted:
@@ -18,7 +26,9 @@ export function waitFor(predicate: () => boolean, timeoutMs?: number, what?: str
 export function waitFor(predicate: () => boolean, a?: string | number, b?: string | number): Promise<void> {
   const what = typeof a === 'string' ? a : typeof b === 'string' ? b : 'condition';
   const timeoutMs = typeof a === 'number' ? a : typeof b === 'number' ? b : WAIT_MS;
-  return poll(predicate, what, timeoutMs, (check) => setTimeout(check, 2));
+  // Polled less often when stretched: a predicate over 1,000 connections every 2 ms
+  // would take most of an emulated CPU's time from the engine it waits for.
+  return poll(predicate, what, timeoutMs, (check) => setTimeout(check, 2 * TIME_SCALE));
 }
 
 /**
@@ -30,6 +40,7 @@ export function waitForOnTurns(predicate: () => boolean, what: string, timeoutMs
 }
 
 function poll(predicate: () => boolean, what: string, timeoutMs: number, later: (check: () => void) => void): Promise<void> {
+  timeoutMs *= TIME_SCALE;
   return new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + timeoutMs;
     const check = (): void => {
@@ -66,6 +77,7 @@ export async function pollValue<T>(read: () => Promise<T>, done: (value: T) => b
 
 /** Races `promise` against a deadline (for promises that must settle, e.g. destroy()). */
 export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  timeoutMs *= TIME_SCALE;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);

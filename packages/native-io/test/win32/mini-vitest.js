@@ -6,7 +6,12 @@
  * Windows node.exe under Wine, where vitest itself cannot (its esbuild and
  * rollup binaries are Linux ones here). scripts/test-win32.sh installs it
  * as node_modules/vitest in the staged package and runs it with
- * run-suite.js. Tests run one at a time in file order, as vitest runs a file.
+ * run-suite.js; scripts/test-arm64.sh does the same for arm64 Node under
+ * qemu-user (vitest's esbuild there would be the x64 binary, and its worker
+ * pool is slow under emulation). Tests run one at a time in file order, as
+ * vitest runs a file. A test without its own timeout gets run()'s
+ * defaultTimeout (vitest's testTimeout); run()'s timeScale multiplies every
+ * test and hook timeout (hang guards only: for a slow emulator).
  */
 const util = require('node:util');
 
@@ -26,7 +31,7 @@ function describe(name, fn) {
 }
 
 function addTest(name, fn, timeout, skip) {
-  current.children.push({ test: { name, fn, timeout: typeof timeout === 'number' ? timeout : 5000, skip, suite: current } });
+  current.children.push({ test: { name, fn, timeout: typeof timeout === 'number' ? timeout : undefined, skip, suite: current } });
 }
 function it(name, fn, timeout) {
   addTest(name, fn, timeout, false);
@@ -57,8 +62,23 @@ function isObj(v) {
   return typeof v === 'object' && v !== null;
 }
 
+// expect.objectContaining(...) and friends: an expected value that decides the match itself.
+class Asymmetric {
+  constructor(name, sample, match) {
+    this.name = name;
+    this.sample = sample;
+    this.asymmetricMatch = match;
+  }
+  [util.inspect.custom]() {
+    return `${this.name}(${show(this.sample)})`;
+  }
+}
+const isAsymmetric = (v) => v instanceof Asymmetric;
+
 // vitest's toEqual: recursive, undefined properties ignored, class ignored.
 function equals(a, b) {
+  if (isAsymmetric(b)) return b.asymmetricMatch(a);
+  if (isAsymmetric(a)) return a.asymmetricMatch(b);
   if (Object.is(a, b)) return true;
   if (!isObj(a) || !isObj(b)) return false;
   if (ArrayBuffer.isView(a) || ArrayBuffer.isView(b)) {
@@ -83,6 +103,7 @@ function equals(a, b) {
 }
 
 function matchesObject(actual, expected) {
+  if (isAsymmetric(expected)) return expected.asymmetricMatch(actual);
   if (!isObj(expected)) return equals(actual, expected);
   if (!isObj(actual)) return false;
   if (Array.isArray(expected)) {
@@ -141,11 +162,48 @@ function makeMatchers(actual, negate) {
   return m;
 }
 
+/** expect(promise).resolves / .rejects: the matchers applied to the settled value, returning a promise. */
+function settledMatchers(promise, wantRejection) {
+  const settle = () =>
+    Promise.resolve(promise).then(
+      (value) => {
+        if (wantRejection) throw new AssertionError(`expected the promise to reject, it resolved with ${show(value)}`);
+        return value;
+      },
+      (err) => {
+        if (!wantRejection) throw new AssertionError(`expected the promise to resolve, it rejected with ${show(err)}`);
+        return err;
+      },
+    );
+  const wrap = (negate) =>
+    new Proxy(
+      {},
+      {
+        get: (_, name) =>
+          name === 'not'
+            ? wrap(!negate)
+            : (...args) =>
+                settle().then((v) => {
+                  const m = makeMatchers(v, negate);
+                  if (typeof m[name] !== 'function') throw new Error(`mini-vitest has no matcher ${String(name)}`);
+                  m[name](...args);
+                }),
+      },
+    );
+  return wrap(false);
+}
+
 function expect(actual) {
   const m = makeMatchers(actual, false);
   m.not = makeMatchers(actual, true);
+  m.resolves = settledMatchers(actual, false);
+  m.rejects = settledMatchers(actual, true);
   return m;
 }
+expect.objectContaining = (sample) =>
+  new Asymmetric('ObjectContaining', sample, (actual) => isObj(actual) && Object.keys(sample).every((k) => equals(actual[k], sample[k])));
+expect.arrayContaining = (sample) =>
+  new Asymmetric('ArrayContaining', sample, (actual) => Array.isArray(actual) && sample.every((e) => actual.some((a) => equals(a, e))));
 
 // ------------------------------------------------------------------ run
 
@@ -182,7 +240,7 @@ function collect(suite, out) {
 }
 
 /** Runs every collected test; report(line) gets one line per test. Returns the tally and failures. */
-async function run({ report, filter, hookTimeout = 30000 } = {}) {
+async function run({ report, filter, hookTimeout = 30000, defaultTimeout = 5000, timeScale = 1 } = {}) {
   const tests = collect(root, []);
   const tally = { passed: 0, failed: 0, skipped: 0, failures: [] };
   for (const t of tests) {
@@ -197,15 +255,15 @@ async function run({ report, filter, hookTimeout = 30000 } = {}) {
     const started = Date.now();
     let error = null;
     try {
-      for (const s of chain) for (const h of s.beforeEach) await withTimeout(h, hookTimeout, 'beforeEach');
-      await withTimeout(t.fn, t.timeout, 'test');
+      for (const s of chain) for (const h of s.beforeEach) await withTimeout(h, hookTimeout * timeScale, 'beforeEach');
+      await withTimeout(t.fn, (t.timeout ?? defaultTimeout) * timeScale, 'test');
     } catch (e) {
       error = e;
     }
     for (const s of chain.slice().reverse()) {
       for (const h of s.afterEach) {
         try {
-          await withTimeout(h, hookTimeout, 'afterEach');
+          await withTimeout(h, hookTimeout * timeScale, 'afterEach');
         } catch (e) {
           if (error === null) error = e;
         }
