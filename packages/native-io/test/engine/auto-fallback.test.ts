@@ -1,4 +1,4 @@
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeEngine } from '@fastport/test-utils/vitest';
 import { FastPortError, createEngine, engineAvailability, registerEngine } from '../../lib';
 import { loadNative } from '../../lib/native';
@@ -29,6 +29,7 @@ describeEngine('auto falls back when an engine passes the probe but fails to sta
 // land on epoll and name the probe's errno. FASTPORT_EXPECT_URING_ERROR (set by test-arm64.sh to
 // ENOSYS) makes this test mandatory: it then fails, instead of skipping, where io_uring works.
 const expectedUringError = process.env['FASTPORT_EXPECT_URING_ERROR'];
+const uringUp = engineAvailability('uring').available;
 const runNoUring =
   process.platform === 'linux' && (!uringUp || (expectedUringError !== undefined && expectedUringError !== ''));
 
