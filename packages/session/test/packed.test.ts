@@ -17,13 +17,19 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fastport-packed-'));
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** The pnpm running this test (pnpm test), else the one the workspace is installed with. */
+/**
+ * The pnpm running this test (pnpm test), else the one the workspace is installed with.
+ * Lifecycle scripts are off: native-io's prepack cross-builds every prebuild (minutes,
+ * and it would rewrite prebuilds/ under the native-io tests running beside this one);
+ * the types need only dist/, which the build made.
+ */
 function pnpm(args: string[], cwd: string): string {
+  const env = { ...process.env, npm_config_ignore_scripts: 'true' };
   const execPath = process.env['npm_execpath'];
   if (execPath !== undefined && /pnpm/.test(path.basename(execPath)) && fs.existsSync(execPath)) {
-    return execFileSync(process.execPath, [execPath, ...args], { cwd, encoding: 'utf8', stdio: 'pipe' });
+    return execFileSync(process.execPath, [execPath, ...args], { cwd, env, encoding: 'utf8', stdio: 'pipe' });
   }
-  return execFileSync('npx', ['-y', 'pnpm@10', ...args], { cwd, encoding: 'utf8', stdio: 'pipe' });
+  return execFileSync('npx', ['-y', 'pnpm@10', ...args], { cwd, env, encoding: 'utf8', stdio: 'pipe' });
 }
 
 function packageDir(name: string): string {
