@@ -35,6 +35,8 @@ cat >"$WORK/tsan.supp" <<'EOF'
 # V8's platform worker threads (node is not built with TSan: its locking is invisible)
 race:v8::platform::DefaultJobState
 race:v8::platform::DefaultJobWorker
+# V8's trace-category table (strdup'd on one thread, read on another under node's own locks)
+race:v8::platform::tracing::TracingController
 EOF
 cd "$WORK/pkg"
 for kind in "${KINDS[@]}"; do
