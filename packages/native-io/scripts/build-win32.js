@@ -26,38 +26,21 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { gypTarget, PKG_ROOT } = require('./gyp-sources');
+const { crossTools } = require('./cross-tools');
 
 const PKG = require(path.join(PKG_ROOT, 'package.json'));
 // prebuildify's file name: the package name with '/' -> '+', no ABI tag (N-API).
 const PREBUILD_NAME = `${PKG.name.replace(/\//g, '+')}.node`;
 
+let verbose = false;
+const { log, fail, which, run } = crossTools('build-win32', () => verbose);
+
 const argv = process.argv.slice(2);
 let outFile = path.join(PKG_ROOT, 'prebuilds', 'win32-x64', PREBUILD_NAME);
-let verbose = false;
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--out') outFile = path.resolve(argv[++i] || fail('--out needs a file'));
   else if (argv[i] === '--verbose') verbose = true;
   else fail(`unknown option ${argv[i]}`);
-}
-
-function log(msg) {
-  process.stdout.write(`[build-win32] ${msg}\n`);
-}
-function fail(msg) {
-  process.stderr.write(`[build-win32] ERROR: ${msg}\n`);
-  process.exit(1);
-}
-
-function which(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v "${cmd}"`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-function run(cmd, args) {
-  if (verbose) log(`${cmd} ${args.join(' ')}`);
-  const r = spawnSync(cmd, args, { stdio: 'inherit' });
-  if (r.error) fail(`${cmd}: ${r.error.message}`);
-  if (r.status !== 0) fail(`${path.basename(cmd)} exited with ${r.status}`);
 }
 
 // ------------------------------------------------------------ toolchain
