@@ -21,7 +21,6 @@
  * x86_64-w64-mingw32-g++. `bash scripts/setup-win32.sh` installs it.
  * Exit 1 with the missing piece named when something is absent or a compile fails.
  */
-const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
