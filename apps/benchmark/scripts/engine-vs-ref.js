@@ -18,8 +18,8 @@
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
+const { cpuTicks, parseTree, waitPort } = require('./c-kit');
 
 function parseArgs(argv) {
   const o = { kit: '/tmp/kit', rounds: 3, duration: 5, trees: [], engines: ['uring', 'epoll'], cells: ['50x1', '500x1', '10x1MiB'], markdown: null, port: 19700 };
@@ -29,10 +29,8 @@ function parseArgs(argv) {
     if (a === '--kit') o.kit = v();
     else if (a === '--rounds') o.rounds = Number(v());
     else if (a === '--duration') o.duration = Number(v());
-    else if (a === '--tree') {
-      const [label, dir] = v().split('=');
-      o.trees.push({ label, dir: path.resolve(dir) });
-    } else if (a === '--engines') o.engines = v().split(',');
+    else if (a === '--tree') o.trees.push(parseTree(v()));
+    else if (a === '--engines') o.engines = v().split(',');
     else if (a === '--cells') o.cells = v().split(',');
     else if (a === '--markdown') o.markdown = v();
     else if (a === '--port') o.port = Number(v());
@@ -49,25 +47,6 @@ function cellArgs(cell) {
   return { conns: Number(m[1]), depth: Number(m[2]), size: 64 };
 }
 
-function waitPort(port, ms) {
-  const until = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve();
-      });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > until) reject(new Error(`port ${port} did not open in ${ms} ms`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
 function startServer(server, port) {
   const argv =
     server.kind === 'ref'
@@ -77,15 +56,6 @@ function startServer(server, port) {
       : [process.execPath, path.join(server.dir, 'apps/server/bin/fastport-server'), '--engine', server.engine, '--mode', 'echo', '--framing', 'u32le', '--port', String(port), '--log-level', 'warn'];
   const child = spawn('taskset', ['-c', '0', ...argv], { stdio: ['ignore', 'ignore', 'inherit'] });
   return child;
-}
-
-function cpuTicks(pid) {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return NaN;
-  }
 }
 
 async function measure(server, cell, o, port) {

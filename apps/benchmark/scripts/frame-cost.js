@@ -14,9 +14,8 @@
 // fill (a few MiB) over millions of messages: a few bytes per message.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
-const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
+const { cpuTicks, parseTree, waitPort } = require('./c-kit');
 
 function parseArgs(argv) {
   const o = { kit: '/tmp/kit', duration: 5, trees: [], engines: ['uring', 'epoll', 'node'], cells: ['50x16', '50x1'], port: 19800 };
@@ -25,10 +24,8 @@ function parseArgs(argv) {
     const v = () => argv[++i];
     if (a === '--kit') o.kit = v();
     else if (a === '--duration') o.duration = Number(v());
-    else if (a === '--tree') {
-      const [label, dir] = v().split('=');
-      o.trees.push({ label, dir: path.resolve(dir) });
-    } else if (a === '--engines') o.engines = v().split(',');
+    else if (a === '--tree') o.trees.push(parseTree(v()));
+    else if (a === '--engines') o.engines = v().split(',');
     else if (a === '--cells') o.cells = v().split(',');
     else if (a === '--port') o.port = Number(v());
     else throw new Error(`unknown argument ${a}`);
@@ -41,30 +38,6 @@ function cellArgs(cell) {
   const m = /^(\d+)x(\d+)$/.exec(cell);
   if (!m) throw new Error(`bad cell ${cell} (want CONNSxDEPTH)`);
   return { conns: Number(m[1]), depth: Number(m[2]) };
-}
-
-function waitPort(port, ms) {
-  const until = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve();
-      });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > until) reject(new Error(`port ${port} did not open in ${ms} ms`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]);
 }
 
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
