@@ -45,6 +45,7 @@
 #include "common/backend.h"
 #include "win/iocp.h"
 #include "win/port_backend.h"
+#include "win/winsock_ext.h"
 #include "win/wsa_errno.h"
 
 namespace fastport {
@@ -85,7 +86,7 @@ struct AcceptSlot {
   Op op;
   SOCKET s;
   // AcceptEx wants room for both addresses, each sizeof + 16.
-  char addrs[2 * (sizeof(sockaddr_storage) + 16)];
+  char addrs[2 * kAcceptAddrBytes];
 };
 
 struct IocpConn {
@@ -203,23 +204,10 @@ class IocpBackend final : public PortBackend {
     if (il == nullptr) return -ENOMEM;
     il->l = l;
     SOCKET ls = static_cast<SOCKET>(l->fd);
-    sockaddr_storage ss;
-    int len = sizeof ss;
-    if (getsockname(ls, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      int e = WSAGetLastError();
+    const int loaded = load_accept_ex(ls, &il->family, &il->accept_ex, &il->get_addrs);
+    if (loaded < 0) {
       delete il;
-      return -wsa_errno(e);
-    }
-    il->family = ss.ss_family;
-    GUID accept_guid = WSAID_ACCEPTEX, addrs_guid = WSAID_GETACCEPTEXSOCKADDRS;
-    DWORD bytes = 0;
-    if (WSAIoctl(ls, SIO_GET_EXTENSION_FUNCTION_POINTER, &accept_guid, sizeof accept_guid, &il->accept_ex,
-                 sizeof il->accept_ex, &bytes, nullptr, nullptr) != 0 ||
-        WSAIoctl(ls, SIO_GET_EXTENSION_FUNCTION_POINTER, &addrs_guid, sizeof addrs_guid, &il->get_addrs,
-                 sizeof il->get_addrs, &bytes, nullptr, nullptr) != 0) {
-      int e = WSAGetLastError();
-      delete il;
-      return -wsa_errno(e);
+      return loaded;
     }
     uint32_t flags = 0;
     int r = attach(ls, &flags);
@@ -262,22 +250,8 @@ class IocpBackend final : public PortBackend {
 
   int start_connect(Conn* c, const sockaddr* addr, socklen_t addr_len) override {
     SOCKET s = static_cast<SOCKET>(c->fd);
-    // ConnectEx needs a bound socket: bind the wildcard if the core did not bind.
-    sockaddr_storage local;
-    int llen = sizeof local;
-    if (getsockname(s, reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
-      std::memset(&local, 0, sizeof local);
-      local.ss_family = addr->sa_family;
-      llen = addr->sa_family == AF_INET6 ? static_cast<int>(sizeof(sockaddr_in6)) : static_cast<int>(sizeof(sockaddr_in));
-      if (bind(s, reinterpret_cast<sockaddr*>(&local), llen) != 0) return -wsa_errno(WSAGetLastError());
-    }
-    if (connect_ex_ == nullptr) {
-      GUID guid = WSAID_CONNECTEX;
-      DWORD bytes = 0;
-      if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &connect_ex_, sizeof connect_ex_, &bytes,
-                   nullptr, nullptr) != 0)
-        return -wsa_errno(WSAGetLastError());
-    }
+    const int prepared = prepare_connect_ex(s, addr->sa_family, &connect_ex_);
+    if (prepared < 0) return prepared;
     IocpConn* ic = new_conn(c);
     if (ic == nullptr) return -ENOMEM;
     int r = attach(s, &ic->flags);
@@ -674,8 +648,8 @@ class IocpBackend final : public PortBackend {
       il->pending++;
       live_ops_++;
       DWORD bytes = 0;
-      const DWORD alen = sizeof(sockaddr_storage) + 16;
-      BOOL ok = il->accept_ex(static_cast<SOCKET>(il->l->fd), s, slot->addrs, 0, alen, alen, &bytes, &slot->op.ov);
+      BOOL ok = il->accept_ex(static_cast<SOCKET>(il->l->fd), s, slot->addrs, 0, kAcceptAddrBytes, kAcceptAddrBytes,
+                              &bytes, &slot->op.ov);
       int e = ok ? 0 : WSAGetLastError();
       if (ok) {
         // Synchronous accept: hand it to poll() like any completion
@@ -722,26 +696,11 @@ class IocpBackend final : public PortBackend {
       refill(il, slot);
       return;
     }
-    sockaddr* local = nullptr;
-    sockaddr* remote = nullptr;
-    int llen = 0, rlen = 0;
-    const DWORD alen = sizeof(sockaddr_storage) + 16;
-    il->get_addrs(slot->addrs, 0, alen, alen, &local, &llen, &remote, &rlen);
     sockaddr_storage peer;
-    socklen_t peer_len = 0;
-    if (remote != nullptr && rlen > 0 && static_cast<size_t>(rlen) <= sizeof peer) {
-      std::memcpy(&peer, remote, static_cast<size_t>(rlen));
-      peer_len = rlen;
-    }
+    const socklen_t peer_len = accepted_peer(il->get_addrs, slot->addrs, &peer);
     uint32_t flags = 0;
-    u_long nb = 1;
-    int r = 0;
-    if (setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, reinterpret_cast<const char*>(&ls), sizeof ls) != 0 ||
-        ioctlsocket(s, FIONBIO, &nb) != 0) {
-      r = -wsa_errno(WSAGetLastError());
-    } else {
-      r = attach(s, &flags);
-    }
+    int r = adopt_accepted(s, ls);
+    if (r == 0) r = attach(s, &flags);
     if (r < 0) {
       closesocket(s);
       sink_->on_listener_error(l, -r);

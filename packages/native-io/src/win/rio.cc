@@ -59,6 +59,7 @@
 #include "win/rio.h"
 #include "win/rio_buffers.h"
 #include "win/rio_table.h"
+#include "win/winsock_ext.h"
 #include "win/wsa_errno.h"
 
 namespace fastport {
@@ -161,7 +162,7 @@ struct AcceptSlot {
   OVERLAPPED ov;  // first
   SOCKET s;
   bool pending;
-  char addrs[2 * (sizeof(sockaddr_storage) + 16)];
+  char addrs[2 * kAcceptAddrBytes];
 };
 
 struct RioListener {
@@ -337,23 +338,10 @@ class RioBackend final : public PortBackend {
     if (il == nullptr) return -ENOMEM;
     il->l = l;
     SOCKET ls = static_cast<SOCKET>(l->fd);
-    sockaddr_storage ss;
-    int len = sizeof ss;
-    if (getsockname(ls, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      const int e = WSAGetLastError();
+    const int loaded = load_accept_ex(ls, &il->family, &il->accept_ex, &il->get_addrs);
+    if (loaded < 0) {
       delete il;
-      return -wsa_errno(e);
-    }
-    il->family = ss.ss_family;
-    GUID accept_guid = WSAID_ACCEPTEX, addrs_guid = WSAID_GETACCEPTEXSOCKADDRS;
-    DWORD bytes = 0;
-    if (WSAIoctl(ls, SIO_GET_EXTENSION_FUNCTION_POINTER, &accept_guid, sizeof accept_guid, &il->accept_ex,
-                 sizeof il->accept_ex, &bytes, nullptr, nullptr) != 0 ||
-        WSAIoctl(ls, SIO_GET_EXTENSION_FUNCTION_POINTER, &addrs_guid, sizeof addrs_guid, &il->get_addrs,
-                 sizeof il->get_addrs, &bytes, nullptr, nullptr) != 0) {
-      const int e = WSAGetLastError();
-      delete il;
-      return -wsa_errno(e);
+      return loaded;
     }
     // The listening socket is not a RIO socket: its AcceptEx completions
     // come through the port.
@@ -394,21 +382,8 @@ class RioBackend final : public PortBackend {
 
   int start_connect(Conn* c, const sockaddr* addr, socklen_t addr_len) override {
     SOCKET s = static_cast<SOCKET>(c->fd);
-    sockaddr_storage local;
-    int llen = sizeof local;
-    if (getsockname(s, reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
-      std::memset(&local, 0, sizeof local);
-      local.ss_family = addr->sa_family;
-      llen = addr->sa_family == AF_INET6 ? static_cast<int>(sizeof(sockaddr_in6)) : static_cast<int>(sizeof(sockaddr_in));
-      if (bind(s, reinterpret_cast<sockaddr*>(&local), llen) != 0) return -wsa_errno(WSAGetLastError());
-    }
-    if (connect_ex_ == nullptr) {
-      GUID guid = WSAID_CONNECTEX;
-      DWORD bytes = 0;
-      if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &connect_ex_, sizeof connect_ex_, &bytes,
-                   nullptr, nullptr) != 0)
-        return -wsa_errno(WSAGetLastError());
-    }
+    const int prepared = prepare_connect_ex(s, addr->sa_family, &connect_ex_);
+    if (prepared < 0) return prepared;
     if (fatal_) return -EIO;
     RioConn* rc = new_conn(c);
     if (rc == nullptr) return -ENOMEM;
@@ -1098,8 +1073,8 @@ class RioBackend final : public PortBackend {
       il->pending++;
       live_ops_++;
       DWORD bytes = 0;
-      const DWORD alen = sizeof(sockaddr_storage) + 16;
-      const BOOL ok = il->accept_ex(static_cast<SOCKET>(il->l->fd), s, slot->addrs, 0, alen, alen, &bytes, &slot->ov);
+      const BOOL ok = il->accept_ex(static_cast<SOCKET>(il->l->fd), s, slot->addrs, 0, kAcceptAddrBytes, kAcceptAddrBytes,
+                                    &bytes, &slot->ov);
       const int e = ok ? 0 : WSAGetLastError();
       if (ok || e == WSA_IO_PENDING) return 0;  // no skip-on-success here: a packet comes either way
       slot->pending = false;
@@ -1146,23 +1121,12 @@ class RioBackend final : public PortBackend {
       closesocket(s);
       return;  // the slot stays unposted: the loop accepts no more
     }
-    sockaddr* local = nullptr;
-    sockaddr* remote = nullptr;
-    int llen = 0, rlen = 0;
-    const DWORD alen = sizeof(sockaddr_storage) + 16;
-    il->get_addrs(slot->addrs, 0, alen, alen, &local, &llen, &remote, &rlen);
     sockaddr_storage peer;
-    socklen_t peer_len = 0;
-    if (remote != nullptr && rlen > 0 && static_cast<size_t>(rlen) <= sizeof peer) {
-      std::memcpy(&peer, remote, static_cast<size_t>(rlen));
-      peer_len = rlen;
-    }
-    u_long nb = 1;
-    if (setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, reinterpret_cast<const char*>(&ls), sizeof ls) != 0 ||
-        ioctlsocket(s, FIONBIO, &nb) != 0) {
-      const int e = wsa_errno(WSAGetLastError());
+    const socklen_t peer_len = accepted_peer(il->get_addrs, slot->addrs, &peer);
+    const int adopted = adopt_accepted(s, ls);
+    if (adopted < 0) {
       closesocket(s);
-      sink_->on_listener_error(l, e);
+      sink_->on_listener_error(l, -adopted);
       refill(il, slot);
       return;
     }
