@@ -6,6 +6,17 @@ import { Client, FrameEncoder, type Frame, type Server, type Session } from '@fa
 import { waitFor } from '@fastport/test-utils';
 import { errorStats, parseServerArgs, startServer } from '../src/main';
 
+/** A raw peer that never reads, and 1,024 small echo frames (16 KiB) for it to stream. */
+async function neverReadingPeer(port: number): Promise<{ peer: net.Socket; batch: Buffer }> {
+  const peer = net.connect({ host: '127.0.0.1', port });
+  peer.on('error', () => {});
+  await new Promise<void>((r) => peer.once('connect', () => r()));
+  peer.pause();
+  const enc = new FrameEncoder('fastport');
+  const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+  return { peer, batch };
+}
+
 const logger = pino({ level: 'silent' });
 
 describe('fastport-server', () => {
@@ -104,13 +115,7 @@ describe('fastport-server', () => {
       captured,
     );
     cleanups.push(() => server.close(200));
-    const port = server.address?.port ?? 0;
-    const peer = net.connect({ host: '127.0.0.1', port });
-    peer.on('error', () => {});
-    await new Promise<void>((r) => peer.once('connect', () => r()));
-    peer.pause(); // never reads
-    const enc = new FrameEncoder('fastport');
-    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    const { peer, batch } = await neverReadingPeer(server.address?.port ?? 0);
     // Up to 8 MiB of 16-byte frames (the kernel absorbs the first few MiB of echoes), until enough were refused.
     for (let i = 0; i < 512 && (errorStats(server)?.total ?? 0) < 5000; i++) {
       if (!peer.write(batch)) await new Promise<void>((r) => peer.once('drain', () => r()));
@@ -139,12 +144,7 @@ describe('fastport-server', () => {
       logger,
     );
     cleanups.push(() => server.close(200));
-    const peer = net.connect({ host: '127.0.0.1', port: server.address?.port ?? 0 });
-    peer.on('error', () => {});
-    await new Promise<void>((r) => peer.once('connect', () => r()));
-    peer.pause(); // never reads
-    const enc = new FrameEncoder('fastport');
-    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    const { peer, batch } = await neverReadingPeer(server.address?.port ?? 0);
     for (let i = 0; i < 512 && server.stats().dropped < 5000; i++) {
       if (!peer.write(batch)) await new Promise<void>((r) => peer.once('drain', () => r()));
     }
@@ -160,12 +160,7 @@ describe('fastport-server', () => {
       logger,
     );
     cleanups.push(() => server.close(200));
-    const peer = net.connect({ host: '127.0.0.1', port: server.address?.port ?? 0 });
-    peer.on('error', () => {});
-    await new Promise<void>((r) => peer.once('connect', () => r()));
-    peer.pause(); // never reads
-    const enc = new FrameEncoder('fastport');
-    const batch = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(enc.encode(Buffer.alloc(12, 1), 0x10))));
+    const { peer, batch } = await neverReadingPeer(server.address?.port ?? 0);
     let written = 0;
     // Writes until the server stops taking them (paused: the kernel buffers fill) or 16 MiB.
     const paused = waitFor(() => server.stats().readPaused === 1, 'the session paused', 30_000);
