@@ -143,28 +143,20 @@ function parseV2(buf: Uint8Array, maxHeaderBytes: number): ProxyParseResult {
   if (cmd === 0) return { kind: 'header', header: { version: 2, command: 'local', length } };
   // Only TCP over IPv4/IPv6 names a peer a TCP session can use; the rest keeps the real address.
   if (transport !== 1 || (fam !== 1 && fam !== 2)) return { kind: 'header', header: { version: 2, command: 'unknown', length } };
-  const view = new DataView(buf.buffer, buf.byteOffset, length);
-  if (fam === 1) {
-    const a = (o: number) => `${buf[o]}.${buf[o + 1]}.${buf[o + 2]}.${buf[o + 3]}`;
-    return {
-      kind: 'header',
-      header: {
-        version: 2,
-        command: 'proxy',
-        source: { address: a(16), port: view.getUint16(24), family: 'IPv4' },
-        destination: { address: a(20), port: view.getUint16(26), family: 'IPv4' },
-        length,
-      },
-    };
-  }
-  const a6 = (o: number) => ipv6Text(buf.subarray(o, o + 16));
+  // Addresses, then ports: 4 + 4 + 2 + 2 bytes for TCP4, 16 + 16 + 2 + 2 for TCP6.
+  const v4 = fam === 1;
+  const size = v4 ? 4 : 16;
+  const text = (o: number) => (v4 ? `${buf[o]}.${buf[o + 1]}.${buf[o + 2]}.${buf[o + 3]}` : ipv6Text(buf.subarray(o, o + 16)));
+  const port = (o: number) => (buf[o]! << 8) | buf[o + 1]!;
+  const family = v4 ? 'IPv4' : 'IPv6';
+  const ports = V2_FIXED + 2 * size;
   return {
     kind: 'header',
     header: {
       version: 2,
       command: 'proxy',
-      source: { address: a6(16), port: view.getUint16(48), family: 'IPv6' },
-      destination: { address: a6(32), port: view.getUint16(50), family: 'IPv6' },
+      source: { address: text(V2_FIXED), port: port(ports), family },
+      destination: { address: text(V2_FIXED + size), port: port(ports + 2), family },
       length,
     },
   };
