@@ -26,19 +26,10 @@ PKG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ARM_DIR="${FASTPORT_ARM64_DIR:-$PKG_ROOT/.arm64}"
 SESSION_ROOT="$(cd "$PKG_ROOT/../session" && pwd)"
 cd "$PKG_ROOT"
-started_at=$(date +%s)
 
-passed=0
-failed=0
-ok() { printf '[test-arm64] PASS %s\n' "$*"; passed=$((passed + 1)); }
-bad() { printf '[test-arm64] FAIL %s\n' "$*" >&2; failed=$((failed + 1)); }
-finish() {
-  printf '[test-arm64] %ds in all\n' "$(($(date +%s) - started_at))"
-  printf '%d passed, %d failed\n' "$passed" "$failed"
-  [[ "$failed" == 0 ]]
-  exit
-}
-fatal() { bad "$*"; finish; }
+REPORT_TAG=test-arm64
+# shellcheck source=step-report.sh
+source "$PKG_ROOT/scripts/step-report.sh"
 
 if [[ "${FASTPORT_ARM64_NO_INSTALL:-}" == 1 ]]; then
   bash scripts/setup-arm64.sh --check || fatal "setup (--check): a piece is missing, named above"

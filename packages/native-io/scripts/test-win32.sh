@@ -30,16 +30,9 @@ PKG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WIN_DIR="${FASTPORT_WIN32_DIR:-$PKG_ROOT/.win32}"
 cd "$PKG_ROOT"
 
-passed=0
-failed=0
-ok() { printf '[test-win32] PASS %s\n' "$*"; passed=$((passed + 1)); }
-bad() { printf '[test-win32] FAIL %s\n' "$*" >&2; failed=$((failed + 1)); }
-finish() {
-  printf '%d passed, %d failed\n' "$passed" "$failed"
-  [[ "$failed" == 0 ]]
-  exit
-}
-fatal() { bad "$*"; finish; }
+REPORT_TAG=test-win32
+# shellcheck source=step-report.sh
+source "$PKG_ROOT/scripts/step-report.sh"
 
 if [[ "${FASTPORT_WIN32_NO_INSTALL:-}" == 1 ]]; then
   bash scripts/setup-win32.sh --check || fatal "setup (--check): a piece is missing, named above"
