@@ -55,14 +55,35 @@ class TimeRing {
   }
 }
 
-interface Conn extends TConn {
-  index: number;
-  sendSeq: number;
-  recvSeq: number;
-  times: TimeRing;
+/**
+ * A class, not an object spread from the transport's base: every connection
+ * then has one hidden class, and the per-reply loads stay monomorphic (the
+ * spread gave each its own, and every property read went megamorphic).
+ */
+class Conn implements TConn {
+  session: TConn['session'];
+  id: TConn['id'];
+  rbuf: Buffer | undefined;
+  rlen: number;
+  open: boolean;
+  sendSeq = 0;
+  recvSeq = 0;
+  readonly times: TimeRing;
   /** connect workload: resolves when the one reply came (or the session closed). */
-  waiter: (() => void) | undefined;
-  done: boolean;
+  waiter: (() => void) | undefined = undefined;
+  done = false;
+  constructor(
+    base: TConn,
+    readonly index: number,
+    ringCapacity: number,
+  ) {
+    this.session = base.session;
+    this.id = base.id;
+    this.rbuf = base.rbuf;
+    this.rlen = base.rlen;
+    this.open = base.open;
+    this.times = new TimeRing(ringCapacity);
+  }
 }
 
 const CONNECT_CONCURRENCY = 256;
@@ -83,6 +104,10 @@ export class LoadThread {
   private readonly hist = new Histogram();
   private readonly conns: Conn[] = [];
   private readonly closedLoop: boolean;
+  /** cfg read once: the per-reply path then loads fields of one class, not of a config object. */
+  private readonly rawProtocol: boolean;
+  private readonly checkRawId: boolean;
+  private readonly countReplies: boolean;
   private stopping = false;
   private drainWaiter: (() => void) | undefined;
   private inflight = 0;
@@ -105,12 +130,16 @@ export class LoadThread {
     this.control = control;
     this.counters = counters;
     this.closedLoop = cfg.workload === 'rr' || cfg.workload === 'bandwidth';
+    this.rawProtocol = cfg.protocol === 'raw';
+    this.checkRawId = cfg.framing !== 'u32le';
+    this.countReplies = cfg.workload !== 'connect';
     // the engine layer frames raw requests itself; BenchmarkRequest (protobuf) goes through sessions
     const engineLayer = cfg.clientLayer === 'engine' && cfg.protocol === 'raw';
-    this.pattern = new PayloadPattern(cfg.size, engineLayer ? headerSize(cfg.framing) : 0);
-    if (engineLayer) writeRawHeader(cfg.framing, this.pattern.frame, cfg.size);
+    this.pattern = engineLayer
+      ? new PayloadPattern(cfg.size, headerSize(cfg.framing), (frame) => writeRawHeader(cfg.framing, frame, cfg.size))
+      : new PayloadPattern(cfg.size);
     const sink = {
-      onFrame: (c: Conn, id: number, buf: Uint8Array, start: number, len: number, wire: number) => this.onFrame(c, id, buf, start, len, wire),
+      onFrame: (c: Conn, id: number, buf: Uint8Array, start: number, len: number, wire: number, now: number) => this.onFrame(c, id, buf, start, len, wire, now),
       onClose: (c: Conn, reason: string, code: string | undefined) => this.onClose(c, reason, code),
       onError: (code: string) => this.countError(code),
     };
@@ -151,15 +180,7 @@ export class LoadThread {
     try {
       const closedLoop = this.closedLoop;
       const depth = this.cfg.depth;
-      const conn = await this.transport.connect(this.cfg.host, this.cfg.port, localAddress, (base) => ({
-        ...base,
-        index,
-        sendSeq: 0,
-        recvSeq: 0,
-        times: new TimeRing(closedLoop ? depth : 1024),
-        waiter: undefined,
-        done: false,
-      }));
+      const conn = await this.transport.connect(this.cfg.host, this.cfg.port, localAddress, (base) => new Conn(base, index, closedLoop ? depth : 1024));
       this.connectedTotal++;
       return conn;
     } catch (err) {
@@ -209,7 +230,7 @@ export class LoadThread {
     c.times.push(stamp);
     this.inflight++;
     let ok: boolean;
-    if (this.cfg.protocol === 'raw') {
+    if (this.rawProtocol) {
       const payload = this.pattern.raw(c.index, seq);
       ok = this.transport.send(c, this.pattern.frame, payload, RAW_PACKET_ID);
     } else {
@@ -227,8 +248,8 @@ export class LoadThread {
   }
 
   private verify(c: Conn, id: number, buf: Uint8Array, start: number, len: number, seq: number): boolean {
-    if (this.cfg.protocol === 'raw') {
-      if (this.cfg.framing !== 'u32le' && id !== RAW_PACKET_ID) return false;
+    if (this.rawProtocol) {
+      if (this.checkRawId && id !== RAW_PACKET_ID) return false;
       return this.pattern.verifyRawAt(buf, start, len, c.index, seq);
     }
     if (id !== PacketId.BenchmarkResponse) return false;
@@ -241,8 +262,7 @@ export class LoadThread {
     return msg.seq === seq && this.pattern.verifyBody(msg.payload, seq);
   }
 
-  private onFrame(c: Conn, id: number, buf: Uint8Array, start: number, len: number, wire: number): void {
-    const now = performance.now();
+  private onFrame(c: Conn, id: number, buf: Uint8Array, start: number, len: number, wire: number, now: number): void {
     const t0 = c.times.shift();
     if (Number.isNaN(t0)) {
       // a reply nobody asked for
@@ -262,7 +282,7 @@ export class LoadThread {
     }
     this.counters[C_MESSAGES]!++;
     const phase = this.phase();
-    if (phase === PHASE_MEASURE && this.cfg.workload !== 'connect') {
+    if (phase === PHASE_MEASURE && this.countReplies) {
       this.messages++;
       this.bytes += wire;
       this.hist.record((now - t0) * 1e6);

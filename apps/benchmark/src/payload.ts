@@ -14,20 +14,35 @@ import type { Framing } from './types';
 
 export const RAW_PACKET_ID = 0x1001;
 const WINDOW = 256;
-/** Up to this size a JS loop beats a call into Buffer's C++ copy/compare. */
-const SMALL = 128;
+/** Up to this many bytes of prebuilt requests (256 windows × frame size) the requests are built once. */
+const PREBUILT_BYTES = 1024 * 1024;
 
 export class PayloadPattern {
   readonly size: number;
   /** size + 256 bytes of pattern. */
   readonly pattern: Buffer;
-  /** `headerRoom` bytes (for a frame header the caller writes once) followed by the payload. */
-  readonly frame: Buffer;
-  /** The payload part of `frame`: one request, rebuilt for each send (engines copy on send). */
-  readonly scratch: Buffer;
+  /** The whole frame (header room + payload) of the request the last `raw()` call made. */
+  frame: Buffer;
+  private readonly headerRoom: number;
+  /**
+   * One request per pattern window (seq picks the window): only the eight
+   * bytes of connection and seq change between sends, so a send writes
+   * those and no copy of the body is made. Empty when the frames would pass
+   * PREBUILT_BYTES; then `scratch` is rebuilt for each send.
+   */
+  private readonly frames: Buffer[] = [];
+  private readonly payloads: Buffer[] = [];
+  private readonly scratchFrame: Buffer;
+  private readonly scratch: Buffer;
+  private readonly patternView: DataView;
+  /** The DataView of the last receive buffer verified: replies of one read share their ArrayBuffer. */
+  private lastBuffer: ArrayBufferLike | undefined;
+  private lastView: DataView | undefined;
 
-  constructor(size: number, headerRoom = 0) {
+  /** `writeHeader` fills the header room of a frame (the caller's framing). */
+  constructor(size: number, headerRoom = 0, writeHeader?: (frame: Buffer) => void) {
     this.size = size;
+    this.headerRoom = headerRoom;
     this.pattern = Buffer.allocUnsafe(size + WINDOW);
     let x = 0x9e3779b9;
     for (let i = 0; i < this.pattern.length; i++) {
@@ -37,18 +52,52 @@ export class PayloadPattern {
       x ^= x << 5;
       this.pattern[i] = x & 0xff;
     }
-    this.frame = Buffer.alloc(headerRoom + size);
-    this.scratch = this.frame.subarray(headerRoom);
+    this.patternView = new DataView(this.pattern.buffer, this.pattern.byteOffset, this.pattern.byteLength);
+    this.scratchFrame = Buffer.alloc(headerRoom + size);
+    this.scratch = this.scratchFrame.subarray(headerRoom);
+    writeHeader?.(this.scratchFrame);
+    if ((headerRoom + size) * WINDOW <= PREBUILT_BYTES) {
+      for (let off = 0; off < WINDOW; off++) {
+        const frame = Buffer.alloc(headerRoom + size);
+        writeHeader?.(frame);
+        if (size < 8) this.pattern.copy(frame, headerRoom, off, off + size);
+        else this.pattern.copy(frame, headerRoom + 8, off, off + size - 8);
+        this.frames.push(frame);
+        this.payloads.push(frame.subarray(headerRoom));
+      }
+    }
+    this.frame = this.scratchFrame;
   }
 
   static offset(seq: number): number {
     return (seq * 7) & (WINDOW - 1);
   }
 
-  /** Writes the raw request for (conn, seq) into `scratch` (and so `frame`) and returns `scratch`. */
+  /**
+   * Makes the raw request for (conn, seq) and returns its payload; `frame`
+   * is then the whole frame. Both stay valid until the next call (engines
+   * copy on send).
+   */
   raw(conn: number, seq: number): Buffer {
     const size = this.size;
     const off = PayloadPattern.offset(seq);
+    const frame = this.frames[off];
+    if (frame !== undefined) {
+      this.frame = frame;
+      if (size >= 8) {
+        const h = this.headerRoom;
+        frame[h] = conn;
+        frame[h + 1] = conn >>> 8;
+        frame[h + 2] = conn >>> 16;
+        frame[h + 3] = conn >>> 24;
+        frame[h + 4] = seq;
+        frame[h + 5] = seq >>> 8;
+        frame[h + 6] = seq >>> 16;
+        frame[h + 7] = seq >>> 24;
+      }
+      return this.payloads[off]!;
+    }
+    this.frame = this.scratchFrame;
     const s = this.scratch;
     if (size < 8) {
       this.pattern.copy(s, 0, off, off + size);
@@ -65,23 +114,41 @@ export class PayloadPattern {
     return this.verifyRawAt(payload, 0, payload.byteLength, conn, seq);
   }
 
+  private viewOf(buf: Uint8Array): DataView {
+    const ab = buf.buffer;
+    if (ab !== this.lastBuffer || this.lastView === undefined) {
+      this.lastBuffer = ab;
+      this.lastView = new DataView(ab);
+    }
+    return this.lastView;
+  }
+
   /** verifyRaw on buf[start, start + len) without making a view. */
   verifyRawAt(buf: Uint8Array, start: number, len: number, conn: number, seq: number): boolean {
     const size = this.size;
     if (len !== size) return false;
     const off = PayloadPattern.offset(seq);
     if (size < 8) return this.pattern.compare(buf, start, start + size, off, off + size) === 0;
-    const c = (buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16) | (buf[start + 3]! << 24)) >>> 0;
-    const q = (buf[start + 4]! | (buf[start + 5]! << 8) | (buf[start + 6]! << 16) | (buf[start + 7]! << 24)) >>> 0;
-    if (c !== conn >>> 0 || q !== seq >>> 0) return false;
-    const pat = this.pattern;
-    if (size <= SMALL) {
-      for (let i = start + 8, j = off, end = start + size; i < end; i++, j++) if (buf[i] !== pat[j]) return false;
-      return true;
+    if (size > PREBUILT_BYTES / WINDOW) {
+      const c = (buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16) | (buf[start + 3]! << 24)) >>> 0;
+      const q = (buf[start + 4]! | (buf[start + 5]! << 8) | (buf[start + 6]! << 16) | (buf[start + 7]! << 24)) >>> 0;
+      if (c !== conn >>> 0 || q !== seq >>> 0) return false;
+      return this.pattern.compare(buf, start + 8, start + size, off, off + size - 8) === 0;
     }
-    return pat.compare(buf, start + 8, start + size, off, off + size - 8) === 0;
+    // Four bytes per compare through DataViews (unaligned loads), the tail byte by byte.
+    const dv = this.viewOf(buf);
+    const base = buf.byteOffset + start;
+    if (dv.getUint32(base, true) !== conn >>> 0 || dv.getUint32(base + 4, true) !== seq >>> 0) return false;
+    const pv = this.patternView;
+    const body = size - 8;
+    const words = body & ~3;
+    const from = base + 8;
+    let i = 0;
+    for (; i < words; i += 4) if (dv.getUint32(from + i, true) !== pv.getUint32(off + i, true)) return false;
+    const pat = this.pattern;
+    for (; i < body; i++) if (buf[start + 8 + i] !== pat[off + i]) return false;
+    return true;
   }
-
   /** The BenchmarkRequest payload for seq (a view of the pattern). */
   body(seq: number): Buffer {
     const off = PayloadPattern.offset(seq);

@@ -15,6 +15,7 @@ import {
   type EngineOptions,
   type EngineRequest,
 } from '@fastport/native-io';
+import { performance } from 'node:perf_hooks';
 import { Client, type Frame, type Session, type SessionCloseInfo } from '@fastport/session';
 import { framingOption, headerSize, readFrameId, readFrameLength } from './payload';
 import type { Framing } from './types';
@@ -32,8 +33,12 @@ export interface TConn {
 }
 
 export interface TransportSink<C extends TConn> {
-  /** One whole frame: payload at buf[start, start + len), `wire` bytes with the header. */
-  onFrame(conn: C, id: number, buf: Uint8Array, start: number, len: number, wire: number): void;
+  /**
+   * One whole frame: payload at buf[start, start + len), `wire` bytes with
+   * the header; `now` (performance.now()) is read once per read, which is
+   * when every frame in it arrived.
+   */
+  onFrame(conn: C, id: number, buf: Uint8Array, start: number, len: number, wire: number, now: number): void;
   onClose(conn: C, reason: string, code: string | undefined): void;
   onError(code: string): void;
 }
@@ -74,7 +79,7 @@ export class SessionTransport<C extends TConn> implements Transport<C> {
     });
     this.client.on('frame', (session: Session, frame: Frame) => {
       const c = session.data as C | undefined;
-      if (c !== undefined) sink.onFrame(c, frame.id, frame.payload, 0, frame.payload.byteLength, frame.bytes.byteLength);
+      if (c !== undefined) sink.onFrame(c, frame.id, frame.payload, 0, frame.payload.byteLength, frame.bytes.byteLength, performance.now());
     });
     this.client.on('close', (session: Session, info: SessionCloseInfo) => {
       const c = session.data as C | undefined;
@@ -193,8 +198,8 @@ export class EngineTransport<C extends TConn> implements Transport<C> {
     });
   }
 
-  private deliver(c: C, buf: Uint8Array, o: number, frameLen: number): void {
-    this.sink.onFrame(c, readFrameId(this.framing, buf, o), buf, o + this.hdr, frameLen - this.hdr, frameLen);
+  private deliver(c: C, buf: Uint8Array, o: number, frameLen: number, now: number): void {
+    this.sink.onFrame(c, readFrameId(this.framing, buf, o), buf, o + this.hdr, frameLen - this.hdr, frameLen, now);
   }
 
   private bad(c: C, frameLen: number): void {
@@ -205,6 +210,7 @@ export class EngineTransport<C extends TConn> implements Transport<C> {
   /** Splits reads into frames; frames inside one read are delivered in place, split ones through a per-connection buffer. */
   private onData(c: C, d: Uint8Array): void {
     const hdr = this.hdr;
+    const now = performance.now();
     let off = 0;
     if (c.rlen > 0) {
       let rbuf = c.rbuf!;
@@ -228,7 +234,7 @@ export class EngineTransport<C extends TConn> implements Transport<C> {
       off += take;
       if (c.rlen < frameLen) return;
       c.rlen = 0;
-      this.deliver(c, rbuf, 0, frameLen);
+      this.deliver(c, rbuf, 0, frameLen, now);
       if (!c.open) return;
     }
     const end = d.byteLength;
@@ -236,7 +242,7 @@ export class EngineTransport<C extends TConn> implements Transport<C> {
       const frameLen = readFrameLength(this.framing, d, off);
       if (frameLen < hdr || frameLen > this.maxFrame) return this.bad(c, frameLen);
       if (end - off < frameLen) break;
-      this.deliver(c, d, off, frameLen);
+      this.deliver(c, d, off, frameLen, now);
       if (!c.open) return;
       off += frameLen;
     }

@@ -8,8 +8,7 @@ describe('engine-layer frame parser', () => {
   for (const framing of ['fastport', 'large', 'u32le'] as Framing[]) {
     it(`${framing}: frames split anywhere, and many per read`, async () => {
       const size = 37;
-      const p = new PayloadPattern(size, headerSize(framing));
-      writeRawHeader(framing, p.frame, size);
+      const p = new PayloadPattern(size, headerSize(framing), (frame) => writeRawHeader(framing, frame, size));
       const frames: Buffer[] = [];
       for (let seq = 0; seq < 3; seq++) {
         p.raw(5, seq);

@@ -12,7 +12,8 @@ import { clientCandidates, split } from '../src/runner';
 import { parseTarget } from '../src/servers';
 
 describe('payload verification catches any wrong byte', () => {
-  for (const size of [1, 7, 8, 9, 64, 1000]) {
+  // 5000: past the prebuilt requests (256 × 5000 B > 1 MiB), built per send and compared in C++
+  for (const size of [1, 7, 8, 9, 64, 1000, 5000]) {
     it(`size ${size}`, () => {
       const p = new PayloadPattern(size);
       const msg = Buffer.from(p.raw(3, 41)); // copy: raw() reuses its scratch
@@ -31,6 +32,29 @@ describe('payload verification catches any wrong byte', () => {
       expect(Buffer.compare(Buffer.from(p.raw(3, 42)), msg)).not.toBe(0);
     });
   }
+  it('prebuilt requests carry their header and every connection/seq, across all 256 windows', () => {
+    const header = (f: Buffer) => f.writeUInt32LE(60, 0);
+    const p = new PayloadPattern(60, 4, header);
+    const seen = new Set<string>();
+    for (let seq = 0; seq < 600; seq++) {
+      const payload = p.raw(7, seq);
+      expect(p.frame.readUInt32LE(0)).toBe(60);
+      expect(p.frame.subarray(4).equals(payload)).toBe(true);
+      expect(payload.readUInt32LE(0)).toBe(7);
+      expect(payload.readUInt32LE(4)).toBe(seq);
+      const copy = Buffer.from(payload);
+      expect(p.verifyRaw(copy, 7, seq)).toBe(true);
+      expect(p.verifyRaw(copy, 7, seq + 1)).toBe(false);
+      // a reply at an odd offset inside a larger buffer (as a read delivers it)
+      const inRead = Buffer.alloc(3 + copy.length + 5);
+      copy.copy(inRead, 3);
+      expect(p.verifyRawAt(inRead, 3, 60, 7, seq)).toBe(true);
+      inRead[3 + 59] = inRead[3 + 59]! ^ 0x10;
+      expect(p.verifyRawAt(inRead, 3, 60, 7, seq)).toBe(false);
+      seen.add(copy.toString('hex'));
+    }
+    expect(seen.size).toBe(600);
+  });
   it('BenchmarkRequest bodies too', () => {
     const p = new PayloadPattern(100);
     const body = Buffer.from(p.body(9));
