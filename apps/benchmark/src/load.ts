@@ -124,6 +124,8 @@ export class LoadThread {
   private connectedTotal = 0;
   private readonly errorCodes: Record<string, number> = {};
   private loops: Promise<void>[] = [];
+  private phaseStamp = -1;
+  private phaseCache = 0;
 
   constructor(cfg: LoadConfig, control: Int32Array, counters: Float64Array) {
     this.cfg = cfg;
@@ -161,6 +163,15 @@ export class LoadThread {
 
   private phase(): number {
     return Atomics.load(this.control, 0);
+  }
+
+  /** The phase for the replies of one read (they share `now`): one atomic load per read, not per reply. */
+  private phaseAt(now: number): number {
+    if (now !== this.phaseStamp) {
+      this.phaseStamp = now;
+      this.phaseCache = Atomics.load(this.control, 0);
+    }
+    return this.phaseCache;
   }
 
   private countError(code: string): void {
@@ -244,7 +255,7 @@ export class LoadThread {
       return;
     }
     this.counters[C_SENT]!++;
-    if (this.phase() === PHASE_MEASURE) this.sentInWindow++;
+    if (this.phaseAt(stamp) === PHASE_MEASURE) this.sentInWindow++;
   }
 
   private verify(c: Conn, id: number, buf: Uint8Array, start: number, len: number, seq: number): boolean {
@@ -281,7 +292,7 @@ export class LoadThread {
       this.counters[C_MISMATCH] = this.mismatches;
     }
     this.counters[C_MESSAGES]!++;
-    const phase = this.phase();
+    const phase = this.phaseAt(now);
     if (phase === PHASE_MEASURE && this.countReplies) {
       this.messages++;
       this.bytes += wire;

@@ -35,7 +35,12 @@ export class PayloadPattern {
   private readonly scratchFrame: Buffer;
   private readonly scratch: Buffer;
   private readonly patternView: DataView;
-  /** The DataView of the last receive buffer verified: replies of one read share their ArrayBuffer. */
+  /**
+   * The DataView of the last receive buffer verified: the replies of one
+   * read share their view (checked first: `.buffer` is a call into V8), and
+   * the reads of one engine a few ArrayBuffers.
+   */
+  private lastChunk: Uint8Array | undefined;
   private lastBuffer: ArrayBufferLike | undefined;
   private lastView: DataView | undefined;
 
@@ -115,6 +120,8 @@ export class PayloadPattern {
   }
 
   private viewOf(buf: Uint8Array): DataView {
+    if (buf === this.lastChunk && this.lastView !== undefined) return this.lastView;
+    this.lastChunk = buf;
     const ab = buf.buffer;
     if (ab !== this.lastBuffer || this.lastView === undefined) {
       this.lastBuffer = ab;

@@ -65,6 +65,8 @@ export interface Transport<C extends TConn> {
 // open loop must never hold requests back: queue whatever the schedule says
 const LIMITS = { maxPendingBytes: 1024 * 1024 * 1024, highWaterMark: 512 * 1024 * 1024, lowWaterMark: 256 * 1024 * 1024 };
 const CONNECT_TIMEOUT_MS = 5000;
+// Read once: through the package's re-export every `SendStatus.X` would be a getter call per send.
+const { Queued: SEND_QUEUED, AboveHighWater: SEND_ABOVE_HIGH } = SendStatus;
 
 export class SessionTransport<C extends TConn> implements Transport<C> {
   private readonly client: Client;
@@ -256,7 +258,7 @@ export class EngineTransport<C extends TConn> implements Transport<C> {
 
   send(c: C, frame: Uint8Array): boolean {
     const r = this.engine.send(c.id, frame);
-    return r === SendStatus.Queued || r === SendStatus.AboveHighWater;
+    return r === SEND_QUEUED || r === SEND_ABOVE_HIGH;
   }
 
   close(c: C, mode: 'graceful' | 'abort'): void {
