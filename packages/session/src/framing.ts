@@ -219,6 +219,9 @@ const EMPTY = new Uint8Array(0);
 class DecodedFrame implements Frame {
   id = 0;
   private source: Uint8Array = EMPTY;
+  /** source.buffer and source.byteOffset, read once per chunk: `.buffer` is a call into V8's C++ per read. */
+  private sourceBuffer: ArrayBufferLike = EMPTY.buffer;
+  private sourceOffset = 0;
   private start = 0;
   private end = 0;
   private headerSize = 0;
@@ -230,7 +233,7 @@ class DecodedFrame implements Frame {
     if (v === null) {
       const s = this.source;
       // The constructor, not subarray(): subarray looks up the species constructor on every call.
-      v = this.start === 0 && this.end === s.length ? s : new Uint8Array(s.buffer, s.byteOffset + this.start, this.end - this.start);
+      v = this.start === 0 && this.end === s.length ? s : new Uint8Array(this.sourceBuffer, this.sourceOffset + this.start, this.end - this.start);
       this.bytesView = v;
     }
     return v;
@@ -243,8 +246,7 @@ class DecodedFrame implements Frame {
   get payload(): Uint8Array {
     let v = this.payloadView;
     if (v === null) {
-      const s = this.source;
-      v = new Uint8Array(s.buffer, s.byteOffset + this.start + this.headerSize, this.end - this.start - this.headerSize);
+      v = new Uint8Array(this.sourceBuffer, this.sourceOffset + this.start + this.headerSize, this.end - this.start - this.headerSize);
       this.payloadView = v;
     }
     return v;
@@ -261,7 +263,11 @@ class DecodedFrame implements Frame {
 
   point(source: Uint8Array, start: number, end: number, headerSize: number, id: number): void {
     this.id = id;
-    this.source = source;
+    if (source !== this.source) {
+      this.source = source;
+      this.sourceBuffer = source.buffer;
+      this.sourceOffset = source.byteOffset;
+    }
     this.start = start;
     this.end = end;
     this.headerSize = headerSize;
