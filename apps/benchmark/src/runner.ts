@@ -157,9 +157,11 @@ export function unavailableReason(s: BenchSettings, t: TargetSpec): string | und
   return undefined;
 }
 
-export async function startTarget(s: BenchSettings, t: TargetSpec): Promise<RunningServer> {
+/** adminToken: start fastport-server with this admin token and an admin port (the live dashboard's admin view). */
+export async function startTarget(s: BenchSettings, t: TargetSpec, adminToken?: string): Promise<RunningServer> {
   if (t.kind === 'engine') {
     return startFastportServer({
+      ...(adminToken !== undefined ? { adminToken } : {}),
       serverBin: s.serverBin,
       engine: t.engine,
       framing: s.framing,
