@@ -93,8 +93,10 @@ export class UiServer {
       await Promise.all(SIDE_IDS.map((id) => this.sides[id].stop('the dashboard is shutting down')));
       for (const s of this.streams) s.end();
       this.streams.clear();
-      await new Promise<void>((resolve) => this.http.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+      // idle keep-alive connections would hold close() open
       this.http.closeAllConnections();
+      await closed;
     })();
     return this.closing;
   }

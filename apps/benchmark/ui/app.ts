@@ -196,7 +196,12 @@ function chartData(points: SidePoint[], spec: ChartSpec): uPlot.AlignedData {
 }
 
 function redraw(v: SideView): void {
-  for (const c of v.charts) c.plot.setData(chartData(v.points, c.spec));
+  for (const c of v.charts) {
+    const data = chartData(v.points, c.spec);
+    c.plot.setData(data);
+    // how many points this chart draws (the browser test reads it)
+    c.plot.root.parentElement?.setAttribute('data-points', String(data[0].length));
+  }
 }
 
 function renderLatest(v: SideView): void {
