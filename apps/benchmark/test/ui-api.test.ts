@@ -6,6 +6,7 @@
  * SIGTERM stops everything. Load is tiny: open loop at 200 msgs/s, 2-4 connections.
  */
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '@fastport/native-io';
@@ -231,6 +232,42 @@ describe('fastport-bench --ui API (built CLI)', () => {
     // the stream closed and no heartbeat comes: the watchdog stops B within seconds
     await waitUntil('B stopped after the stream closed', async () => sideOf(await state(d.url), 'B').status === 'stopped', 15_000);
     expect(sideOf(await state(d.url), 'B').reason).toBe('the page was closed');
+  });
+
+  it('measures a server already running (host:port); it shows as failed when that server goes away', async () => {
+    // a plain byte echo stands for "a server already running": raw requests come back verbatim
+    const sockets = new Set<net.Socket>();
+    const echo = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      sock.pipe(sock);
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', () => resolve()));
+    const port = (echo.address() as net.AddressInfo).port;
+    const stream = await openStream(d.url);
+    try {
+      expect((await post(`${d.url}api/side/B/start`, { ...SMALL, target: `127.0.0.1:${port}` })).status).toBe(202);
+      await waitUntil('B has points from the external server', async () => sideOf(await state(d.url), 'B').points.some((p) => p.msgsPerSec > 0));
+      const b = sideOf(await state(d.url), 'B');
+      expect(b.server).toMatchObject({ kind: 'external', address: `127.0.0.1:${port}`, admin: false });
+      const p = b.points[b.points.length - 1]!;
+      // no pid, no engine counters for a server the bench did not start
+      expect(p.serverCpuPct).toBeNull();
+      expect(p.serverRssBytes).toBeNull();
+      expect(p.eventsPerCrossing).toBeNull();
+      // no admin access without its token
+      const r = await fetch(`${d.url}api/side/B/admin/status`);
+      expect(r.status).toBe(409);
+      expect(((await r.json()) as ApiErrorBody).error.message).toMatch(/FASTPORT_ADMIN_TOKEN/);
+      // the server goes away: B fails with the reason
+      echo.close();
+      for (const s of sockets) s.destroy();
+      await waitUntil('B failed', async () => sideOf(await state(d.url), 'B').status === 'failed');
+      expect(sideOf(await state(d.url), 'B').reason).toMatch(/connections were closed by 127\.0\.0\.1:\d+/);
+    } finally {
+      stream.destroy();
+      echo.close();
+    }
   });
 
   it('SIGTERM stops the load and the servers it started', async () => {

@@ -175,6 +175,8 @@ function makeChart(v: SideView, spec: ChartSpec, host: HTMLElement): uPlot {
     height: 130,
     series,
     scales: { x: { time: true }, y: spec.log ? { distr: 3 } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    // room for labels like 100,000 on the y axis
+    axes: [{}, { size: 64 }],
     legend: { show: spec.series.length > 1 },
     cursor: { drag: { x: false, y: false } },
   };
