@@ -66,6 +66,7 @@ interface SideView {
 const views = {} as Record<SideId, SideView>;
 let ratioPlot: uPlot | undefined;
 const ratioData: [number[], (number | null)[], (number | null)[]] = [[], [], []];
+let ratioLast = { a: 0, b: 0 };
 
 function $(sel: string, root: ParentNode = document): HTMLElement {
   const el = root.querySelector(sel);
@@ -163,7 +164,9 @@ async function sideAction(id: SideId, action: 'pause' | 'stop'): Promise<void> {
 // ------------------------------------------------------------------ charts
 
 function chartWidth(v: SideView): number {
-  return Math.max(280, v.root.clientWidth - 24);
+  // two charts a row in each side's column (one on narrow screens, see style.css)
+  const perRow = window.innerWidth > 1100 ? 2 : 1;
+  return Math.max(240, Math.floor((v.root.clientWidth - 24) / perRow) - 4);
 }
 
 function makeChart(v: SideView, spec: ChartSpec, host: HTMLElement): uPlot {
@@ -239,16 +242,14 @@ function renderRatio(): void {
       return tr;
     }),
   );
-  if (a !== undefined && b !== undefined && ratioPlot !== undefined) {
-    const t = Math.max(a.t, b.t) / 1000;
-    const last = ratioData[0][ratioData[0].length - 1];
-    if (last === undefined || t > last) {
-      ratioData[0].push(t);
-      ratioData[1].push(a.msgsPerSec > 0 ? b.msgsPerSec / a.msgsPerSec : null);
-      ratioData[2].push(a.p99Us !== null && b.p99Us !== null && a.p99Us > 0 ? b.p99Us / a.p99Us : null);
-      for (const arr of ratioData) if (arr.length > CHART_POINTS) arr.shift();
-      ratioPlot.setData(ratioData as unknown as uPlot.AlignedData);
-    }
+  // one ratio point per pair of new A and B points (they arrive about together, once a second)
+  if (a !== undefined && b !== undefined && ratioPlot !== undefined && a.t !== ratioLast.a && b.t !== ratioLast.b) {
+    ratioLast = { a: a.t, b: b.t };
+    ratioData[0].push(Math.max(a.t, b.t) / 1000);
+    ratioData[1].push(a.msgsPerSec > 0 ? b.msgsPerSec / a.msgsPerSec : null);
+    ratioData[2].push(a.p99Us !== null && b.p99Us !== null && a.p99Us > 0 ? b.p99Us / a.p99Us : null);
+    for (const arr of ratioData) if (arr.length > CHART_POINTS) arr.shift();
+    ratioPlot.setData(ratioData as unknown as uPlot.AlignedData);
   }
 }
 
