@@ -193,10 +193,25 @@ export class UiServer {
     return this.sides[id === 'A' ? 'B' : 'A'];
   }
 
+  /**
+   * Another web page open in the same browser may send requests here: a Host other than this
+   * address (DNS rebinding) is refused, and a POST must be JSON, which a cross-origin page cannot
+   * send without a CORS preflight that this server never answers.
+   */
+  private checkOrigin(req: http.IncomingMessage): void {
+    const port = (this.http.address() as { port: number } | null)?.port;
+    const host = req.headers.host ?? '';
+    if (host !== `${UI_HOST}:${port}` && host !== `localhost:${port}`) throw new ApiError(403, 'bad-host', `requests must be addressed to ${UI_HOST}:${port} (got Host '${host}')`);
+    if (req.method === 'POST' && !/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
+      throw new ApiError(415, 'not-json', 'POST requests must have content-type application/json');
+    }
+  }
+
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', `http://${UI_HOST}`);
     const p = url.pathname;
     const method = req.method ?? 'GET';
+    this.checkOrigin(req);
     if (method === 'GET' && (p === '/' || p === '/index.html')) return this.serveAsset(res, 'index.html');
     if (method === 'GET' && p.startsWith('/ui/')) return this.serveAsset(res, p.slice(4));
     if (method === 'GET' && p === '/api/state') return this.send(res, 200, this.state());

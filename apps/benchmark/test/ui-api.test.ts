@@ -154,6 +154,21 @@ describe('fastport-bench --ui API (built CLI)', () => {
     expect((await post(`${d.url}api/side/C/start`)).status).toBe(404);
   });
 
+  it('refuses requests another web page could make: a foreign Host, a POST that is not JSON', async () => {
+    const port = Number(new URL(d.url).port);
+    const foreign = await new Promise<number>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/state', headers: { host: `evil.example:${port}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    expect(foreign).toBe(403);
+    const form = await fetch(`${d.url}api/side/A/start`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'connections=4' });
+    expect(form.status).toBe(415);
+    expect(sideOf(await state(d.url), 'A').status).toBe('idle');
+  });
+
   it('runs A and B, a point a second with every field; a side whose server dies fails and the other keeps running', async () => {
     const stream = await openStream(d.url);
     try {

@@ -82,7 +82,8 @@ function showError(el: HTMLElement, message: string | undefined): void {
 async function api<T>(method: 'GET' | 'POST', url: string, body?: unknown): Promise<T> {
   const res = await fetch(url, {
     method,
-    headers: body !== undefined ? { 'content-type': 'application/json' } : {},
+    // JSON on every POST: the server refuses anything else (see checkOrigin in ui-server.ts)
+    headers: method === 'POST' ? { 'content-type': 'application/json' } : {},
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -471,7 +472,7 @@ async function main(): Promise<void> {
   );
   applyState(await api<UiState>('GET', '/api/state'));
   connectEvents();
-  setInterval(() => void fetch('/api/heartbeat', { method: 'POST' }).catch(() => undefined), HEARTBEAT_MS);
+  setInterval(() => void fetch('/api/heartbeat', { method: 'POST', headers: { 'content-type': 'application/json' } }).catch(() => undefined), HEARTBEAT_MS);
   window.addEventListener('resize', () => {
     for (const id of SIDES) for (const c of views[id].charts) c.plot.setSize({ width: chartWidth(views[id]), height: 130 });
   });
