@@ -216,7 +216,8 @@ export class LiveSide {
       this.changed();
       this.sampling = this.sampleLoop(gen, pool, server);
     } catch (err) {
-      if (gen === this.generation) await this.fail(gen, (err as Error).message.split('\n')[0] ?? String(err));
+      // the first lines of the server's output are the useful part of a failed start
+      if (gen === this.generation) await this.fail(gen, ((err as Error).message ?? String(err)).slice(0, 800));
     }
   }
 

@@ -72,6 +72,7 @@ export function buildParser(argv: string[]) {
     .example('$0 --workload idle --connections 15000', 'server RSS and heap per idle connection (the server, too, may open at most 20,000 files here)')
     .example('$0 --engine node,ref-uring --framing u32le --echo-bench', 'against the C reference server, with echo-bench beside')
     .example('$0 --target 127.0.0.1:9000 --server-pid 1234', 'a server already running')
+    .example('$0 --ui', 'live A/B dashboard on http://127.0.0.1:8080/ (?autostart=uring,epoll starts a comparison)')
     .group(['target', 'engine', 'server-cpus', 'client-cpus', 'pin', 'server-threads', 'server-pid', 'server-bin', 'server-arg', 'server-mode', 'kit'], 'Target:')
     .option('target', { type: 'string', describe: 'host:port of a server already running (instead of starting one)' })
     .option('engine', {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { listEngines } from '@fastport/native-io';
+import { engineAvailability, listEngines } from '@fastport/native-io';
 import { AdminError, adminSessions, adminStatus } from './admin-client';
 import { renderChart } from './chart';
 import { killAll } from './children';
@@ -67,9 +67,11 @@ export class UiServer {
       point: (side: SideId, point: SidePoint) => this.broadcast({ type: 'point', side, point, client: this.clientState() }),
       change: (side: LiveSide) => this.broadcast({ type: 'side', side: side.state(false) }),
     };
+    // uring against epoll where both run; otherwise the engines this machine has, in that order
+    const here = (['uring', 'epoll', 'node'] as const).filter((k) => engineAvailability(k).available);
     this.sides = {
-      A: new LiveSide('A', { ...DEFAULT_SIDE_SETTINGS, target: 'uring' }, opts.base, events),
-      B: new LiveSide('B', { ...DEFAULT_SIDE_SETTINGS, target: 'epoll' }, opts.base, events),
+      A: new LiveSide('A', { ...DEFAULT_SIDE_SETTINGS, target: here[0] ?? 'node' }, opts.base, events),
+      B: new LiveSide('B', { ...DEFAULT_SIDE_SETTINGS, target: here[1] ?? here[0] ?? 'node' }, opts.base, events),
     };
     this.http = http.createServer((req, res) => {
       this.route(req, res).catch((err: unknown) => this.sendError(res, err));

@@ -6,7 +6,10 @@
  * SIGTERM stops everything. Load is tiny: open loop at 200 msgs/s, 2-4 connections.
  */
 import * as http from 'node:http';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineAvailability } from '@fastport/native-io';
@@ -301,5 +304,41 @@ describe('fastport-bench --ui API (built CLI)', () => {
     expect(how).toBe(143);
     expect(d.output()).toMatch(/SIGTERM: stopping the load and the servers/);
     await waitUntil('the servers are gone', async () => !pids.some(alive), 10_000);
+  });
+});
+
+describe('a side whose server cannot start', () => {
+  it('is failed with the reason, and the other side still runs', async () => {
+    const broken = path.join(os.tmpdir(), `fastport-bench-broken-server-${process.pid}.js`);
+    fs.writeFileSync(broken, "console.error('this server refuses to start'); process.exit(3);\n");
+    const d = await startDashboard(['--server-bin', broken]);
+    const sockets = new Set<net.Socket>();
+    const echo = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      sock.pipe(sock);
+    });
+    try {
+      await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', () => resolve()));
+      const port = (echo.address() as net.AddressInfo).port;
+      const stream = await openStream(d.url);
+      try {
+        await post(`${d.url}api/side/A/start`, { ...SMALL, target: ENGINE_A });
+        await post(`${d.url}api/side/B/start`, { ...SMALL, target: `127.0.0.1:${port}` });
+        await waitUntil('A failed', async () => sideOf(await state(d.url), 'A').status === 'failed');
+        expect(sideOf(await state(d.url), 'A').reason).toMatch(/exited \(3\) before listening[\s\S]*this server refuses to start/);
+        await waitUntil('B runs on', async () => {
+          const b = sideOf(await state(d.url), 'B');
+          return b.status === 'running' && b.points.filter((p) => p.msgsPerSec > 0).length >= 2;
+        });
+      } finally {
+        stream.destroy();
+      }
+    } finally {
+      await d.stop();
+      echo.close();
+      for (const s of sockets) s.destroy();
+      fs.rmSync(broken, { force: true });
+    }
   });
 });
