@@ -118,7 +118,7 @@ export class UiServer {
   clientState(): ClientCpuState {
     const cores = clientCores();
     const running = SIDE_IDS.map((id) => this.sides[id]).filter((s) => s.status === 'running' || s.status === 'paused');
-    // both sides sample the same process: the most recent side's window stands for it
+    // each side samples the whole process over its last seconds: either running side's window will do
     const pct = running.map((s) => s.processCpuPct()).find((v) => v !== null) ?? null;
     return { cores, cpuList: allowedCpus(), cpuPct: pct, saturated: isClientSaturated(pct ?? undefined, cores) === true };
   }
