@@ -11,8 +11,11 @@ import { BenchmarkRequest, BenchmarkResponse, PacketId } from '@fastport/protoco
 import { headerSize, PayloadPattern, RAW_PACKET_ID, writeRawHeader } from './payload';
 import { EngineTransport, SessionTransport, type TConn, type Transport } from './transport';
 import { Histogram } from './stats';
+import { threadCpuTicks } from './proc';
 import {
+  C_BYTES,
   C_CONNECTED,
+  C_OPEN,
   C_ERRORS,
   C_MESSAGES,
   C_MISMATCH,
@@ -126,6 +129,9 @@ export class LoadThread {
   private loops: Promise<void>[] = [];
   private phaseStamp = -1;
   private phaseCache = 0;
+  /** Live dashboard: while paused, a closed-loop reply is not answered with a new request; the connection waits here. */
+  private paused = false;
+  private parked: Conn[] = [];
 
   constructor(cfg: LoadConfig, control: Int32Array, counters: Float64Array) {
     this.cfg = cfg;
@@ -193,6 +199,7 @@ export class LoadThread {
       const depth = this.cfg.depth;
       const conn = await this.transport.connect(this.cfg.host, this.cfg.port, localAddress, (base) => new Conn(base, index, closedLoop ? depth : 1024));
       this.connectedTotal++;
+      this.counters[C_OPEN]!++;
       return conn;
     } catch (err) {
       this.connectFailures++;
@@ -292,6 +299,7 @@ export class LoadThread {
       this.counters[C_MISMATCH] = this.mismatches;
     }
     this.counters[C_MESSAGES]!++;
+    this.counters[C_BYTES]! += wire;
     const phase = this.phaseAt(now);
     if (phase === PHASE_MEASURE && this.countReplies) {
       this.messages++;
@@ -304,12 +312,15 @@ export class LoadThread {
       w();
       return;
     }
-    if (this.closedLoop && !this.stopping && phase !== PHASE_STOP) this.send(c, now);
-    else if (this.stopping && this.inflight === 0) this.drainWaiter?.();
+    if (this.closedLoop && !this.stopping && phase !== PHASE_STOP) {
+      if (this.paused) this.parked.push(c);
+      else this.send(c, now);
+    } else if (this.stopping && this.inflight === 0) this.drainWaiter?.();
   }
 
   private onClose(c: Conn, reason: string, code: string | undefined): void {
     this.inflight -= c.times.size;
+    this.counters[C_OPEN]!--;
     if (c.waiter !== undefined) {
       const w = c.waiter;
       c.waiter = undefined;
@@ -330,6 +341,12 @@ export class LoadThread {
     let i = 0;
     const pump = () => {
       if (this.stopping || this.phase() === PHASE_STOP) return;
+      if (this.paused) {
+        // the schedule restarts at resume: a pause is not a backlog to catch up on
+        next = performance.now();
+        setTimeout(pump, 20);
+        return;
+      }
       const now = performance.now();
       while (next <= now) {
         const c = this.conns[i++ % n]!;
@@ -369,6 +386,26 @@ export class LoadThread {
       }
       this.transport.close(c, this.cfg.closeMode);
     }
+  }
+
+  /** Live dashboard: stop sending new requests (replies in flight still arrive and count). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const now = performance.now();
+    const parked = this.parked;
+    this.parked = [];
+    if (this.stopping || this.phase() === PHASE_STOP) return;
+    for (const c of parked) if (c.open) this.send(c, now);
+  }
+
+  /** Live dashboard: the latency histogram so far (the coordinator takes differences) and this thread's CPU ticks. */
+  sample(): { histogram: ReturnType<Histogram['toData']>; cpuTicks: number | undefined } {
+    return { histogram: this.hist.toData(), cpuTicks: threadCpuTicks() };
   }
 
   /** Stops sending, waits for replies in flight (bounded), closes the client, returns the counts. */

@@ -6,10 +6,11 @@ import { ENGINE_KINDS, listEngines, type EngineRequest } from '@fastport/native-
 import { renderChart } from './chart';
 import { installCleanup } from './children';
 import { maxFrameFor, maxPayload } from './payload';
-import { defaultCpus, hasTaskset, parseCpuList } from './pin';
+import { defaultCpus, hasTaskset, parseCpuList, pinSelf } from './pin';
 import { formatReport, toCsv, toJson, toMarkdown, updateMarkdownFile } from './report';
 import { runBench, type BenchSettings, type TargetSpec } from './runner';
 import { defaultServerBin, parseTarget } from './servers';
+import { checkUiHost, runUi } from './ui-server';
 import { SERVER_KINDS, type BenchReport, type Framing, type Protocol, type ServerKind, type Workload } from './types';
 
 export { runBench } from './runner';
@@ -28,6 +29,8 @@ const VERSION = (() => {
 })();
 
 export interface CliOutputs {
+  /** --ui: serve the dashboard instead of running the benchmark once. */
+  ui: { host: string; port: number } | undefined;
   json: string | undefined;
   csv: string | undefined;
   chart: string | undefined;
@@ -69,6 +72,7 @@ export function buildParser(argv: string[]) {
     .example('$0 --workload idle --connections 15000', 'server RSS and heap per idle connection (the server, too, may open at most 20,000 files here)')
     .example('$0 --engine node,ref-uring --framing u32le --echo-bench', 'against the C reference server, with echo-bench beside')
     .example('$0 --target 127.0.0.1:9000 --server-pid 1234', 'a server already running')
+    .example('$0 --ui', 'live A/B dashboard on http://127.0.0.1:8080/ (?autostart=uring,epoll starts a comparison)')
     .group(['target', 'engine', 'server-cpus', 'client-cpus', 'pin', 'server-threads', 'server-pid', 'server-bin', 'server-arg', 'server-mode', 'kit'], 'Target:')
     .option('target', { type: 'string', describe: 'host:port of a server already running (instead of starting one)' })
     .option('engine', {
@@ -131,6 +135,10 @@ export function buildParser(argv: string[]) {
     .option('label', { type: 'string', describe: 'name of the Markdown section and of default output files' })
     .option('out-dir', { type: 'string', default: 'bench-results', describe: 'where --compare writes its files' })
     .option('progress', { type: 'boolean', default: true, describe: 'live progress bar on a TTY' })
+    .group(['ui', 'ui-port', 'ui-host'], 'Live dashboard:')
+    .option('ui', { type: 'boolean', default: false, describe: 'serve the live A/B dashboard on 127.0.0.1 (open the printed URL); the page starts and stops the load' })
+    .option('ui-port', { type: 'number', default: 8080, describe: 'port of the dashboard (0: any free port)' })
+    .option('ui-host', { type: 'string', default: '127.0.0.1', describe: 'only 127.0.0.1 is accepted: the dashboard starts processes and has no authentication' })
     .check((a) => {
       if (a.target !== undefined && a.engine !== undefined) throw new Error('--target and --engine exclude each other');
       return true;
@@ -245,7 +253,11 @@ export function settingsFromArgs(argv: string[]): { settings: BenchSettings; out
 
   const label = a.label ?? `${workload}-${settings.connections}c${workload === 'rr' || workload === 'bandwidth' ? `-d${settings.depth}` : ''}-${size}B`;
   const base = path.join(a['out-dir'], `fastport-bench-${label}-${stamp()}`);
+  const uiPort = a['ui-port'];
+  if (a.ui && !(Number.isInteger(uiPort) && uiPort >= 0 && uiPort <= 65535)) throw new Error(`--ui-port must be 0..65535 (got ${uiPort})`);
+  if (a.ui) checkUiHost(a['ui-host']);
   const outputs: CliOutputs = {
+    ui: a.ui ? { host: a['ui-host'], port: uiPort } : undefined,
     json: a.json ?? (a.compare ? `${base}.json` : undefined),
     csv: a.csv ?? (a.compare ? `${base}.csv` : undefined),
     chart: a.chart ?? (a.compare ? `${base}.svg` : undefined),
@@ -283,6 +295,17 @@ export function writeOutputs(report: BenchReport, outputs: CliOutputs): string[]
   return written;
 }
 
+/** The dashboard pins itself like a CLI run does (servers on --server-cpus, this process on --client-cpus). */
+function pinnedForUi(s: BenchSettings): BenchSettings {
+  if (s.clientCpus === undefined) return s;
+  try {
+    pinSelf(s.clientCpus);
+    return { ...s, pinNote: `${s.pinNote}; load generator pinned itself with taskset -a -p` };
+  } catch (err) {
+    return { ...s, clientCpus: undefined, pinNote: `${s.pinNote}; pinning the load generator failed: ${(err as Error).message}` };
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === '--list-engines') {
     for (const e of listEngines()) console.log(`${e.kind.padEnd(6)} ${e.available ? 'available  ' : 'unavailable'} ${e.reason}`);
@@ -297,6 +320,15 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const { settings, outputs } = parsed;
+  if (outputs.ui !== undefined) {
+    try {
+      await runUi({ host: outputs.ui.host, port: outputs.ui.port, base: pinnedForUi(settings) });
+    } catch (err) {
+      console.error(`fastport-bench: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+    return;
+  }
   installCleanup();
   try {
     const report = await runBench(settings);

@@ -95,6 +95,19 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/**
+ * CPU ticks (utime + stime) of the calling thread: /proc/thread-self is the task of whichever thread reads
+ * it, and a synchronous read runs on the JS thread itself (a worker thread reads its own). Undefined off Linux.
+ */
+export function threadCpuTicks(): number | undefined {
+  try {
+    const s = parseStat(fs.readFileSync('/proc/thread-self/stat', 'utf8'));
+    return s.utime + s.stime;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Busy and total ticks of all CPUs together (first line of /proc/stat). */
 export function cpuTotals(): { busy: number; total: number } | undefined {
   try {

@@ -22,6 +22,7 @@ import {
   type EngineSnapshot,
   type RunningServer,
 } from './servers';
+import { clientCores, isClientSaturated } from './saturation';
 import { Histogram, emptySummary } from './stats';
 import { LoadPool } from './threads';
 import {
@@ -121,6 +122,8 @@ function blankResult(s: BenchSettings, t: TargetSpec, status: TargetResult['stat
     unanswered: 0,
     verifiedBytes: 0,
     clientCpuPct: undefined,
+    clientCpus: undefined,
+    clientSaturated: undefined,
     backgroundCpuPct: undefined,
     serverMetrics: undefined,
     echoBench: undefined,
@@ -154,9 +157,11 @@ export function unavailableReason(s: BenchSettings, t: TargetSpec): string | und
   return undefined;
 }
 
-async function startTarget(s: BenchSettings, t: TargetSpec): Promise<RunningServer> {
+/** adminToken: start fastport-server with this admin token and an admin port (the live dashboard's admin view). */
+export async function startTarget(s: BenchSettings, t: TargetSpec, adminToken?: string): Promise<RunningServer> {
   if (t.kind === 'engine') {
     return startFastportServer({
+      ...(adminToken !== undefined ? { adminToken } : {}),
       serverBin: s.serverBin,
       engine: t.engine,
       framing: s.framing,
@@ -180,7 +185,7 @@ export function split(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => base + (i < total % parts ? 1 : 0));
 }
 
-function loadConfigs(s: BenchSettings, host: string, port: number): LoadConfig[] {
+export function loadConfigs(s: BenchSettings, host: string, port: number): LoadConfig[] {
   const threads = Math.max(1, Math.min(s.clientThreads || 1, s.connections));
   const shares = split(s.connections, threads);
   const sources = s.sources > 0 ? sourceAddresses(s.sources) : [];
@@ -210,7 +215,7 @@ function loadConfigs(s: BenchSettings, host: string, port: number): LoadConfig[]
   });
 }
 
-function engineDelta(a: EngineSnapshot | undefined, b: EngineSnapshot | undefined, kind: string | undefined): ServerMetrics['engine'] {
+export function engineDelta(a: EngineSnapshot | undefined, b: EngineSnapshot | undefined, kind: string | undefined): ServerMetrics['engine'] {
   if (a === undefined || b === undefined) return undefined;
   const events = b.events - a.events;
   const batches = b.batches - a.batches;
@@ -354,6 +359,11 @@ async function runLoad(s: BenchSettings, t: TargetSpec, server: RunningServer, p
     result.verifiedBytes = sum((r) => r.verifiedBytes);
     for (const r of threads) for (const [k, v] of Object.entries(r.errorCodes)) result.errorCodes[k] = (result.errorCodes[k] ?? 0) + v;
     result.clientCpuPct = ((cpuB.user + cpuB.system) / 1e6 / elapsed) * 100;
+    result.clientCpus = clientCores();
+    result.clientSaturated = isClientSaturated(result.clientCpuPct, result.clientCpus);
+    if (result.clientSaturated) {
+      notes.push(`CLIENT SATURATED: the load generator used ${result.clientCpuPct.toFixed(0)}% of its ${result.clientCpus} core(s): msgs/s may be the client's limit, not the server's`);
+    }
     if (result.unanswered > 0) notes.push(`${result.unanswered} requests unanswered at stop`);
     if (result.messages === 0) {
       result.status = 'failed';

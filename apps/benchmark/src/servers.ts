@@ -31,6 +31,10 @@ export interface RunningServer {
   engine: string | undefined;
   reason: string | undefined;
   command: string;
+  /** Where its admin packets are answered (fastport-server started with an admin port and token), if anywhere known. */
+  admin: AdminAccess | undefined;
+  /** Resolves with a description when a server this run started exits on its own (undefined: never for external ones). */
+  exited: Promise<string> | undefined;
   /** Engine counters and memory now (fastport-server: SIGUSR2 → one log line). */
   snapshot(): Promise<EngineSnapshot | undefined>;
   stop(): Promise<void>;
@@ -75,6 +79,13 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   }
 }
 
+export interface AdminAccess {
+  host: string;
+  port: number;
+  /** Sent with every admin request (the admin port needs none, the public port does). */
+  token: string;
+}
+
 export interface FastportServerOptions {
   serverBin: string;
   engine: string;
@@ -85,11 +96,14 @@ export interface FastportServerOptions {
   cpus: string | undefined;
   exposeGc: boolean;
   extraArgs: string[];
+  /** Start it with this admin token and an admin listener on a free loopback port (--admin-port 0). */
+  adminToken?: string;
 }
 
 interface LogLine {
   msg?: string;
   port?: number;
+  adminPort?: number;
   engine?: string;
   reason?: string;
   stats?: { engine?: { events?: number; batches?: number; jsCrossings?: number; connections?: number }; sessions?: number };
@@ -118,17 +132,21 @@ export async function startFastportServer(o: FastportServerOptions): Promise<Run
     '2000',
     '--log-level',
     'info',
+    ...(o.adminToken !== undefined ? ['--admin-token', o.adminToken, '--admin-port', '0'] : []),
     ...o.extraArgs,
   ];
   const [cmd, ...rest] = args as [string, ...string[]];
   const child = track(spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const output: string[] = [];
   let snapshotWaiter: ((line: LogLine) => void) | undefined;
+  let adminPort: number | undefined;
+  const wantAdmin = o.adminToken !== undefined;
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => {
     for (const l of chunk.split('\n')) if (l.trim() !== '') tail(output, l);
   });
   const rl = readline.createInterface({ input: child.stdout! });
+  let listeningLine: LogLine | undefined;
   const listening = new Promise<LogLine>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`fastport-server did not start within 20 s:\n${output.join('\n')}`)), 20_000);
     rl.on('line', (line) => {
@@ -140,12 +158,18 @@ export async function startFastportServer(o: FastportServerOptions): Promise<Run
         return;
       }
       if (typeof parsed.msg === 'string' && parsed.msg.includes('listening on') && typeof parsed.port === 'number') {
-        clearTimeout(timer);
-        resolve(parsed);
+        listeningLine = parsed;
+      } else if (typeof parsed.adminPort === 'number') {
+        adminPort = parsed.adminPort;
       } else if (parsed.msg === 'stats snapshot' && snapshotWaiter) {
         const w = snapshotWaiter;
         snapshotWaiter = undefined;
         w(parsed);
+      }
+      // with an admin listener asked for, the server is ready once both lines came (the admin line follows)
+      if (listeningLine !== undefined && (!wantAdmin || adminPort !== undefined)) {
+        clearTimeout(timer);
+        resolve(listeningLine);
       }
     });
     child.once('exit', (code, signal) => {
@@ -173,6 +197,8 @@ export async function startFastportServer(o: FastportServerOptions): Promise<Run
     engine: info.engine,
     reason: info.reason,
     command: shellQuote(args),
+    admin: o.adminToken !== undefined && adminPort !== undefined ? { host: '127.0.0.1', port: adminPort, token: o.adminToken } : undefined,
+    exited: exitDescription(child, () => output.slice(-5).join('\n')),
     snapshot: async () => {
       if (pid === undefined || !catchesSignal(pid, SIGUSR2)) return undefined;
       const line = await new Promise<LogLine | undefined>((resolve) => {
@@ -199,6 +225,18 @@ export async function startFastportServer(o: FastportServerOptions): Promise<Run
     },
     stop: () => stopChild(child, 5000),
   };
+}
+
+/** Resolves when the child exits: how (code or signal) and the last lines it printed. */
+function exitDescription(child: ChildProcess, lastLines: () => string): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (code: number | null, signal: NodeJS.Signals | null) => {
+      const tailText = lastLines().trim();
+      resolve(`server process exited (${signal ?? `code ${code}`})${tailText !== '' ? `: ${tailText.slice(-500)}` : ''}`);
+    };
+    if (child.exitCode !== null || child.signalCode !== null) done(child.exitCode, child.signalCode);
+    else child.once('exit', done);
+  });
 }
 
 /** A free TCP port on 127.0.0.1 (for servers that cannot listen on port 0 and say where). */
@@ -269,6 +307,8 @@ export async function startRefEcho(kit: string, flavor: 'uring' | 'epoll', cpus:
     engine: `c-${flavor}`,
     reason: `ref-echo ${flavor} (plain C reference server)`,
     command: shellQuote(args),
+    admin: undefined,
+    exited: exitDescription(child, () => stderr),
     snapshot: () => Promise.resolve(undefined),
     stop: () => stopChild(child, 2000),
   };
@@ -328,6 +368,8 @@ export function externalServer(host: string, port: number, pid: number | undefin
     engine,
     reason: undefined,
     command: `${host}:${port}`,
+    admin: undefined,
+    exited: undefined,
     snapshot: () => Promise.resolve(undefined),
     stop: () => Promise.resolve(),
   };

@@ -244,5 +244,25 @@ export class Histogram {
   }
 }
 
+/**
+ * Nearest-rank percentile (in ns) of raw bucket counts, e.g. the difference of two cumulative histograms
+ * (the samples of one second); the bucket's midpoint. NaN when there are none.
+ */
+export function bucketPercentile(buckets: ArrayLike<number>, p: number): number {
+  let count = 0;
+  for (let i = 0; i < buckets.length; i++) count += buckets[i] as number;
+  if (count <= 0) return NaN;
+  const rank = Math.max(1, nearestRank(Math.min(100, Math.max(0, p)), count));
+  let acc = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    acc += buckets[i] as number;
+    if (acc >= rank) {
+      const { low, width } = bucketRange(i);
+      return width === 1 ? low : low + width / 2;
+    }
+  }
+  return NaN;
+}
+
 /** Relative error bound of a histogram percentile (half a sub-bucket). */
 export const HISTOGRAM_RELATIVE_ERROR = 1 / (2 * SUB);

@@ -42,6 +42,8 @@ export const C_ERRORS = 1;
 export const C_MISMATCH = 2;
 export const C_CONNECTED = 3;
 export const C_SENT = 4;
+export const C_BYTES = 5; // reply bytes received (any phase), as on the wire
+export const C_OPEN = 6; // connections open now (opened minus closed)
 
 /** Phases, in the shared Int32Array slot 0. */
 export const PHASE_WARMUP = 0;
@@ -75,9 +77,11 @@ export interface ThreadResult {
 export type WorkerToMain =
   | { type: 'ready'; connected: number; failed: number; clientEngine: string; reason: string; errorCodes: Record<string, number> }
   | { type: 'result'; result: ThreadResult }
+  | { type: 'sample'; histogram: HistogramData; cpuTicks: number | undefined }
   | { type: 'fatal'; message: string };
 
-export type MainToWorker = { type: 'go' } | { type: 'stop' };
+/** pause/resume/sample: the live dashboard's runs (ui/); the CLI uses go and stop only. */
+export type MainToWorker = { type: 'go' } | { type: 'stop' } | { type: 'pause' } | { type: 'resume' } | { type: 'sample' };
 
 export interface ServerSample {
   atMs: number;
@@ -176,6 +180,9 @@ export interface TargetResult {
   unanswered: number;
   verifiedBytes: number;
   clientCpuPct: number | undefined;
+  /** Cores the load generator may run on (its pinning), and whether it used >= 90% of them: then the client, not the server, may be the limit. */
+  clientCpus: number | undefined;
+  clientSaturated: boolean | undefined;
   /** CPU used by processes other than the server and the load generator during the window, % of one core. */
   backgroundCpuPct: number | undefined;
   serverMetrics: ServerMetrics | undefined;

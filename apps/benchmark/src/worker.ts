@@ -28,6 +28,9 @@ async function run(): Promise<void> {
   post({ type: 'ready', connected, failed, clientEngine: load.engineKind, reason: load.engineReason, errorCodes: load.connectErrors });
   port.on('message', (msg: MainToWorker) => {
     if (msg.type === 'go') load.go();
+    else if (msg.type === 'pause') load.pause();
+    else if (msg.type === 'resume') load.resume();
+    else if (msg.type === 'sample') post({ type: 'sample', ...load.sample() });
     else if (msg.type === 'stop') {
       load.stop().then(
         (result) => {

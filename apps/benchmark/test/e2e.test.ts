@@ -52,6 +52,10 @@ describe.skipIf(!built)(`fastport-bench end to end (node engine)${built ? '' : '
     expect(r.latency.p50Us).toBeLessThanOrEqual(r.latency.p99Us);
     expect(r.latency.minUs).toBeLessThanOrEqual(r.latency.p50Us);
     expect(r.ratioToFirst).toBe(1);
+    // the client-saturated flag follows its rule: >= 90% of the cores the client may use (--no-pin: all of them)
+    expect(r.clientCpus).toBe(os.cpus().length);
+    expect(r.clientSaturated).toBe(r.clientCpuPct! >= 90 * r.clientCpus!);
+    expect(stderr.includes('CLIENT SATURATED')).toBe(r.clientSaturated);
     if (process.platform === 'linux') {
       expect(r.serverMetrics?.rssBytes).toBeGreaterThan(0);
       expect(r.serverMetrics?.engine?.events).toBeGreaterThan(0);

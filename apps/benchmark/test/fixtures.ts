@@ -24,6 +24,8 @@ export function result(label: string, msgsPerSec: number, extra: Partial<TargetR
     unanswered: 0,
     verifiedBytes: msgsPerSec * 3 * 68,
     clientCpuPct: 97.5,
+    clientCpus: 1,
+    clientSaturated: true,
     backgroundCpuPct: 2,
     serverMetrics: {
       pid: 1234,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HISTOGRAM_RELATIVE_ERROR, Histogram, bucketOf, bucketRange, percentile, stdDev, summarize } from '../src/stats';
+import { HISTOGRAM_RELATIVE_ERROR, Histogram, bucketOf, bucketPercentile, bucketRange, percentile, stdDev, summarize } from '../src/stats';
 
 /** Deterministic exponential samples with mean `mean` (inverse CDF at evenly spaced probabilities). */
 function exponential(n: number, mean: number): number[] {
@@ -153,5 +153,27 @@ describe('Histogram against known distributions', () => {
     expect(h.summary().p50Us).toBeNaN();
     h.merge(new Histogram().toData());
     expect(h.count).toBe(0);
+  });
+});
+
+describe('bucketPercentile (the dashboard\'s per-second latency)', () => {
+  it('of the difference of two cumulative histograms equals the percentiles of the later samples alone', () => {
+    const cumulative = new Histogram();
+    for (let i = 1; i <= 1000; i++) cumulative.record(i * 1000); // 1..1000 µs
+    const before = Float64Array.from(cumulative.buckets);
+    const later = new Histogram();
+    for (let i = 1; i <= 500; i++) {
+      const v = 50_000 + i * 100; // 50.1..100 ms
+      cumulative.record(v);
+      later.record(v);
+    }
+    const delta = cumulative.buckets.map((c, i) => c - (before[i] as number));
+    for (const p of [50, 99, 99.9]) {
+      const got = bucketPercentile(delta, p);
+      const want = later.percentile(p);
+      expect(Math.abs(got - want) / want).toBeLessThanOrEqual(2 * HISTOGRAM_RELATIVE_ERROR);
+      expect(got).toBeGreaterThan(50_000); // nothing of the earlier second leaks in
+    }
+    expect(bucketPercentile(new Float64Array(10), 50)).toBeNaN();
   });
 });

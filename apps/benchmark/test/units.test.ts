@@ -9,7 +9,10 @@ import { defaultCpus, parseCpuList, pinPrefix } from '../src/pin';
 import { parseStat, parseStatusKb } from '../src/proc';
 import { renderProgress } from '../src/progress';
 import { clientCandidates, split } from '../src/runner';
+import { formatReport } from '../src/report';
+import { clientCores, isClientSaturated } from '../src/saturation';
 import { parseTarget } from '../src/servers';
+import { report, result } from './fixtures';
 
 describe('payload verification catches any wrong byte', () => {
   // 5000: past the prebuilt requests (256 × 5000 B > 1 MiB), built per send and compared in C++
@@ -138,5 +141,26 @@ describe('misc', () => {
     expect(line).toContain('123,456 msgs/s');
     expect(line).toContain('2.5/5s');
     expect(line).toContain('█'.repeat(12));
+  });
+});
+
+describe('client saturation rule', () => {
+  it('is >= 90% of the cores the client may use', () => {
+    expect(isClientSaturated(89.9, 1)).toBe(false);
+    expect(isClientSaturated(90, 1)).toBe(true);
+    expect(isClientSaturated(170, 2)).toBe(false);
+    expect(isClientSaturated(180, 2)).toBe(true);
+    expect(isClientSaturated(undefined, 1)).toBeUndefined();
+    expect(isClientSaturated(NaN, 1)).toBeUndefined();
+  });
+  it('counts the cores of the pinning in force', () => {
+    const list = fs.readFileSync('/proc/self/status', 'utf8').match(/^Cpus_allowed_list:\s+(\S+)/m)?.[1];
+    expect(clientCores()).toBe(parseCpuList(list ?? '0').length);
+  });
+  it('is marked SAT in the table', () => {
+    const r = result('uring', 100_000, { clientCpuPct: 95, clientCpus: 1, clientSaturated: true });
+    expect(formatReport(report([r]))).toMatch(/95\.0 SAT/);
+    const r2 = result('uring', 100_000, { clientCpuPct: 50, clientCpus: 1, clientSaturated: false });
+    expect(formatReport(report([r2]))).not.toMatch(/SAT/);
   });
 });
