@@ -63,6 +63,11 @@ constexpr long kAcceptBackoffMs = 50;          // as the uring backend
 
 constexpr size_t kMinRecvRoom = 16 * 1024;  // below this the batch goes to JS first
 constexpr int kMaxEvents = 1024;
+// Events per poll while the reads are small (see poll()): a batch of 32
+// small messages goes to JS and its replies leave before the next 32 are
+// read, so the peers work while we do; bulk reads take the whole batch.
+constexpr int kSmallReadEvents = 32;
+constexpr size_t kSmallReadBytes = 512;
 constexpr int kAcceptsPerTurn = 128;
 constexpr int kMaxIov = 64;
 constexpr size_t kMaxWriteBytes = 4u << 20;
@@ -87,6 +92,14 @@ class EpollBackend final : public Backend {
   int init(const BackendConfig& config, CoreSink* sink) override {
     sink_ = sink;
     stats_ = config.stats;
+    // A fixed events-per-poll instead of the adaptive choice (for measuring it).
+    if (const char* v = std::getenv("FASTPORT_EPOLL_MAX_EVENTS")) {
+      const int k = std::atoi(v);
+      if (k >= 1 && k <= kMaxEvents) {
+        max_events_ = k;
+        fixed_max_events_ = true;
+      }
+    }
     arena_size_ = config.recv_bytes < 64 * 1024 ? 64 * 1024 : config.recv_bytes;
     std::snprintf(arena_size_str_, sizeof arena_size_str_, "%zu", arena_size_);
     arena_ = static_cast<uint8_t*>(std::malloc(arena_size_));
@@ -111,9 +124,11 @@ class EpollBackend final : public Backend {
 
   int poll(int timeout_ms) override {
     epoll_event evs[kMaxEvents];
-    int n = epoll_wait(ep_, evs, kMaxEvents, timeout_ms);
+    int n = epoll_wait(ep_, evs, max_events_, timeout_ms);
     if (n < 0) return errno == EINTR ? kPollDone : -errno;
-    bool more = n == kMaxEvents;
+    bool more = n == max_events_;
+    const size_t cursor_before = cursor_;
+    int reads = 0;
     for (int i = 0; i < n; ++i) {
       const uint64_t d = evs[i].data.u64;
       const uint32_t e = evs[i].events;
@@ -152,6 +167,7 @@ class EpollBackend final : public Backend {
             set_events(c, 0);
           }
         } else if (!(c->bflags & kFlagNoRead)) {
+          ++reads;
           if (!read_once(c)) more = true;
         } else if (e & EPOLLERR) {
           report_so_error(c);
@@ -162,6 +178,14 @@ class EpollBackend final : public Backend {
         if (c->bflags & kFlagDead) continue;
       }
       if ((e & EPOLLOUT) && (c->bflags & kFlagOut)) write_some(c);
+    }
+    // Request/response traffic (small reads, one message each) is latency
+    // bound: smaller batches let the first replies go out while the peers'
+    // next requests are still being read. Bulk or pipelined traffic (large
+    // reads) is throughput bound: one JS crossing per big batch is cheaper.
+    if (!fixed_max_events_ && reads > 0) {
+      const size_t avg = (cursor_ - cursor_before) / static_cast<size_t>(reads);
+      max_events_ = avg < kSmallReadBytes ? kSmallReadEvents : kMaxEvents;
     }
     return more ? kPollMore : kPollDone;
   }
@@ -467,6 +491,8 @@ class EpollBackend final : public Backend {
   CoreSink* sink_ = nullptr;
   LoopStats* stats_ = nullptr;
   int ep_ = -1;
+  int max_events_ = kMaxEvents;
+  bool fixed_max_events_ = false;
   int wake_fd_ = -1;
   int timer_fd_ = -1;
   bool timer_armed_ = false;
