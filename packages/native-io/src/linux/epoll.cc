@@ -92,6 +92,7 @@ class EpollBackend final : public Backend {
   int init(const BackendConfig& config, CoreSink* sink) override {
     sink_ = sink;
     stats_ = config.stats;
+    inline_ = config.inline_mode;
     // A fixed events-per-poll instead of the adaptive choice (for measuring it).
     if (const char* v = std::getenv("FASTPORT_EPOLL_MAX_EVENTS")) {
       const int k = std::atoi(v);
@@ -183,7 +184,9 @@ class EpollBackend final : public Backend {
     // bound: smaller batches let the first replies go out while the peers'
     // next requests are still being read. Bulk or pipelined traffic (large
     // reads) is throughput bound: one JS crossing per big batch is cheaper.
-    if (!fixed_max_events_ && reads > 0) {
+    // Inline mode only: an I/O thread's kPollMore means "receive memory is
+    // short" and makes it wait for JS, which a full small batch must not.
+    if (inline_ && !fixed_max_events_ && reads > 0) {
       const size_t avg = (cursor_ - cursor_before) / static_cast<size_t>(reads);
       max_events_ = avg < kSmallReadBytes ? kSmallReadEvents : kMaxEvents;
     }
@@ -493,6 +496,7 @@ class EpollBackend final : public Backend {
   int ep_ = -1;
   int max_events_ = kMaxEvents;
   bool fixed_max_events_ = false;
+  bool inline_ = false;
   int wake_fd_ = -1;
   int timer_fd_ = -1;
   bool timer_armed_ = false;
