@@ -69,7 +69,9 @@ export interface HeartbeatTick {
  * probes come every `fastIntervalMs`; at `maxMisses` it is 'dead'.
  * Any received byte is evidence of life (a peer busy sending a backlog is
  * alive even if our PONG is queued behind it), and a PONG restores 'active'
- * at once. Pure state: the session feeds it the clock and its byte counter.
+ * at once. While the session does not read (read backpressure, a paused
+ * frame loop) nothing can be received, so the kernel taking our queued bytes
+ * counts instead: a peer that reads nothing and sends nothing still dies. Pure state: the session feeds it the clock and its byte counter.
  */
 export class HeartbeatMonitor {
   readonly options: ResolvedHeartbeat;
@@ -82,6 +84,7 @@ export class HeartbeatMonitor {
   private nonce = 0;
   private lastProbeAt = 0;
   private bytesAtProbe: number;
+  private sentAtProbe = 0;
 
   constructor(options: ResolvedHeartbeat, now: number, bytesIn: number) {
     this.options = options;
@@ -89,12 +92,20 @@ export class HeartbeatMonitor {
     this.bytesAtProbe = bytesIn;
   }
 
-  /** Call when `now >= nextAt`. */
-  tick(now: number, bytesIn: number): HeartbeatTick {
+  /**
+   * Call when `now >= nextAt`. `bytesSent` is what the kernel has taken of
+   * our sends so far; it counts only while `readPaused`: then the peer's
+   * PONG (and everything else it sends) waits unread in the socket, and the
+   * one sign of life left is the peer reading what we send.
+   */
+  tick(now: number, bytesIn: number, bytesSent = 0, readPaused = false): HeartbeatTick {
     const o = this.options;
     const before = this.liveness;
-    if (this.probes > 0 && bytesIn === this.bytesAtProbe) this.misses++;
+    const heard = bytesIn !== this.bytesAtProbe;
+    const readsUs = readPaused && bytesSent !== this.sentAtProbe;
+    if (this.probes > 0 && !heard && !readsUs) this.misses++;
     else this.misses = 0;
+    this.sentAtProbe = bytesSent;
     if (this.misses >= o.maxMisses) {
       this.liveness = 'dead';
       return { action: 'dead', nonce: this.nonce, changed: before === 'dead' ? undefined : 'dead' };

@@ -92,7 +92,9 @@ export class IdleMonitor implements WheelEntry {
     }
     const hb = this.heartbeat;
     if (hb !== null && now >= hb.nextAt) {
-      const r = hb.tick(now, s.counters.bytesIn);
+      const paused = s.readPaused;
+      const sent = paused ? (this.host.engine.connectionStats(s.connectionId)?.bytesOut ?? 0) : 0;
+      const r = hb.tick(now, s.counters.bytesIn, sent, paused);
       if (r.changed !== undefined) s.setLiveness(r.changed);
       if (r.action === 'dead') {
         this.emitHeartbeat({ type: 'timeout', misses: hb.misses });

@@ -284,6 +284,98 @@ forEachEngine('heartbeat and timeouts', (kind: EngineKind) => {
     console.log(`[${kind}] saturated queue: ${mb(sentBytes)} streamed, ${fullAndPinged} PINGs queued while full, ${pongsWhileFull} server pongs while full, client pongs ${session.heartbeatStats()?.pongs}; no timeout`);
   });
 
+  /**
+   * A session that stops reading (its queue to the peer passed the high
+   * watermark) cannot receive the peer's PONGs. Before: every probe in that
+   * state was a miss, and a peer reading a long download slowly was closed
+   * as dead at the 5th probe. Now the kernel taking our queued bytes counts
+   * as life while reading is paused; a peer that reads nothing still dies.
+   */
+  async function pausedDownload(
+    peerReads: boolean,
+  ): Promise<{ closed: SessionCloseInfo | undefined; pausedRun: number; pausedProbes: number; probes: number; peerBytes: number }> {
+    const clock = new ManualClock();
+    const s = new Server({
+      engine: kind,
+      memoryBudget: false,
+      maxPendingBytes: 2 * DOWNLOAD,
+      highWaterMark: 256 * 1024,
+      lowWaterMark: 64 * 1024,
+      heartbeat: { intervalMs: 20, fastIntervalMs: 10 },
+      socket: { sendBufferSize: 64 * 1024 },
+      clock,
+    });
+    cleanups.push(() => s.close(200));
+    const chunk = Buffer.alloc(16 * 1024, 7);
+    let session: Session | undefined;
+    let probes = 0;
+    let pausedProbes = 0;
+    let run = 0;
+    let pausedRun = 0; // the longest run of consecutive probes made while reading was paused
+    let closed: SessionCloseInfo | undefined;
+    let downloads = 0;
+    s.on('frame', (x: Session) => {
+      if (downloads++ > 0) return; // one download; later frames are the peer's chatter
+      for (let sent = 0; sent < DOWNLOAD; sent += chunk.length) x.send(chunk, 0x3);
+    });
+    s.on('session', (x: Session) => {
+      session = x;
+      x.on('heartbeat', (e: HeartbeatEvent) => {
+        if (e.type !== 'probe') return;
+        probes++;
+        if (x.readPaused) {
+          pausedProbes++;
+          pausedRun = Math.max(pausedRun, ++run);
+        } else run = 0;
+      });
+    });
+    s.on('close', (_x: Session, info: SessionCloseInfo) => {
+      closed = info;
+    });
+    const { port } = await s.listen(0, '127.0.0.1');
+    const peer = await connectRaw(port);
+    peer.socket.pause();
+    peer.send(new FrameEncoder('fastport').encode(Buffer.from('download'), 0x2));
+    await waitFor(() => session?.readPaused === true, 'the server session paused reading');
+    // The peer sends a frame every step (it would be its PONG): a paused session never reads it.
+    const chatter = new FrameEncoder('fastport').encode(Buffer.from('still here'), 0x5);
+    await clock.runUntil(() => closed !== undefined || probes >= 12, {
+      what: '12 probes or a close',
+      stepMs: 10,
+      settle: async () => {
+        peer.send(chatter);
+        if (!peerReads) return;
+        // One read a step of what the paused stream holds (at most its 16 KiB high watermark):
+        // far slower than the queue, which stays above the low watermark.
+        const before = peer.bytes;
+        await waitFor(() => peer.socket.readableLength > 0 || peer.isClosed, 'bytes for the peer to read');
+        peer.socket.read();
+        expect(peer.bytes).toBeGreaterThan(before);
+      },
+    });
+    return { closed, pausedRun, pausedProbes, probes, peerBytes: peer.bytes };
+  }
+  const DOWNLOAD = 16 * 1024 * 1024;
+
+  // The node engine counts a write's bytes as sent only when node:net calls it back, and
+  // node:net gathers everything queued behind a write into one writev: a slow reader's
+  // progress through a long queue does not show there until the end.
+  const slowReaderProgressShows = kind !== 'node';
+  (slowReaderProgressShows ? it : it.skip)(`[${kind}] a session paused for read backpressure is not closed as dead while the peer reads its queue${slowReaderProgressShows ? '' : ' (not on node: node:net reports a queued write as sent only when all of it is)'}`, async () => {
+    const r = await pausedDownload(true);
+    expect(r.closed).toBeUndefined();
+    expect(r.probes).toBeGreaterThanOrEqual(12);
+    // Past maxMisses (5) probes in a row while paused, with the peer's frames unread: the old rule closed it here.
+    expect(r.pausedRun).toBeGreaterThanOrEqual(6);
+    expect(r.peerBytes).toBeLessThan(DOWNLOAD); // the download was still going
+  });
+
+  it(`[${kind}] a paused session whose peer reads nothing is still closed by the heartbeat`, async () => {
+    const r = await pausedDownload(false);
+    expect(r.closed).toMatchObject({ reason: 'heartbeat-timeout', code: 'ERR_HEARTBEAT_TIMEOUT' });
+    expect(r.pausedProbes).toBe(r.probes);
+  });
+
   it(`[${kind}] idle timeout closes a silent session and spares an active one`, async () => {
     const clock = new ManualClock();
     const { server: s, port } = await server({ idleTimeoutMs: 400, clock });
