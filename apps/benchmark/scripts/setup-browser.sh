@@ -24,8 +24,11 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "setup-browser.sh: installing chromium with apt-get (for the dashboard's browser tests)…" >&2
 export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get install -y --no-install-recommends chromium >&2; then
-  $SUDO apt-get update >&2 && $SUDO apt-get install -y --no-install-recommends chromium >&2 || {
+# pnpm test runs the packages' tests side by side, and native-io's setup scripts may use
+# apt at the same time: take turns (flock) and wait for dpkg's own lock.
+apt_get() { $SUDO flock -w 900 /var/lock/fastport-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+if ! apt_get install -y --no-install-recommends chromium >&2; then
+  apt_get update >&2 && apt_get install -y --no-install-recommends chromium >&2 || {
     echo "setup-browser.sh: apt-get could not install chromium" >&2
     exit 1
   }

@@ -38,8 +38,11 @@ if ((${#missing[@]})); then
   [[ "$(id -u)" == 0 ]] || die "missing apt packages (${missing[*]}) and not root: run as root or install them"
   say "installing apt ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || die "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+  # pnpm test runs the packages' tests side by side and other setup scripts may
+  # use apt at the same time: take turns (flock) and wait for dpkg's own lock.
+  apt_get() { flock -w 900 /var/lock/fastport-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+  apt_get update -qq || die "apt-get update failed"
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
     die "apt-get install ${missing[*]} failed"
 fi
 
