@@ -6,7 +6,7 @@
  * --admin-port; apps/client has the same requests on the command line).
  */
 import { PacketId, ResultCode, ServerStatusRequest, ServerStatusResponse, SessionListRequest, SessionListResponse, resultCodeToJSON } from '@fastport/protocol';
-import { Client, type Frame, type Session } from '@fastport/session';
+import { Client, type Frame, type FramingOption, type Session } from '@fastport/session';
 
 export interface AdminStatus {
   engine: string;
@@ -49,33 +49,53 @@ export class AdminError extends Error {
   }
 }
 
-/** Sends one admin request and waits (bounded) for the frame with `replyId`. */
-async function adminRoundTrip(host: string, port: number, request: Uint8Array, requestId: number, replyId: number, timeoutMs: number): Promise<Uint8Array> {
-  const client = new Client({ engine: 'node', framing: 'fastport' });
+export interface RequestReplyOptions {
+  framing: FramingOption;
+  request: Uint8Array;
+  requestId: number;
+  /** The reply: the first frame this accepts (others are ignored). */
+  accept: (id: number) => boolean;
+  timeoutMs: number;
+}
+
+/**
+ * Connects, sends one request and waits (bounded) for its reply on a
+ * connection of its own: the admin view's and the runner's status queries.
+ * Rejects with an AdminError (admin-unreachable, admin-timeout,
+ * admin-closed); the reply is copied out of the receive buffer.
+ */
+export async function requestReply(host: string, port: number, o: RequestReplyOptions): Promise<{ id: number; payload: Uint8Array }> {
+  const client = new Client({ engine: 'node', framing: o.framing });
   try {
     let session: Session;
     try {
-      session = await client.connect({ host, port, timeoutMs });
+      session = await client.connect({ host, port, timeoutMs: o.timeoutMs });
     } catch (err) {
       throw new AdminError('admin-unreachable', `cannot reach the admin access at ${host}:${port}: ${(err as Error).message}`);
     }
-    const reply = new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new AdminError('admin-timeout', `no admin answer from ${host}:${port} within ${timeoutMs} ms (an echo server without admin access?)`)), timeoutMs);
+    const reply = new Promise<{ id: number; payload: Uint8Array }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new AdminError('admin-timeout', `no admin answer from ${host}:${port} within ${o.timeoutMs} ms (an echo server without admin access?)`)), o.timeoutMs);
       client.on('frame', (_s: Session, frame: Frame) => {
-        if (frame.id !== replyId) return;
+        if (!o.accept(frame.id)) return;
         clearTimeout(timer);
-        resolve(frame.payload);
+        resolve({ id: frame.id, payload: frame.payload.slice() });
       });
       client.on('close', () => {
         clearTimeout(timer);
         reject(new AdminError('admin-closed', `${host}:${port} closed the admin connection`));
       });
     });
-    session.send(request, requestId);
+    session.send(o.request, o.requestId);
     return await reply;
   } finally {
     await client.close(200).catch(() => undefined);
   }
+}
+
+/** Sends one admin request (fastport framing) and waits (bounded) for the frame with `replyId`. */
+async function adminRoundTrip(host: string, port: number, request: Uint8Array, requestId: number, replyId: number, timeoutMs: number): Promise<Uint8Array> {
+  const r = await requestReply(host, port, { framing: 'fastport', request, requestId, accept: (id) => id === replyId, timeoutMs });
+  return r.payload;
 }
 
 function refused(result: ResultCode): AdminError {

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { PacketId, ResultCode, ServerStatusRequest, ServerStatusResponse } from '@fastport/protocol';
-import { Client, type Frame, type Session } from '@fastport/session';
+import { requestReply } from './admin-client';
 import { framingOption } from './payload';
 import { track } from './children';
 import { pinPrefix } from './pin';
@@ -332,30 +332,16 @@ export async function queryServerStatus(
   timeoutMs = 1500,
 ): Promise<ServerStatusResponse | undefined> {
   if (framing === 'u32le') return undefined; // no packet ids
-  const client = new Client({ engine: 'node', framing: framingOption(framing, maxFrame) });
   try {
-    const session = await client.connect({ host, port, timeoutMs });
-    const reply = new Promise<ServerStatusResponse | undefined>((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), timeoutMs);
-      client.on('frame', (_s: Session, frame: Frame) => {
-        clearTimeout(timer);
-        if (frame.id !== PacketId.ServerStatusResponse) return resolve(undefined);
-        try {
-          const st = ServerStatusResponse.decode(frame.payload);
-          resolve(st.result === ResultCode.OK ? st : undefined);
-        } catch {
-          resolve(undefined);
-        }
-      });
-      client.on('close', () => resolve(undefined));
-    });
     // fastport-server answers admin only with its token (or on its --admin-port): FASTPORT_ADMIN_TOKEN carries it here.
-    session.send(ServerStatusRequest.encode(ServerStatusRequest.fromPartial({ authToken: process.env['FASTPORT_ADMIN_TOKEN'] ?? '' })).finish(), PacketId.ServerStatusRequest);
-    return await reply;
+    const request = ServerStatusRequest.encode(ServerStatusRequest.fromPartial({ authToken: process.env['FASTPORT_ADMIN_TOKEN'] ?? '' })).finish();
+    // The first frame decides: an echo server sends the request back.
+    const reply = await requestReply(host, port, { framing: framingOption(framing, maxFrame), request, requestId: PacketId.ServerStatusRequest, accept: () => true, timeoutMs });
+    if (reply.id !== PacketId.ServerStatusResponse) return undefined;
+    const st = ServerStatusResponse.decode(reply.payload);
+    return st.result === ResultCode.OK ? st : undefined;
   } catch {
     return undefined;
-  } finally {
-    await client.close(200).catch(() => undefined);
   }
 }
 
