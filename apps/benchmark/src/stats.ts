@@ -117,6 +117,19 @@ export function bucketRange(idx: number): { low: number; width: number } {
   return { low: sub * 2 ** p, width: 2 ** p };
 }
 
+/** Midpoint of the bucket that holds the sample of 1-based `rank` (bucket counts in order), NaN past the last. */
+function bucketMidAtRank(buckets: ArrayLike<number>, rank: number): number {
+  let acc = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    acc += buckets[i] as number;
+    if (acc >= rank) {
+      const { low, width } = bucketRange(i);
+      return width === 1 ? low : low + width / 2;
+    }
+  }
+  return NaN;
+}
+
 /** What a histogram carries between threads (structured-clone friendly). */
 export interface HistogramData {
   buckets: Float64Array;
@@ -205,17 +218,8 @@ export class Histogram {
     if (this.count === 0) return NaN;
     if (p <= 0) return this.min;
     if (p >= 100) return this.max;
-    const rank = Math.max(1, nearestRank(p, this.count));
-    let acc = 0;
-    for (let i = 0; i < HISTOGRAM_BUCKETS; i++) {
-      acc += this.buckets[i] as number;
-      if (acc >= rank) {
-        const { low, width } = bucketRange(i);
-        const mid = width === 1 ? low : low + width / 2;
-        return Math.min(this.max, Math.max(this.min, mid));
-      }
-    }
-    return this.max;
+    const mid = bucketMidAtRank(this.buckets, Math.max(1, nearestRank(p, this.count)));
+    return Number.isNaN(mid) ? this.max : Math.min(this.max, Math.max(this.min, mid));
   }
 
   stdDev(): number {
@@ -252,16 +256,7 @@ export function bucketPercentile(buckets: ArrayLike<number>, p: number): number 
   let count = 0;
   for (let i = 0; i < buckets.length; i++) count += buckets[i] as number;
   if (count <= 0) return NaN;
-  const rank = Math.max(1, nearestRank(Math.min(100, Math.max(0, p)), count));
-  let acc = 0;
-  for (let i = 0; i < buckets.length; i++) {
-    acc += buckets[i] as number;
-    if (acc >= rank) {
-      const { low, width } = bucketRange(i);
-      return width === 1 ? low : low + width / 2;
-    }
-  }
-  return NaN;
+  return bucketMidAtRank(buckets, Math.max(1, nearestRank(Math.min(100, Math.max(0, p)), count)));
 }
 
 /** Relative error bound of a histogram percentile (half a sub-bucket). */
