@@ -71,7 +71,9 @@ export interface HeartbeatTick {
  * alive even if our PONG is queued behind it), and a PONG restores 'active'
  * at once. While the session does not read (read backpressure, a paused
  * frame loop) nothing can be received, so the kernel taking our queued bytes
- * counts instead: a peer that reads nothing and sends nothing still dies. Pure state: the session feeds it the clock and its byte counter.
+ * counts instead: a peer that reads nothing and sends nothing still dies.
+ * Pure state: the session feeds it the clock, its byte counters and whether
+ * it reads.
  */
 export class HeartbeatMonitor {
   readonly options: ResolvedHeartbeat;
@@ -96,7 +98,9 @@ export class HeartbeatMonitor {
    * Call when `now >= nextAt`. `bytesSent` is what the kernel has taken of
    * our sends so far; it counts only while `readPaused`: then the peer's
    * PONG (and everything else it sends) waits unread in the socket, and the
-   * one sign of life left is the peer reading what we send.
+   * one sign of life left is the peer reading what we send. The session
+   * passes 0 while it reads, so the first probe after reading stopped
+   * always finds progress: a pause costs at most one more interval.
    */
   tick(now: number, bytesIn: number, bytesSent = 0, readPaused = false): HeartbeatTick {
     const o = this.options;
